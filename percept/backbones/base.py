@@ -1,0 +1,315 @@
+"""The backbone contract: a network with named taps that declare themselves.
+
+A :class:`Backbone` wraps a network as an ordered list of *stages* (leaf modules, with nested
+``nn.Sequential`` containers expanded, each known by its module path such as ``features.15``).
+A *tap* is the output of one stage. Each backbone declares its taps in ``feature_info``: canonical
+names (``conv1``..``conv5`` for VGG/AlexNet, the taps LPIPS uses), finer names (``relu3_1``,
+``pool2``), and module paths work as a fallback. A forward pass runs only up to the deepest tap
+asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from percept.errors import InputError, SpecError, unknown_name
+from percept.validation import check_images
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TapInfo:
+    """One tap: its name, the stage whose output it is, its channels and its reduction (stride)."""
+
+    name: str
+    module: str
+    index: int
+    channels: int
+    reduction: int
+    canonical: bool = False
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Where a backbone's weights come from and the input they expect."""
+
+    tag: str
+    source: str
+    url: str | None = None
+    filename: str | None = None
+    license: str = ""
+    task: str = "classification"
+    data: str = "ImageNet-1k"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_range: tuple[float, float] = (0.0, 1.0)
+    extra: dict = field(default_factory=dict)
+
+
+def flatten_stages(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """Expand nested ``nn.Sequential`` containers into an ordered list of ``(path, leaf)``."""
+    if isinstance(module, nn.Sequential):
+        out: list[tuple[str, nn.Module]] = []
+        for name, child in module.named_children():
+            out.extend(flatten_stages(child, f"{prefix}.{name}" if prefix else name))
+        return out
+    return [(prefix, module)]
+
+
+class Backbone(nn.Module):
+    """A network run stage by stage, returning the outputs of the taps asked for.
+
+    Args:
+        name: registered name (``"vgg16"``).
+        model: the network; its ``state_dict`` keys are those of the source library.
+        stages: ordered ``(path, module)`` pairs making up the forward pass up to the last tap.
+        taps: named taps, as ``(name, module path, canonical)``; channels and reduction are traced.
+        mean, std: per-channel normalisation applied after mapping the input to ``[0, 1]``.
+        input_range: the range of the images users pass (``(0, 1)`` or ``(-1, 1)``).
+        arch: a function building the same architecture without weights (for shape tracing on the
+            meta device); defaults to none, in which case shapes are traced on a CPU copy.
+        pretrained_cfg: where the weights came from.
+
+    Inputs to :meth:`forward` are ``(N, C, H, W)`` with ``C`` 1 (grey, repeated) or 3, values in
+    ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        stages: Sequence[tuple[str, nn.Module]],
+        taps: Sequence[tuple[str, str, bool]],
+        *,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        input_range: tuple[float, float] = (0.0, 1.0),
+        arch: Callable[[], nn.Module] | None = None,
+        stage_fn: Callable[[nn.Module], Sequence[tuple[str, nn.Module]]] | None = None,
+        pretrained_cfg: PretrainedCfg | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model
+        self._stages = list(stages)
+        self._paths = [p for p, _ in self._stages]
+        self.input_range = _check_range(input_range)
+        self.norm_domain = (0.0, 1.0)
+        self.pretrained_cfg = pretrained_cfg
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self._arch = arch
+        self._stage_fn = stage_fn
+        self._shape_cache: dict[int, tuple[int, ...]] = {}
+        self._min_size_cache: dict[int, int] = {}
+        shapes = self._trace_shapes()
+        self.feature_info: list[TapInfo] = []
+        for tap_name, path, canonical in taps:
+            index = self._path_index(path)
+            if index is None:
+                raise ValueError(f"backbone {name!r}: tap {tap_name!r} names unknown module {path!r}")
+            self.feature_info.append(TapInfo(tap_name, path, index, *shapes[index], canonical))
+        self._by_name = {t.name: t for t in self.feature_info}
+
+    # -- taps --------------------------------------------------------------------------------------
+
+    @property
+    def canonical_taps(self) -> list[str]:
+        """Names of the canonical taps, shallow to deep (what ``all`` means)."""
+        return [t.name for t in self.feature_info if t.canonical]
+
+    @property
+    def tap_names(self) -> list[str]:
+        """Every named tap, canonical and finer, shallow to deep."""
+        return [t.name for t in self.feature_info]
+
+    @property
+    def module_paths(self) -> list[str]:
+        """Every stage path, usable as a tap name when no finer name exists."""
+        return list(self._paths)
+
+    def tap_info(self, name: str) -> TapInfo:
+        """Describe the tap ``name`` (a tap name or a module path); ``SpecError`` if unknown.
+
+        Example:
+            >>> from percept import create_backbone
+            >>> create_backbone("vgg16", weights=None).tap_info("conv3").module  # doctest: +SKIP
+            'features.15'
+        """
+        if name in self._by_name:
+            return self._by_name[name]
+        index = self._path_index(name)
+        if index is None:
+            raise SpecError(unknown_name(f"tap of backbone {self.name!r}", name, self.tap_names) + _paths_hint(self))
+        shape = self._trace_shapes()[index]
+        return TapInfo(name, self._paths[index], index, *shape, False)
+
+    def resolve_taps(self, names: Sequence[str] | None) -> list[TapInfo]:
+        """Tap infos for ``names`` (``None`` or ``["all"]``: the canonical taps)."""
+        if names is None or list(names) == ["all"]:
+            names = self.canonical_taps
+        return [self.tap_info(n) for n in names]
+
+    def _path_index(self, path: str) -> int | None:
+        if path in self._paths:
+            return self._paths.index(path)
+        inside = [i for i, p in enumerate(self._paths) if p.startswith(path + ".")]
+        return inside[-1] if inside else None
+
+    # -- shapes ------------------------------------------------------------------------------------
+
+    def _shape_model(self) -> tuple[list[nn.Module], torch.device]:
+        if self._arch is not None and self._stage_fn is not None:
+            with torch.device("meta"):
+                model = self._arch()
+            return [m for _, m in self._stage_fn(model)], torch.device("meta")
+        return [m for _, m in self._stages], torch.device("cpu")
+
+    def _trace_shapes(self, size: int = 224) -> list[tuple[int, int]]:
+        """(channels, reduction) of every stage output, traced on a ``size`` x ``size`` input."""
+        stages, device = self._shape_model()
+        out: list[tuple[int, int]] = []
+        was_training = [m.training for m in stages]
+        for m in stages:
+            m.eval()
+        with torch.no_grad():
+            x = torch.zeros(1, 3, size, size, device=device)
+            for m in stages:
+                x = m(x)
+                reduction = 2 ** round(math.log2(size / max(x.shape[-1], 1)))
+                out.append((int(x.shape[1]), int(reduction)))
+        for m, t in zip(stages, was_training, strict=True):
+            m.train(t)
+        return out
+
+    def min_size(self, taps: Sequence[str] | None = None) -> int:
+        """Smallest height/width of input for which every tap in ``taps`` has at least one pixel."""
+        last = max(t.index for t in self.resolve_taps(taps))
+        if last not in self._min_size_cache:
+            self._min_size_cache[last] = self._search_min_size(last)
+        return self._min_size_cache[last]
+
+    def _search_min_size(self, last: int) -> int:
+        stages, device = self._shape_model()
+        stages = stages[: last + 1]
+
+        def fits(size: int) -> bool:
+            try:
+                with torch.no_grad():
+                    x = torch.zeros(1, 3, size, size, device=device)
+                    for m in stages:
+                        m.eval()
+                        x = m(x)
+                        if x.dim() < 4 or min(x.shape[-2:]) < 1:
+                            return False
+                return True
+            except RuntimeError:
+                return False
+
+        low, high = 1, 16
+        while not fits(high):
+            low, high = high, high * 2
+            if high > 8192:
+                raise RuntimeError(f"backbone {self.name!r}: found no input size up to 8192 that reaches stage {last}")
+        while low < high:
+            mid = (low + high) // 2
+            if fits(mid):
+                high = mid
+            else:
+                low = mid + 1
+        return high
+
+    # -- forward -----------------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> Backbone:
+        # A frozen feature extractor stays in eval mode (BatchNorm statistics, dropout) whatever
+        # the module holding it does.
+        return super().train(False)
+
+    def set_normalization(
+        self, mean: Sequence[float], std: Sequence[float], domain: tuple[float, float] = (0.0, 1.0)
+    ) -> Backbone:
+        """Use ``(x - mean) / std`` on images mapped to ``domain`` (LPIPS: shift/scale on [-1, 1]).
+
+        Computing in the convention of the reference implementation keeps float32 results identical
+        to it, not just equal up to rounding.
+        """
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.mean.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.std.device).view(1, -1, 1, 1)
+        self.norm_domain = _check_range(domain)
+        return self
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images in ``input_range`` to the network's input: grey to colour, range, mean/std."""
+        (low, high), (d_low, d_high) = self.input_range, self.norm_domain
+        if (low, high) != (d_low, d_high):
+            if (low, high) == (0.0, 1.0):
+                x = x * (d_high - d_low) + d_low
+            else:
+                x = (x - low) * ((d_high - d_low) / (high - low)) + d_low
+        if x.shape[1] == 1 and self.mean.shape[1] == 3:
+            x = x.expand(-1, 3, -1, -1)
+        mean = self.mean.to(dtype=x.dtype)
+        std = self.std.to(dtype=x.dtype)
+        return (x - mean) / std
+
+    def check_input(self, x: torch.Tensor, taps: Sequence[str] | None = None, name: str = "x") -> torch.Tensor:
+        """Validate an image batch for this backbone and the given taps (see :func:`check_images`)."""
+        return check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
+
+    def forward(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Run ``x`` up to the deepest of ``taps`` and return each tap's output.
+
+        Args:
+            x: ``(N, 1 or 3, H, W)`` images in ``input_range``; not validated here (see
+                :meth:`check_input`), so the hot path does no extra reduction.
+            taps: tap names or module paths; ``None`` for the canonical taps.
+
+        Returns:
+            ``{tap name: (N, C_tap, H_tap, W_tap)}`` in the order asked for.
+
+        Example:
+            >>> bb = create_backbone("alexnet", weights=None)  # doctest: +SKIP
+            >>> {k: v.shape for k, v in bb(torch.rand(1, 3, 64, 64), ["conv1"]).items()}  # doctest: +SKIP
+            {'conv1': torch.Size([1, 64, 15, 15])}
+        """
+        infos = self.resolve_taps(taps)
+        wanted: dict[int, list[str]] = {}
+        for info in infos:
+            wanted.setdefault(info.index, []).append(info.name)
+        last = max(wanted)
+        h = self.preprocess(x)
+        found: dict[str, torch.Tensor] = {}
+        for i in range(last + 1):
+            h = self._stages[i][1](h)
+            if i in wanted:
+                # An in-place activation next would overwrite this tap's output.
+                keep = h.clone() if i < last and getattr(self._stages[i + 1][1], "inplace", False) else h
+                for tap_name in wanted[i]:
+                    found[tap_name] = keep
+        return {info.name: found[info.name] for info in infos}
+
+
+def _check_range(input_range: Sequence[float]) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"input_range must be a pair (low, high) such as (0, 1) or (-1, 1), got {input_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InputError(f"input_range must be finite with low < high, got {input_range!r}")
+    return (low, high)
+
+
+def _paths_hint(backbone: Backbone) -> str:
+    paths = backbone.module_paths
+    shown = ", ".join(paths[:12]) + (", ..." if len(paths) > 12 else "")
+    return f" Module paths also work: {shown} (see `percept taps {backbone.name}`)."

@@ -1,0 +1,39 @@
+"""``create_backbone``: the timm-style factory over every registered backbone."""
+
+from __future__ import annotations
+
+from percept.backbones.base import Backbone
+from percept.errors import RegistrationError
+
+
+def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
+    """Build the registered backbone ``name``.
+
+    Args:
+        name: a registered backbone (``percept list backbones``), e.g. ``"vgg16"``.
+        weights: ``"imagenet"`` (default), another tag the backbone knows, a path to a local
+            state_dict file, or ``None`` for random weights (with a warning).
+        **kwargs: passed to the backbone's factory (``input_range=(-1, 1)`` ...).
+
+    Returns:
+        A frozen :class:`Backbone` in eval mode.
+
+    Raises:
+        SpecError: unknown name (the message lists the valid ones).
+        WeightsError: weights missing, unreadable or not fitting.
+
+    Example:
+        >>> bb = create_backbone("alexnet", weights=None)  # doctest: +SKIP
+        >>> bb.canonical_taps  # doctest: +SKIP
+        ['conv1', 'conv2', 'conv3', 'conv4', 'conv5']
+    """
+    from percept.registry import get_registry
+
+    entry = get_registry().get("backbone", name)
+    backbone = entry.factory(weights=weights, **kwargs)
+    if not isinstance(backbone, Backbone):
+        raise RegistrationError(
+            f"backbone factory {name!r} of plugin {entry.plugin!r} returned {type(backbone).__name__}, "
+            "expected a percept.backbones.Backbone"
+        )
+    return backbone.eval().requires_grad_(False)

@@ -1,0 +1,143 @@
+"""Loading weights: a tag through the source library's API, a local file, or none.
+
+Every file is read with ``torch.load(weights_only=True)`` (or safetensors), so no pickled code
+runs. Before any download, ``$PERCEPT_WEIGHTS_DIR`` and torch's hub cache are searched for the
+file by name; offline with no file, the error says which file to fetch and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from percept.errors import RandomWeightsWarning, WeightsError
+
+WeightsArg = str | os.PathLike | Mapping | None
+
+
+def is_path(weights: object) -> bool:
+    """Whether a ``weights`` argument names a file rather than a tag like ``"imagenet"``."""
+    if isinstance(weights, os.PathLike):
+        return True
+    if not isinstance(weights, str):
+        return False
+    return (
+        os.sep in weights
+        or "/" in weights
+        or weights.endswith((".pth", ".pt", ".bin", ".ckpt", ".safetensors"))
+        or os.path.exists(weights)
+    )
+
+
+def search_dirs() -> list[Path]:
+    """Folders searched for a weight file by name, in order."""
+    dirs = []
+    if os.environ.get("PERCEPT_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["PERCEPT_WEIGHTS_DIR"]).expanduser())
+    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
+    return dirs
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state_dict from ``path`` without executing pickled code.
+
+    Accepts ``.safetensors`` and torch files holding a state_dict, or a dict wrapping one under
+    ``"state_dict"``, ``"model"`` or ``"net"``.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, corrupt, or holds no state_dict.
+
+    Example:
+        >>> load_state_dict_file("/nonexistent.pth")
+        Traceback (most recent call last):
+        ...
+        percept.errors.WeightsError: weight file '/nonexistent.pth' does not exist
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weight file '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"could not read weight file '{path}' ({type(exc).__name__}: {_first_line(exc)}); it may be truncated, "
+            "corrupt, or hold pickled objects other than tensors (only weights_only loading is allowed)"
+        ) from exc
+    if isinstance(state, Mapping):
+        for key in ("state_dict", "model", "net"):
+            if key in state and isinstance(state[key], Mapping) and len(state) <= 3:
+                state = state[key]
+                break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weight file '{path}' holds a {type(state).__name__}, expected a state_dict of tensors")
+    return dict(state)
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, *, assign: bool = False) -> None:
+    """``model.load_state_dict(state)`` strictly, with an error naming the source and the mismatch.
+
+    With ``assign=True`` (a model built on the meta device) the file's tensors are used as they are."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:3])})")
+        raise WeightsError(
+            f"weights from {source} do not fit {type(model).__name__}: " + ", ".join(parts) + "; is it the right "
+            "architecture?"
+        )
+    model.load_state_dict(state, strict=True, assign=assign)
+
+
+def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> dict[str, torch.Tensor]:
+    """The state_dict at ``url``: from a search folder if a file of that name is there, else downloaded
+    into torch's hub cache. Offline, the error names the file and where to put it."""
+    filename = os.path.basename(url.split("?")[0])
+    for folder in search_dirs():
+        candidate = folder / filename
+        if candidate.is_file():
+            return load_state_dict_file(candidate)
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=True, check_hash=check_hash, weights_only=True
+        )
+    except Exception as exc:
+        dirs = " or ".join(f"'{d}'" for d in search_dirs())
+        raise WeightsError(
+            f"could not get {what} file '{filename}' ({type(exc).__name__}: {_first_line(exc)}). Download {url} and "
+            f"put it in {dirs} (set PERCEPT_WEIGHTS_DIR to choose a folder), or pass weights='/path/to/{filename}'"
+        ) from exc
+
+
+def warn_random(name: str) -> None:
+    warnings.warn(
+        f"backbone {name!r} runs with random weights (weights=None): its distances say nothing about perception",
+        RandomWeightsWarning,
+        stacklevel=4,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""

@@ -1,0 +1,70 @@
+"""Functional interface: ``perceptual_distance(x, y, spec)`` with pipelines cached per spec."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import torch
+
+from percept.pipeline import Pipeline, build_pipeline
+from percept.spec import Spec, parse_spec
+
+_CACHE_SIZE = 4
+_cache: OrderedDict[tuple, Pipeline] = OrderedDict()
+_lock = threading.Lock()
+
+
+def get_pipeline(spec: str | Spec, device: torch.device | None = None, **kwargs) -> Pipeline:
+    """The pipeline for ``spec`` and options, built once and kept (the 4 most recent are cached)."""
+    key = (str(parse_spec(spec)), str(device), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    pipeline = build_pipeline(spec, **kwargs)
+    if device is not None:
+        pipeline = pipeline.to(device)
+    with _lock:
+        _cache[key] = pipeline
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return pipeline
+
+
+def clear_cache() -> None:
+    """Drop every cached pipeline (frees their networks)."""
+    with _lock:
+        _cache.clear()
+
+
+def perceptual_distance(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: str | Spec | Pipeline = "lpips-alex",
+    *,
+    spatial: bool = False,
+    **kwargs,
+) -> torch.Tensor:
+    """Perceptual distance between two image batches, one value per sample.
+
+    Args:
+        x, y: ``(N, C, H, W)`` images, C = 1 or 3, float, values in [0, 1] (or ``input_range``).
+        spec: a spec string (``"lpips-alex"``, ``"vgg16:conv3"``, ...) or a built :class:`Pipeline`.
+        spatial: return a ``(N, 1, H, W)`` distance map instead.
+        **kwargs: options for :func:`percept.pipeline.build_pipeline` (``weights=``, ``input_range=``...).
+
+    Returns:
+        ``(N,)`` float32 distances, differentiable in ``x`` and ``y``.
+
+    Example:
+        >>> d = perceptual_distance(torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64), "lpips-alex")  # doctest: +SKIP
+        >>> d.shape  # doctest: +SKIP
+        torch.Size([4])
+    """
+    pipeline = (
+        spec
+        if isinstance(spec, Pipeline)
+        else get_pipeline(spec, x.device if isinstance(x, torch.Tensor) else None, **kwargs)
+    )
+    return pipeline(x, y, spatial=spatial)

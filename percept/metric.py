@@ -1,0 +1,96 @@
+"""``PerceptualMetric``: a perceptual distance as a ``torchmetrics.Metric``, correct under DDP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from percept.loss import check_reduction
+from percept.pipeline import Pipeline, build_pipeline
+from percept.spec import Spec
+
+
+class PerceptualMetric(Metric):
+    """Mean (or sum, or per-sample) perceptual distance over everything seen, for evaluation loops.
+
+    Args:
+        spec: what to compare, e.g. ``"lpips-alex"`` (default), ``"lpips-vgg"``, ``"vgg16:conv3"``.
+        reduction: ``"mean"`` (default) and ``"sum"`` keep a running sum and count (reduced with
+            ``sum`` across processes); ``"none"`` keeps every per-sample value (a list state, gathered
+            across processes) and returns them all.
+        weights, input_range, check_inputs, layer_weights: as for :class:`percept.PerceptualLoss`.
+        metric_kwargs: options of ``torchmetrics.Metric`` (``sync_on_compute``, ...).
+
+    Shapes:
+        ``update(preds, target)``: ``(N, C, H, W)``, C = 1 or 3, values in ``input_range``.
+        ``compute()``: a scalar, or ``(total,)`` with ``reduction="none"``.
+
+    An ``update`` that raises (bad input) leaves the state as it was.
+
+    Example:
+        >>> metric = PerceptualMetric("lpips-alex")  # doctest: +SKIP
+        >>> metric.update(preds, target)  # doctest: +SKIP
+        >>> metric.compute()  # doctest: +SKIP
+        tensor(0.2154)
+    """
+
+    is_differentiable = True
+    higher_is_better = False
+    full_state_update = False
+    plot_lower_bound = 0.0
+
+    def __init__(
+        self,
+        spec: str | Spec = "lpips-alex",
+        *,
+        reduction: str = "mean",
+        weights="imagenet",
+        input_range: tuple[float, float] = (0.0, 1.0),
+        check_inputs: bool = True,
+        layer_weights: Sequence[float] | Mapping[str, float] | None = None,
+        pipeline_kwargs: Mapping[str, Any] | None = None,
+        **metric_kwargs: Any,
+    ) -> None:
+        super().__init__(**metric_kwargs)
+        self.reduction = check_reduction(reduction)
+        self.pipeline: Pipeline = build_pipeline(
+            spec,
+            weights=weights,
+            input_range=input_range,
+            check_inputs=check_inputs,
+            layer_weights=layer_weights,
+            **dict(pipeline_kwargs or {}),
+        )
+        if reduction == "none":
+            self.add_state("scores", default=[], dist_reduce_fx="cat")
+        else:
+            self.add_state("sum_scores", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @property
+    def spec(self) -> str:
+        return self.pipeline.spec
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Score a batch and add it to the state (the state changes only if scoring succeeded)."""
+        scores = self.pipeline(preds, target)
+        if self.reduction == "none":
+            self.scores.append(scores.detach() if not scores.requires_grad else scores)
+        else:
+            self.sum_scores += scores.sum().to(self.sum_scores.dtype)
+            self.total += scores.numel()
+
+    def compute(self) -> torch.Tensor:
+        """The mean or sum of every score seen (float32), or all of them with ``reduction="none"``."""
+        if self.reduction == "none":
+            return dim_zero_cat(self.scores) if self.scores else torch.zeros(0, device=self.device)
+        if self.reduction == "sum":
+            return self.sum_scores.float()
+        return (self.sum_scores / self.total.clamp(min=1)).float() if self.total > 0 else self._empty()
+
+    def _empty(self) -> torch.Tensor:
+        return torch.tensor(float("nan"), device=self.sum_scores.device)

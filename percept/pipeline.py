@@ -1,0 +1,290 @@
+"""The composed metric: backbone -> taps -> readout -> distance -> weighted sum over taps.
+
+:class:`Pipeline` is what :class:`~percept.PerceptualLoss`, :class:`~percept.PerceptualMetric` and
+:func:`~percept.perceptual_distance` run. :func:`build_pipeline` makes one from a spec string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from percept.backbones.base import Backbone
+from percept.distances.base import Distance, FusedDistance
+from percept.errors import RegistrationError, SpecError
+from percept.readouts.base import Readout
+from percept.spec import Spec, parse_spec
+from percept.validation import check_pair
+
+
+class Pipeline(nn.Module):
+    """Two image batches in, one distance per sample out.
+
+    Args:
+        backbone: the network with named taps (frozen).
+        taps: tap names (or module paths) of ``backbone``.
+        readouts: one :class:`Readout` per tap.
+        distance: the :class:`Distance` applied to each tap's readouts.
+        layer_weights: one weight per tap; the score is ``sum_l w_l d_l``.
+        spec: the spec string this pipeline stands for (for ``repr`` and the CLI).
+        check_inputs: validate images on every call (shape, dtype, range, NaN/Inf, size).
+
+    The backbone and frozen readouts are kept out of ``state_dict`` (a checkpoint of a model holding
+    a perceptual loss carries only what trains), and stay frozen in eval mode under ``.train()``.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        taps: Sequence[str],
+        readouts: Sequence[Readout],
+        distance: Distance,
+        layer_weights: Sequence[float] | None = None,
+        *,
+        spec: str = "",
+        check_inputs: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.taps = [backbone.tap_info(t).name for t in taps]
+        if not self.taps:
+            raise SpecError("a pipeline needs at least one tap")
+        if len(readouts) != len(self.taps):
+            raise ValueError(f"expected one readout per tap ({len(self.taps)}), got {len(readouts)}")
+        self.readouts = nn.ModuleList(readouts)
+        self.distance = distance
+        weights = [1.0] * len(self.taps) if layer_weights is None else [float(w) for w in layer_weights]
+        if len(weights) != len(self.taps):
+            raise ValueError(f"expected one layer weight per tap ({len(self.taps)}), got {len(weights)}")
+        self.layer_weights = weights
+        self.spec = spec
+        self.check_inputs = check_inputs
+        self._fused = isinstance(distance, FusedDistance)
+        for tap, readout in zip(self.taps, self.readouts, strict=True):
+            if not isinstance(readout, Readout):
+                raise RegistrationError(f"readout for tap {tap!r} is a {type(readout).__name__}, expected a Readout")
+            if readout.channel_weight() is not None and not (self._fused and readout.fusable):
+                raise SpecError(
+                    f"readout {type(readout).__name__} weights channels, which only the fused distances "
+                    f"(mse, l1, l2, cosine) apply; got distance {type(distance).__name__}"
+                )
+        for module in (self.backbone, *[r for r in self.readouts if not r.trainable]):
+            module.requires_grad_(False)
+        self._min_size = backbone.min_size(self.taps)
+        self._frozen_prefixes = ["backbone."] + [f"readouts.{i}." for i, r in enumerate(readouts) if not r.trainable]
+        _exclude_from_checkpoints(self)
+
+    @property
+    def input_range(self) -> tuple[float, float]:
+        return self.backbone.input_range
+
+    @property
+    def min_size(self) -> int:
+        """Smallest image height and width the taps need."""
+        return self._min_size
+
+    def train(self, mode: bool = True) -> Pipeline:
+        super().train(mode)
+        self.backbone.eval()
+        for readout in self.readouts:
+            if not readout.trainable:
+                readout.eval()
+        return self
+
+    def check(self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
+        """Validate an image pair: shapes, dtype, device, range, NaN/Inf, size (raises InputError)."""
+        from percept.validation import check_images
+
+        for t, name in zip((x, y), names, strict=True):
+            check_images(t, name, input_range=self.input_range, min_size=self._min_size)
+        check_pair(x, y, names)
+
+    def features(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Tap features of both batches: one batched pass when both need the same graph, else the one
+        that needs no gradient runs without a graph."""
+        grad = torch.is_grad_enabled()
+        x_grad, y_grad = grad and x.requires_grad, grad and y.requires_grad
+        if x_grad == y_grad:
+            both = self.backbone(torch.cat([x, y]), self.taps)
+            n = x.shape[0]
+            return {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
+        if x_grad:
+            fx = self.backbone(x, self.taps)
+            with torch.no_grad():
+                fy = self.backbone(y, self.taps)
+        else:
+            with torch.no_grad():
+                fx = self.backbone(x, self.taps)
+            fy = self.backbone(y, self.taps)
+        return fx, fy
+
+    def tap_distances(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> dict[str, torch.Tensor]:
+        """Unweighted distance of each tap: ``{tap: (N,)}`` (``(N, 1, h, w)`` maps with ``spatial``)."""
+        if self.check_inputs:
+            self.check(x, y)
+        fx, fy = self.features(x, y)
+        out = {}
+        for tap, readout in zip(self.taps, self.readouts, strict=True):
+            a, b = fx[tap], fy[tap]
+            if self._fused and readout.fusable:
+                out[tap] = self.distance(
+                    a, b, spatial=spatial, weight=readout.channel_weight(), normalize=readout.normalize
+                )
+            else:
+                if spatial and not self.distance.supports_spatial:
+                    raise SpecError(f"distance {type(self.distance).__name__} has no spatial map (spatial=True)")
+                out[tap] = (
+                    self.distance(readout(a), readout(b), spatial=spatial)
+                    if spatial
+                    else self.distance(readout(a), readout(b))
+                )
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
+        """Distance per sample between image batches ``x`` and ``y``.
+
+        Args:
+            x, y: ``(N, C, H, W)`` with C 1 or 3, values in ``input_range`` (default [0, 1]).
+            spatial: return a ``(N, 1, H, W)`` distance map (each tap's map upsampled bilinearly to
+                the input size, as LPIPS does) instead of ``(N,)``.
+
+        Returns:
+            ``(N,)`` float32 distances (``>= 0``), or the ``(N, 1, H, W)`` map.
+        """
+        per_tap = self.tap_distances(x, y, spatial=spatial)
+        total = None
+        for (tap, d), w in zip(per_tap.items(), self.layer_weights, strict=True):
+            if spatial:
+                d = F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            term = d if w == 1.0 else d * w
+            total = term if total is None else total + term
+        return total
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec!r}, taps={self.taps}"
+
+
+def _exclude_from_checkpoints(pipeline: Pipeline) -> None:
+    """Keep frozen parts out of ``state_dict`` and accept checkpoints without them."""
+
+    def drop(module, state_dict, prefix, local_metadata):
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if any(key[len(prefix) :].startswith(p) for p in module._frozen_prefixes):
+                del state_dict[key]
+
+    def fill(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        for key, value in _persistent_tensors(module):
+            if any(key.startswith(p) for p in module._frozen_prefixes) and prefix + key not in state_dict:
+                state_dict[prefix + key] = value.detach()
+
+    if hasattr(pipeline, "register_state_dict_post_hook"):  # torch >= 2.5
+        pipeline.register_state_dict_post_hook(drop)
+        pipeline.register_load_state_dict_pre_hook(fill)
+    else:  # pragma: no cover - older torch
+        pipeline._register_state_dict_hook(drop)
+        pipeline._register_load_state_dict_pre_hook(fill, with_module=True)
+
+
+def _persistent_tensors(root: nn.Module):
+    """``(key, tensor)`` pairs that ``state_dict`` would hold, without running its hooks."""
+    for name, module in root.named_modules():
+        prefix = f"{name}." if name else ""
+        for key, param in module._parameters.items():
+            if param is not None:
+                yield prefix + key, param
+        for key, buf in module._buffers.items():
+            if buf is not None and key not in module._non_persistent_buffers_set:
+                yield prefix + key, buf
+
+
+def _layer_weights(spec: Spec, taps: list[str], override) -> list[float]:
+    weights = [1.0 if spec.taps is None or t.weight is None else t.weight for t in (spec.taps or [None] * len(taps))]
+    if override is None:
+        return weights
+    if isinstance(override, Mapping):
+        unknown = set(override) - set(taps)
+        if unknown:
+            raise SpecError(f"layer_weights names taps {sorted(unknown)} that are not in the spec's taps {taps}")
+        return [float(override.get(t, w)) for t, w in zip(taps, weights, strict=True)]
+    override = [float(w) for w in override]
+    if len(override) != len(taps):
+        raise SpecError(f"expected {len(taps)} layer_weights (one per tap {taps}), got {len(override)}")
+    return override
+
+
+def build_pipeline(
+    spec: str | Spec = "vgg16:conv3",
+    *,
+    weights="imagenet",
+    readout: str | Readout | None = None,
+    distance: str | Distance | None = None,
+    layer_weights: Sequence[float] | Mapping[str, float] | None = None,
+    input_range: tuple[float, float] = (0.0, 1.0),
+    check_inputs: bool = True,
+    **preset_kwargs,
+) -> Pipeline:
+    """Build the :class:`Pipeline` a spec string names.
+
+    Args:
+        spec: ``"<backbone>[:<taps>][/<readout>[/<distance>]]"`` or a preset (``"lpips-vgg"``).
+        weights: backbone weights: ``"imagenet"``, another tag, a local file, or ``None`` (random).
+        readout, distance: names or objects overriding the spec's.
+        layer_weights: per-tap weights (a list in tap order or a ``{tap: weight}`` dict) overriding
+            the spec's ``tap=weight`` entries.
+        input_range: the range of the images you pass: ``(0, 1)`` (default) or ``(-1, 1)``.
+        check_inputs: validate images on every call.
+        **preset_kwargs: options of a preset (``lin_weights=`` for LPIPS).
+
+    Example:
+        >>> p = build_pipeline("alexnet:conv1,conv2=0.5/unit/l2", weights=None)  # doctest: +SKIP
+        >>> p(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)).shape  # doctest: +SKIP
+        torch.Size([2])
+    """
+    from percept.backbones.factory import create_backbone
+    from percept.registry import get_registry
+
+    parsed = parse_spec(spec)
+    registry = get_registry()
+    if parsed.preset:
+        if readout is not None or distance is not None or layer_weights is not None:
+            raise SpecError(f"preset {parsed.backbone!r} fixes its readout, distance and layer weights")
+        entry = registry.get("preset", parsed.backbone)
+        pipeline = entry.factory(weights=weights, input_range=input_range, **preset_kwargs)
+        if not isinstance(pipeline, Pipeline):
+            raise RegistrationError(
+                f"preset {parsed.backbone!r} of plugin {entry.plugin!r} returned {type(pipeline).__name__}, "
+                "expected a percept.pipeline.Pipeline"
+            )
+        pipeline.check_inputs = check_inputs
+        return pipeline
+    if preset_kwargs:
+        raise TypeError(f"unexpected keyword arguments {sorted(preset_kwargs)} for spec {str(parsed)!r}")
+    backbone = create_backbone(parsed.backbone, weights=weights, input_range=input_range)
+    tap_names = None if parsed.taps is None else [t.name for t in parsed.taps]
+    infos = backbone.resolve_taps(tap_names)
+    taps = [info.name for info in infos]
+
+    readout_name = parsed.readout_name
+    if isinstance(readout, Readout):
+        if len(infos) > 1:
+            raise SpecError("pass a readout name or factory, not one Readout object, when the spec has several taps")
+        readouts = [readout]
+        readout_name = type(readout).__name__
+    else:
+        if isinstance(readout, str):
+            readout_name = readout
+        factory = registry.get("readout", readout_name).factory if not callable(readout) else readout
+        readouts = [factory(channels=info.channels) for info in infos]
+    if isinstance(distance, Distance):
+        dist, distance_name = distance, type(distance).__name__
+    else:
+        distance_name = distance if isinstance(distance, str) else parsed.distance_name
+        dist = registry.get("distance", distance_name).factory()
+    weights_list = _layer_weights(parsed, taps, layer_weights)
+    named_readout = readout_name if readout is not None or parsed.readout else None
+    named_distance = distance_name if distance is not None or parsed.distance else None
+    text = str(Spec(parsed.backbone, parsed.taps, named_readout, named_distance))
+    return Pipeline(backbone, taps, readouts, dist, weights_list, spec=text, check_inputs=check_inputs)

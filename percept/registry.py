@@ -1,0 +1,319 @@
+"""The plugin host: one ``pluggy.PluginManager`` holding built-ins and entry-point plugins alike.
+
+Discovery runs once, lazily, on the first lookup, under a lock. Built-in modules are registered
+first, then every entry point of the group ``percept`` (unless ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD=1``;
+``PERCEPT_PLUGINS=a,b`` keeps only the entry points named ``a`` and ``b``). Each plugin's
+registrations are staged and committed together: a plugin that fails to import, raises while
+registering, registers something invalid, or takes a name that is already taken is skipped with a
+:class:`~percept.errors.PluginWarning` naming it and the error, and the rest still load.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.metadata as importlib_metadata
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from percept import hookspecs
+from percept.errors import PluginWarning, RegistrationError, SpecError, unknown_name
+
+KINDS = ("backbone", "readout", "distance", "preset")
+_HOOKS = {
+    "backbone": "register_backbones",
+    "readout": "register_readouts",
+    "distance": "register_distances",
+    "preset": "register_presets",
+}
+BUILTIN_MODULES = (
+    "percept.backbones.torchvision",
+    "percept.readouts.basic",
+    "percept.distances.basic",
+    "percept.presets",
+)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered backbone, readout, distance or preset."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class PluginInfo:
+    """What discovery found for one plugin: where it came from and what it registered."""
+
+    name: str
+    version: str | None
+    distribution: str | None
+    builtin: bool
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Registry:
+    """Name -> factory tables for each kind, filled from plugins through pluggy."""
+
+    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_MODULES, entry_point_group: str = "percept"):
+        self._builtin_modules = builtin_modules
+        self._group = entry_point_group
+        self._lock = threading.RLock()
+        self._loaded = False
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._aliases: dict[str, dict[str, str]] = {k: {} for k in KINDS}
+        self._plugins: dict[str, PluginInfo] = {}
+
+    # -- discovery -------------------------------------------------------------------------------
+
+    def ensure_loaded(self) -> None:
+        """Discover built-ins and entry-point plugins, once (thread-safe)."""
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            for module_name in self._builtin_modules:
+                module = importlib.import_module(module_name)
+                # Built-ins must load: an error here is a bug in percept, so it propagates.
+                self._add_plugin(module, module_name, PluginInfo(module_name, None, "percept", True), strict=True)
+            if os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in ("1", "true", "yes"):
+                self._load_entry_points()
+            self._loaded = True
+
+    def _load_entry_points(self) -> None:
+        wanted = os.environ.get("PERCEPT_PLUGINS")
+        allowed = {n.strip() for n in wanted.split(",") if n.strip()} if wanted else None
+        for ep in sorted(importlib_metadata.entry_points(group=self._group), key=lambda e: e.name):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                ep.name,
+                getattr(dist, "version", None),
+                dist.metadata["Name"] if dist is not None else None,
+                False,
+            )
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                self._skip(info, f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}")
+                continue
+            self._add_plugin(obj, ep.name, info, strict=False)
+
+    def _skip(self, info: PluginInfo, reason: str) -> None:
+        info.error = reason
+        info.registered = {}
+        self._plugins[info.name] = info
+        warnings.warn(f"percept: skipped plugin {info.name!r}: {reason}", PluginWarning, stacklevel=3)
+
+    def _add_plugin(self, obj: Any, name: str, info: PluginInfo, strict: bool) -> None:
+        if name in self._plugins or self.pm.get_plugin(name) is not None:
+            err = RegistrationError(f"a plugin named {name!r} is already registered")
+            if strict:
+                raise err
+            self._skip(info, str(err))
+            return
+        try:
+            self.pm.register(obj, name=name)
+        except Exception as exc:
+            if strict:
+                raise
+            self._skip(info, f"invalid hook implementation: {type(exc).__name__}: {exc}")
+            return
+        staged: list[Entry] = []
+        try:
+            for kind, hook_name in _HOOKS.items():
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin_name != name:
+                        continue
+                    register = self._make_register(kind, name, staged)
+                    impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as exc:
+            self.pm.unregister(name=name)
+            if strict:
+                raise
+            self._skip(info, f"{type(exc).__name__}: {exc}")
+            return
+        for entry in staged:
+            self._entries[entry.kind][entry.name] = entry
+            for alias in entry.aliases:
+                self._aliases[entry.kind][alias] = entry.name
+            info.registered.setdefault(entry.kind, []).append(entry.name)
+        self._plugins[name] = info
+
+    def _make_register(self, kind: str, plugin: str, staged: list[Entry]) -> Callable[..., None]:
+        def register(
+            name: str, factory: Callable[..., Any], *, description: str = "", aliases: tuple[str, ...] = ()
+        ) -> None:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise RegistrationError(
+                    f"{kind} name must match {_NAME.pattern} (letters, digits, '_', '.', '-'), got {name!r}"
+                )
+            if not callable(factory):
+                raise RegistrationError(f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}")
+            for new in (name, *aliases):
+                owner = self._owner(kind, new, staged)
+                if owner is not None:
+                    raise RegistrationError(
+                        f"{kind} name {new!r} registered twice: by plugin {owner!r} and by plugin {plugin!r}"
+                    )
+            staged.append(Entry(kind, name, factory, plugin, description, tuple(aliases)))
+
+        return register
+
+    def _owner(self, kind: str, name: str, staged: list[Entry]) -> str | None:
+        for entry in staged:
+            if entry.kind == kind and (entry.name == name or name in entry.aliases):
+                return entry.plugin
+        canonical = self._aliases[kind].get(name, name)
+        entry = self._entries[kind].get(canonical)
+        return entry.plugin if entry is not None else None
+
+    # -- public lookups --------------------------------------------------------------------------
+
+    def register_plugin(self, obj: Any, name: str | None = None) -> PluginInfo:
+        """Register a plugin object at run time (a module or an object with hook functions).
+
+        Unlike entry-point discovery, errors propagate (``RegistrationError`` and the like).
+
+        Example:
+            >>> import percept
+            >>> class MyPlugin:
+            ...     @percept.hookimpl
+            ...     def register_distances(self, register):
+            ...         register("my-l1", percept.distances.basic.L1)
+            >>> info = percept.registry.get_registry().register_plugin(MyPlugin(), "my-plugin")  # doctest: +SKIP
+        """
+        self.ensure_loaded()
+        name = name or getattr(obj, "__name__", None) or type(obj).__name__
+        with self._lock:
+            info = PluginInfo(name, None, None, False)
+            self._add_plugin(obj, name, info, strict=True)
+            return info
+
+    def unregister_plugin(self, name: str) -> None:
+        """Remove a plugin registered at run time, and everything it registered."""
+        with self._lock:
+            info = self._plugins.pop(name, None)
+            if info is None:
+                raise RegistrationError(f"no plugin named {name!r}; registered: {sorted(self._plugins)}")
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            for kind in KINDS:
+                for entry_name in [n for n, e in self._entries[kind].items() if e.plugin == name]:
+                    entry = self._entries[kind].pop(entry_name)
+                    for alias in entry.aliases:
+                        self._aliases[kind].pop(alias, None)
+
+    def get(self, kind: str, name: str) -> Entry:
+        """Return the entry registered as ``name`` (or an alias of it); ``SpecError`` if unknown."""
+        self.ensure_loaded()
+        table = self._entries[kind]
+        canonical = self._aliases[kind].get(name, name)
+        if canonical not in table:
+            raise SpecError(unknown_name(kind, name, [*table, *self._aliases[kind]]))
+        return table[canonical]
+
+    def has(self, kind: str, name: str) -> bool:
+        self.ensure_loaded()
+        return self._aliases[kind].get(name, name) in self._entries[kind]
+
+    def names(self, kind: str, pattern: str | None = None) -> list[str]:
+        """Sorted registered names of ``kind``, filtered by a shell ``pattern`` (``"vgg*"``)."""
+        self.ensure_loaded()
+        names = sorted(self._entries[kind])
+        return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
+
+    def entries(self, kind: str) -> list[Entry]:
+        self.ensure_loaded()
+        return [self._entries[kind][n] for n in sorted(self._entries[kind])]
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin seen: built-ins, entry points (loaded or skipped, with the reason)."""
+        self.ensure_loaded()
+        return list(self._plugins.values())
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry (created on first use; discovery happens on first lookup)."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                _registry = Registry()
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget discovery, so the next lookup discovers again (for tests and after installing plugins)."""
+    global _registry
+    with _registry_lock:
+        _registry = None
+
+
+def list_backbones(pattern: str | None = None) -> list[str]:
+    """Names of registered backbones, optionally filtered by a shell pattern.
+
+    Example:
+        >>> "vgg16" in list_backbones("vgg*")
+        True
+    """
+    return get_registry().names("backbone", pattern)
+
+
+def list_readouts(pattern: str | None = None) -> list[str]:
+    """Names of registered readouts (``raw``, ``unit``, ...).
+
+    Example:
+        >>> "unit" in list_readouts()
+        True
+    """
+    return get_registry().names("readout", pattern)
+
+
+def list_distances(pattern: str | None = None) -> list[str]:
+    """Names of registered distances (``mse``, ``l1``, ``l2``, ``cosine``, ...).
+
+    Example:
+        >>> "l2" in list_distances()
+        True
+    """
+    return get_registry().names("distance", pattern)
+
+
+def list_presets(pattern: str | None = None) -> list[str]:
+    """Names of registered presets (``lpips-alex``, ``lpips-vgg``, ``lpips-squeeze``, ...).
+
+    Example:
+        >>> "lpips-vgg" in list_presets()
+        True
+    """
+    return get_registry().names("preset", pattern)
+
+
+def plugin_version(dist_name: str) -> str | None:
+    try:
+        return importlib_metadata.version(dist_name)
+    except importlib_metadata.PackageNotFoundError:
+        return None

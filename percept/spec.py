@@ -1,0 +1,198 @@
+"""Spec strings: one string names a whole metric.
+
+Grammar::
+
+    spec    := preset | backbone [":" taps] ["/" readout ["/" distance]]
+    taps    := "all" | tap ("," tap)*
+    tap     := name ["=" weight]          weight: a finite float >= 0
+
+Examples: ``vgg16:conv3``, ``vgg16:conv1,conv2,conv3=0.5``, ``alexnet:all/unit/l2``, ``lpips-vgg``.
+Defaults: the backbone's canonical taps, readout ``raw``, distance ``mse``.
+``str(parse_spec(s))`` gives the canonical form, and ``parse_spec(str(parse_spec(s))) == parse_spec(s)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from percept.errors import SpecError
+
+DEFAULT_READOUT = "raw"
+DEFAULT_DISTANCE = "mse"
+MAX_SPEC_LENGTH = 4096
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_NAME_RE = re.compile(rf"^{_NAME}$")
+_TAP_RE = re.compile(rf"^(?P<name>{_NAME})(?:=(?P<weight>[^=]*))?$")
+
+
+@dataclass(frozen=True)
+class TapSpec:
+    """One tap of a spec, with its layer weight (``None``: the default, 1)."""
+
+    name: str
+    weight: float | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.weight is None else f"{self.name}={_format_float(self.weight)}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec string.
+
+    Attributes:
+        backbone: backbone name, or the preset name when ``preset`` is true.
+        taps: the taps asked for, or ``None`` for the backbone's canonical taps (``all``).
+        readout: readout name, ``None`` for the default (``raw``).
+        distance: distance name, ``None`` for the default (``mse``).
+        preset: whether ``backbone`` names a preset (``lpips-vgg``) rather than a backbone.
+    """
+
+    backbone: str
+    taps: tuple[TapSpec, ...] | None = None
+    readout: str | None = None
+    distance: str | None = None
+    preset: bool = False
+
+    def __str__(self) -> str:
+        if self.preset:
+            return self.backbone
+        out = self.backbone
+        if self.taps is not None:
+            out += ":" + ",".join(str(t) for t in self.taps)
+        if self.readout is not None or self.distance is not None:
+            out += "/" + (self.readout or DEFAULT_READOUT)
+        if self.distance is not None:
+            out += "/" + self.distance
+        return out
+
+    @property
+    def readout_name(self) -> str:
+        return self.readout or DEFAULT_READOUT
+
+    @property
+    def distance_name(self) -> str:
+        return self.distance or DEFAULT_DISTANCE
+
+
+def _format_float(value: float) -> str:
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)
+
+
+def _check_name(kind: str, name: str, spec: str) -> None:
+    if not name:
+        raise SpecError(f"empty {kind} name in spec {spec!r}; expected {_GRAMMAR}")
+    if not _NAME_RE.match(name):
+        raise SpecError(
+            f"bad {kind} name {name!r} in spec {spec!r}: names are letters, digits, '_', '.' and '-', "
+            f"starting with a letter or '_'; expected {_GRAMMAR}"
+        )
+
+
+_GRAMMAR = "'<backbone>[:<taps>][/<readout>[/<distance>]]' or a preset name, e.g. 'vgg16:conv3' or 'lpips-vgg'"
+
+
+def _parse_taps(text: str, spec: str) -> tuple[TapSpec, ...] | None:
+    if text.strip() == "all":
+        return None
+    taps: list[TapSpec] = []
+    seen: set[str] = set()
+    for part in text.split(","):
+        part = part.strip()
+        match = _TAP_RE.match(part)
+        if not match:
+            _check_name("tap", part.split("=", 1)[0].strip(), spec)
+            raise SpecError(f"bad tap {part!r} in spec {spec!r}: expected 'name' or 'name=weight' (e.g. 'conv3=0.5')")
+        name, weight_text = match.group("name"), match.group("weight")
+        if name == "all":
+            raise SpecError(f"'all' cannot be combined with other taps or a weight in spec {spec!r}")
+        if name in seen:
+            raise SpecError(f"tap {name!r} appears twice in spec {spec!r}")
+        seen.add(name)
+        weight = None
+        if weight_text is not None:
+            try:
+                weight = float(weight_text)
+            except ValueError:
+                raise SpecError(
+                    f"bad weight {weight_text!r} for tap {name!r} in spec {spec!r}: expected a number >= 0"
+                ) from None
+            if not math.isfinite(weight) or weight < 0:
+                raise SpecError(f"weight of tap {name!r} in spec {spec!r} must be finite and >= 0, got {weight_text}")
+        taps.append(TapSpec(name, weight))
+    return tuple(taps)
+
+
+def parse_spec(spec: str | Spec, *, check_names: bool = True) -> Spec:
+    """Parse a spec string such as ``"vgg16:conv1,conv2,conv3=0.5/unit/l2"``.
+
+    Args:
+        spec: the spec string (or an already parsed :class:`Spec`, returned as is).
+        check_names: look the backbone, readout and distance names up in the registry (tap names
+            are checked when the backbone is built, since they depend on it).
+
+    Returns:
+        The parsed :class:`Spec`.
+
+    Raises:
+        SpecError: malformed text or an unknown name; the message lists the valid names and the
+            closest ones.
+
+    Example:
+        >>> s = parse_spec("vgg16:conv1,conv3=0.5/unit/l2")
+        >>> s.backbone, [t.name for t in s.taps], s.readout, s.distance
+        ('vgg16', ['conv1', 'conv3'], 'unit', 'l2')
+        >>> str(s)
+        'vgg16:conv1,conv3=0.5/unit/l2'
+    """
+    if isinstance(spec, Spec):
+        return spec
+    if not isinstance(spec, str):
+        raise SpecError(f"a spec must be a string such as 'vgg16:conv3', got {type(spec).__name__}")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(f"spec is {len(spec)} characters long; at most {MAX_SPEC_LENGTH} are accepted")
+    text = spec.strip()
+    if not text:
+        raise SpecError(f"empty spec; expected {_GRAMMAR}")
+    head, *rest = text.split("/")
+    if len(rest) > 2:
+        raise SpecError(f"spec {spec!r} has {len(rest) + 1} '/'-separated parts; expected at most 3: {_GRAMMAR}")
+    readout = rest[0].strip() if rest else None
+    distance = rest[1].strip() if len(rest) > 1 else None
+    backbone, sep, tap_text = head.partition(":")
+    backbone = backbone.strip()
+    _check_name("backbone", backbone, spec)
+    if sep and not tap_text.strip():
+        raise SpecError(f"empty tap list after ':' in spec {spec!r}; expected e.g. 'vgg16:conv3' or 'vgg16:all'")
+    taps = _parse_taps(tap_text, spec) if sep else None
+    if readout is not None:
+        _check_name("readout", readout, spec)
+    if distance is not None:
+        _check_name("distance", distance, spec)
+
+    preset = False
+    if check_names:
+        from percept.registry import get_registry
+
+        registry = get_registry()
+        if registry.has("preset", backbone):
+            if sep or rest:
+                raise SpecError(
+                    f"preset {backbone!r} takes no taps, readout or distance in the spec (got {spec!r}); "
+                    "pass options as keyword arguments instead"
+                )
+            preset = True
+        elif not registry.has("backbone", backbone):
+            from percept.errors import unknown_name
+
+            choices = registry.names("backbone") + registry.names("preset")
+            raise SpecError(unknown_name("backbone or preset", backbone, choices))
+        if readout is not None:
+            registry.get("readout", readout)
+        if distance is not None:
+            registry.get("distance", distance)
+    return Spec(backbone, taps, readout, distance, preset)

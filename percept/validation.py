@@ -1,0 +1,99 @@
+"""Input checks in one place: each error says what was expected and what came."""
+
+from __future__ import annotations
+
+import torch
+
+from percept.errors import InputError
+
+RANGE_TOLERANCE = 1e-3
+
+
+def describe(x: torch.Tensor) -> str:
+    return f"shape {tuple(x.shape)}, dtype {x.dtype}, device {x.device}"
+
+
+def check_images(
+    x: object,
+    name: str = "x",
+    *,
+    channels: tuple[int, ...] = (1, 3),
+    input_range: tuple[float, float] | None = (0.0, 1.0),
+    min_size: int = 1,
+    check_values: bool = True,
+) -> torch.Tensor:
+    """Check that ``x`` is a batch of images ``(N, C, H, W)`` and return it.
+
+    Args:
+        x: the tensor to check.
+        name: how the message calls it (``"x"``, ``"y"``, ``"preds"``).
+        channels: channel counts accepted.
+        input_range: ``(low, high)`` the values must lie in (with a tolerance of 1e-3), or ``None``
+            to skip the range check.
+        min_size: smallest height and width the network needs.
+        check_values: look at the values (NaN/Inf and range); costs one reduction over ``x``.
+
+    Raises:
+        InputError: wrong type, rank, channels, dtype, size, or values (NaN, Inf, out of range).
+
+    Example:
+        >>> check_images(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"expected {name} to be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        hint = " (add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
+        raise InputError(f"expected {name} of shape (N, C, H, W), got {x.dim()} dimensions: {describe(x)}{hint}")
+    if not x.is_floating_point():
+        raise InputError(
+            f"expected {name} to be a floating-point tensor (float32, float16, bfloat16 or float64) with values in "
+            f"{_range_text(input_range)}, got {describe(x)}; convert with x.float() / 255 for 8-bit images"
+        )
+    if x.shape[0] == 0:
+        raise InputError(f"expected {name} to hold at least one image, got an empty batch: {describe(x)}")
+    if x.shape[1] not in channels:
+        raise InputError(
+            f"expected {name} with {' or '.join(map(str, channels))} channels in dimension 1 (N, C, H, W), "
+            f"got {x.shape[1]}: {describe(x)}"
+        )
+    height, width = x.shape[-2:]
+    if height < min_size or width < min_size:
+        raise InputError(
+            f"expected {name} of at least {min_size}x{min_size} pixels for the taps asked for, got {height}x{width}; "
+            "resize the images up or ask for shallower taps"
+        )
+    if check_values:
+        lo, hi = torch.aminmax(x.detach())
+        lo, hi = float(lo), float(hi)
+        if lo != lo or hi != hi or not torch.isfinite(x.detach()).all():
+            raise InputError(f"{name} holds NaN or Inf values: {describe(x)}")
+        if input_range is not None:
+            low, high = input_range
+            if lo < low - RANGE_TOLERANCE or hi > high + RANGE_TOLERANCE:
+                hint = ""
+                if hi > 2 and high <= 1:
+                    hint = "; it looks like 0..255 data: divide by 255"
+                elif lo < -RANGE_TOLERANCE and low >= 0:
+                    hint = "; it looks like [-1, 1] data: pass input_range=(-1, 1)"
+                raise InputError(
+                    f"expected {name} with values in {_range_text(input_range)}, got values in "
+                    f"[{lo:.4g}, {hi:.4g}] ({describe(x)}){hint}"
+                )
+    return x
+
+
+def check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
+    """Check that two image batches have the same shape and device."""
+    if x.shape != y.shape:
+        raise InputError(
+            f"expected {names[0]} and {names[1]} of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise InputError(f"expected {names[0]} and {names[1]} on the same device, got {x.device} and {y.device}")
+    if x.dtype != y.dtype:
+        raise InputError(f"expected {names[0]} and {names[1]} of the same dtype, got {x.dtype} and {y.dtype}")
+
+
+def _range_text(input_range: tuple[float, float] | None) -> str:
+    return "any range" if input_range is None else f"[{input_range[0]:g}, {input_range[1]:g}]"
