@@ -156,7 +156,7 @@ class Pipeline(nn.Module):
         """
         per_tap = self.tap_distances(x, y, spatial=spatial)
         total = None
-        for (tap, d), w in zip(per_tap.items(), self.layer_weights, strict=True):
+        for d, w in zip(per_tap.values(), self.layer_weights, strict=True):
             if spatial:
                 d = F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False)
             term = d if w == 1.0 else d * w
