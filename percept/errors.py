@@ -34,20 +34,50 @@ class RandomWeightsWarning(UserWarning):
     """A network runs with random weights: its distances say nothing about perception."""
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""``."""
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    """Return ``" Did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""``.
+
+    Example:
+        >>> did_you_mean("vgg61", ["vgg16", "alexnet"])
+        " Did you mean 'vgg16'?"
+    """
+    choices = list(dict.fromkeys(choices))
+    lowered = name.lower()
+    scored = sorted((_edit_distance(lowered, c.lower()), c) for c in choices)
+    limit = max(1, len(name) // 3)
+    close = [c for d, c in scored if d <= limit][:3]
     if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
-def unknown_name(kind: str, name: str, choices: Iterable[str], limit: int = 60) -> str:
-    """Message for an unknown ``name`` of ``kind``, listing the valid ``choices`` and the nearest ones."""
-    choices = sorted(choices)
+def unknown_name(kind: str, name: str, choices: Iterable[str], *, context: str = "", limit: int = 60) -> str:
+    """Message for an unknown ``name`` of ``kind``, listing the valid ``choices`` and the nearest ones.
+
+    Example:
+        >>> unknown_name("distance", "l3", ["l1", "l2"])
+        "unknown distance 'l3'. Did you mean 'l1' or 'l2'? Valid distances: l1, l2."
+    """
+    choices = sorted(set(choices))
     shown = ", ".join(choices[:limit]) + (f", ... ({len(choices) - limit} more)" if len(choices) > limit else "")
-    return f"unknown {kind} {name!r}.{did_you_mean(name, choices)} Valid {kind}s: {shown or '(none registered)'}."
+    where = f" {context}" if context else ""
+    return (
+        f"unknown {kind} {name!r}{where}.{did_you_mean(name, choices)} Valid {kind}s: {shown or '(none registered)'}."
+    )

@@ -147,7 +147,9 @@ class Backbone(nn.Module):
             return self._by_name[name]
         index = self._path_index(name)
         if index is None:
-            raise SpecError(unknown_name(f"tap of backbone {self.name!r}", name, self.tap_names) + _paths_hint(self))
+            raise SpecError(
+                unknown_name("tap", name, self.tap_names, context=f"of backbone {self.name!r}") + _paths_hint(self)
+            )
         shape = self._trace_shapes()[index]
         return TapInfo(name, self._paths[index], index, *shape, False)
 

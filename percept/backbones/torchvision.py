@@ -140,6 +140,25 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def init_like_torchvision(model: nn.Module, arch: str) -> None:
+    """Random initialisation with the schemes torchvision's constructors use (AlexNet: PyTorch's
+    defaults; SqueezeNet: Kaiming uniform; the others: Kaiming normal, fan-out), on a model whose
+    heads were dropped so the 100M-parameter classifiers are never initialised."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            if arch == "alexnet":
+                module.reset_parameters()
+                continue
+            if arch.startswith("squeezenet"):
+                nn.init.kaiming_uniform_(module.weight)
+            else:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d | nn.Linear):
+            module.reset_parameters()
+
+
 def weight_tags(arch: str) -> dict[str, object]:
     """The weight tags torchvision knows for ``arch``: ``imagenet`` (its default) and each enum name."""
     import torchvision
@@ -177,7 +196,12 @@ def create_torchvision_backbone(
     cfg: PretrainedCfg | None = None
     if weights is None:
         warn_random(arch)
-        model = torchvision.models.get_model(arch, weights=None)
+        with torch.device("meta"):
+            model = torchvision.models.get_model(arch, weights=None)
+        for attr in family.drop:  # never initialise the (large) heads that are never run
+            setattr(model, attr, nn.Identity())
+        model.to_empty(device="cpu")
+        init_like_torchvision(model, arch)
     else:
         if isinstance(weights, dict):
             state, source = weights, "the given state_dict"
@@ -190,7 +214,9 @@ def create_torchvision_backbone(
             if key not in tags:
                 from percept.errors import unknown_name
 
-                raise WeightsError(unknown_name(f"weight tag for {arch!r}", str(weights), tags) + " Or pass a path.")
+                raise WeightsError(
+                    unknown_name("weight tag", str(weights), tags, context=f"for {arch!r}") + " Or pass a file path."
+                )
             member = tags[key]
             state, source = fetch_url(member.url, what=f"{arch} weights"), member.url
             cfg = PretrainedCfg(tag=member.name, source=member.url, filename=member.url.rsplit("/", 1)[-1])

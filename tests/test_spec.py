@@ -1,0 +1,139 @@
+"""Spec strings: grammar, round trip, and errors that are always SpecError."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from percept import SpecError, parse_spec
+from percept.spec import Spec, TapSpec
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vgg16",
+        "vgg16:conv3",
+        "vgg16:conv1,conv2,conv3=0.5",
+        "alexnet/unit",
+        "alexnet:all/unit/l2",
+        "resnet50:layer2/raw/cosine",
+        "vgg16:features.15=2/unit/mse",
+        "lpips-alex",
+        "lpips-vgg",
+        "lpips-squeeze",
+    ],
+)
+def test_canonical_strings_round_trip_exactly(text):
+    spec = parse_spec(text)
+    assert str(spec) == text.replace(":all", "")
+    assert parse_spec(str(spec)) == spec
+
+
+def test_parts_are_parsed():
+    spec = parse_spec("vgg16:conv1, conv2 ,conv3=0.5/unit/l2")
+    assert spec == Spec("vgg16", (TapSpec("conv1"), TapSpec("conv2"), TapSpec("conv3", 0.5)), "unit", "l2")
+    assert spec.readout_name == "unit" and spec.distance_name == "l2"
+    assert parse_spec("vgg16").readout_name == "raw" and parse_spec("vgg16").distance_name == "mse"
+    assert parse_spec("lpips-vgg").preset
+    assert parse_spec("vgg16:all").taps is None
+
+
+def test_weight_formats_round_trip():
+    spec = parse_spec("vgg16:conv1=2,conv2=1e-3,conv3=0.1")
+    assert str(spec) == "vgg16:conv1=2,conv2=0.001,conv3=0.1"
+    assert parse_spec(str(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "empty spec"),
+        ("vgg61:conv3", "'vgg16'?"),
+        ("vgg16:conv3/unti", "Did you mean 'unit'"),
+        ("vgg16:conv3/unit/l3", "'l2'?"),
+        ("vgg16:", "empty tap list"),
+        ("vgg16:conv3=-1", ">= 0"),
+        ("vgg16:conv3=abc", "bad weight"),
+        ("vgg16:conv3=inf", "finite"),
+        ("vgg16:conv3,conv3", "twice"),
+        ("vgg16:all,conv3", "'all' cannot"),
+        ("vgg16/unit/l2/extra", "at most 3"),
+        ("lpips-vgg:conv1", "takes no taps"),
+        ("9net", "bad backbone name"),
+        ("vgg16:co nv", "bad tap"),
+    ],
+)
+def test_errors_name_the_problem(text, needle):
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    message = str(info.value)
+    assert needle in message
+    if needle.endswith("'?"):
+        assert "Did you mean" in message
+
+
+def test_unknown_backbone_lists_valid_choices():
+    with pytest.raises(SpecError) as info:
+        parse_spec("resnt18")
+    message = str(info.value)
+    assert "resnet18" in message and "alexnet" in message and "lpips-alex" in message
+
+
+def test_spec_error_is_value_error():
+    assert issubclass(SpecError, ValueError)
+
+
+def test_non_string_rejected():
+    with pytest.raises(SpecError, match="must be a string"):
+        parse_spec(42)  # type: ignore[arg-type]
+
+
+def test_huge_spec_rejected():
+    with pytest.raises(SpecError, match="characters long"):
+        parse_spec("vgg16:" + ",".join(f"t{i}" for i in range(5000)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_text_raises_only_spec_error(text):
+    try:
+        spec = parse_spec(text)
+    except SpecError:
+        return
+    assert parse_spec(str(spec)) == spec
+
+
+_names = st.sampled_from(["vgg16", "alexnet", "resnet18", "squeezenet1_1", "mobilenet_v2"])
+_tap = st.builds(
+    TapSpec,
+    st.from_regex(r"\A[a-z][a-z0-9_]{0,6}\Z"),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _names,
+    st.one_of(st.none(), st.lists(_tap, min_size=1, max_size=4, unique_by=lambda t: t.name)),
+    st.one_of(st.none(), st.sampled_from(["raw", "unit"])),
+    st.one_of(st.none(), st.sampled_from(["mse", "l1", "l2", "cosine"])),
+)
+def test_generated_specs_round_trip(backbone, taps, readout, distance):
+    if taps is not None and any(t.name == "all" for t in taps):
+        return
+    spec = Spec(backbone, None if taps is None else tuple(taps), readout, distance)
+    parsed = parse_spec(str(spec))
+    expected_readout = readout if readout is not None else ("raw" if distance is not None else None)
+    assert parsed == Spec(backbone, spec.taps, expected_readout, distance)
+    assert str(parse_spec(str(parsed))) == str(parsed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="vgg16:conv3,=0.5/unitl2 -_.all", max_size=40))
+def test_near_miss_text_raises_only_spec_error(text):
+    with contextlib.suppress(SpecError):
+        parse_spec(text)
