@@ -222,13 +222,14 @@ def _open_output(path: str | None) -> Iterator[TextIO]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    pairs, notes = find_pairs(args.ref, args.dist)
+    for note in notes:
+        _warn(note)
+
     import torch
 
     from percept.pipeline import build_pipeline
 
-    pairs, notes = find_pairs(args.ref, args.dist)
-    for note in notes:
-        _warn(note)
     device = _device(args.device)
     pipeline = build_pipeline(args.spec, weights=_weights_arg(args.weights)).to(device)
     scores: list[dict] = []
@@ -259,7 +260,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             out.write("\n")
     if errors:
         if len(pairs) > 1:
-            _error(f"{len(errors)} of {_count(len(pairs), 'pair')} could not be scored (see above); {len(scores)} scored")
+            _error(
+                f"{len(errors)} of {_count(len(pairs), 'pair')} could not be scored (see above); {len(scores)} scored"
+            )
         return EXIT_ERROR
     return EXIT_OK
 
@@ -303,7 +306,14 @@ def _weight_tags_text(entry) -> str:
 
 def cmd_taps(args: argparse.Namespace) -> int:
     from percept.backbones.factory import create_backbone
+    from percept.registry import get_registry
 
+    registry = get_registry()
+    if not registry.has("backbone", args.backbone) and registry.has("preset", args.backbone):
+        raise SpecError(
+            f"{args.backbone!r} is a preset (a whole metric), not a backbone; `percept list presets` describes it, "
+            "and `percept taps` takes one of `percept list backbones`"
+        )
     with warnings.catch_warnings():
         # Shapes do not depend on the weights; random ones keep this offline and quick.
         warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -405,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("ref", metavar="REF", help="reference image file, or folder of reference images")
     score.add_argument("dist", metavar="DIST", help="distorted image file, or folder of images named as in REF")
     score.add_argument(
-        "--spec", default=DEFAULT_SPEC, help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})"
+        "--spec",
+        default=DEFAULT_SPEC,
+        help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})",
     )
     score.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
     score.add_argument(
@@ -454,8 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a state_dict file or a tag such as 'imagenet' (default: the shipped MobileNetV2 weights, "
         "else 'imagenet' from $PERCEPT_WEIGHTS_DIR / torch's hub cache / download)",
     )
-    demo.add_argument("--levels", type=int, default=DEFAULT_LEVELS, help=f"levels per distortion (default {DEFAULT_LEVELS})")
-    demo.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"image side after resize and crop (default {DEFAULT_SIZE})")
+    demo.add_argument(
+        "--levels", type=int, default=DEFAULT_LEVELS, help=f"levels per distortion (default {DEFAULT_LEVELS})"
+    )
+    demo.add_argument(
+        "--size", type=int, default=DEFAULT_SIZE, help=f"image side after resize and crop (default {DEFAULT_SIZE})"
+    )
     demo.add_argument(
         "--images",
         nargs="+",

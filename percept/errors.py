@@ -68,7 +68,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
-def unknown_name(kind: str, name: str, choices: Iterable[str], *, context: str = "", limit: int = 60) -> str:
+def unknown_name(
+    kind: str, name: str, choices: Iterable[str], *, context: str = "", plural: str | None = None, limit: int = 60
+) -> str:
     """Message for an unknown ``name`` of ``kind``, listing the valid ``choices`` and the nearest ones.
 
     Example:

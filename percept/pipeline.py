@@ -126,21 +126,32 @@ class Pipeline(nn.Module):
         if self.check_inputs:
             self.check(x, y)
         fx, fy = self.features(x, y)
+        return self.feature_distances(fx, fy, spatial=spatial)
+
+    def feature_distances(
+        self, fx: Mapping[str, torch.Tensor], fy: Mapping[str, torch.Tensor], *, spatial: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted distance of each tap from features already computed (``backbone(x, taps)``).
+
+        A batch of one in ``fx`` is broadcast against ``N`` in ``fy``, so a reference image's features
+        can be computed once and compared with many distorted versions.
+
+        Returns:
+            ``{tap: (N,)}``, or ``(N, 1, h, w)`` maps with ``spatial``.
+        """
         out = {}
         for tap, readout in zip(self.taps, self.readouts, strict=True):
             a, b = fx[tap], fy[tap]
             if self._fused and readout.fusable:
+                a, b = _broadcast_batch(a, b)
                 out[tap] = self.distance(
                     a, b, spatial=spatial, weight=readout.channel_weight(), normalize=readout.normalize
                 )
             else:
                 if spatial and not self.distance.supports_spatial:
                     raise SpecError(f"distance {type(self.distance).__name__} has no spatial map (spatial=True)")
-                out[tap] = (
-                    self.distance(readout(a), readout(b), spatial=spatial)
-                    if spatial
-                    else self.distance(readout(a), readout(b))
-                )
+                ra, rb = _broadcast_batch(readout(a), readout(b))
+                out[tap] = self.distance(ra, rb, spatial=spatial)
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
@@ -165,6 +176,16 @@ class Pipeline(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec!r}, taps={self.taps}"
+
+
+def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if a.shape[0] == b.shape[0]:
+        return a, b
+    if a.shape[0] == 1:
+        return a.expand(b.shape[0], *a.shape[1:]), b
+    if b.shape[0] == 1:
+        return a, b.expand(a.shape[0], *b.shape[1:])
+    raise SpecError(f"feature batches of {a.shape[0]} and {b.shape[0]} cannot be compared (one must be 1 or equal)")
 
 
 def _exclude_from_checkpoints(pipeline: Pipeline) -> None:

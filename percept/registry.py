@@ -112,7 +112,7 @@ class Registry:
             )
             try:
                 obj = ep.load()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any import failure skips the plugin
                 self._skip(info, f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}")
                 continue
             self._add_plugin(obj, ep.name, info, strict=False)

@@ -190,7 +190,7 @@ def parse_spec(spec: str | Spec, *, check_names: bool = True) -> Spec:
             from percept.errors import unknown_name
 
             choices = registry.names("backbone") + registry.names("preset")
-            raise SpecError(unknown_name("backbone or preset", backbone, choices))
+            raise SpecError(unknown_name("backbone or preset", backbone, choices, plural="backbones and presets"))
         if readout is not None:
             registry.get("readout", readout)
         if distance is not None:

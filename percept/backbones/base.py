@@ -107,7 +107,7 @@ class Backbone(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self._arch = arch
         self._stage_fn = stage_fn
-        self._shape_cache: dict[int, tuple[int, ...]] = {}
+        self._shapes: list[tuple[int, int]] | None = None
         self._min_size_cache: dict[int, int] = {}
         shapes = self._trace_shapes()
         self.feature_info: list[TapInfo] = []
@@ -175,7 +175,12 @@ class Backbone(nn.Module):
         return [m for _, m in self._stages], torch.device("cpu")
 
     def _trace_shapes(self, size: int = 224) -> list[tuple[int, int]]:
-        """(channels, reduction) of every stage output, traced on a ``size`` x ``size`` input."""
+        """(channels, reduction) of every stage output, traced once on a ``size`` x ``size`` input."""
+        if self._shapes is None:
+            self._shapes = self._trace(size)
+        return self._shapes
+
+    def _trace(self, size: int) -> list[tuple[int, int]]:
         stages, device = self._shape_model()
         out: list[tuple[int, int]] = []
         was_training = [m.training for m in stages]

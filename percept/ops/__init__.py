@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from percept.errors import InputError
+from percept.ops.fused import BACKENDS, FeatureDistanceFunction, choose_backend, fused_feature_distance
 from percept.ops.reference import KINDS, feature_distance_reference, unit_normalize
 
 
@@ -21,6 +22,7 @@ def feature_distance(
     normalize: bool = False,
     kind: str = "sq",
     spatial: bool = False,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """Distance between two feature maps per sample: normalise, compare, weight channels, average space.
 
@@ -30,6 +32,8 @@ def feature_distance(
         normalize: unit-normalise each pixel's channel vector first.
         kind: ``"sq"`` (sum of squared differences), ``"abs"`` or ``"cos"`` (1 - cosine).
         spatial: return the ``(N, 1, H, W)`` map instead of the ``(N,)`` spatial mean.
+        backend: ``"reference"``, ``"eager"``, ``"compiled"`` or ``"triton"``; ``None`` chooses by
+            device, size and ``$PERCEPT_FUSED`` (see :mod:`percept.ops.fused`).
 
     Returns:
         ``(N,)`` (or ``(N, 1, H, W)``), float32 for half inputs.
@@ -47,7 +51,21 @@ def feature_distance(
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
     if weight is not None and weight.shape != (x.shape[1],):
         raise InputError(f"expected channel weights of shape ({x.shape[1]},), got {tuple(weight.shape)}")
-    return feature_distance_reference(x, y, weight, normalize=normalize, kind=kind, spatial=spatial)
+    chosen = choose_backend(x, backend)
+    if chosen == "reference":
+        return feature_distance_reference(x, y, weight, normalize=normalize, kind=kind, spatial=spatial)
+    if x.dim() == 2:
+        x, y = x[:, :, None, None], y[:, :, None, None]
+    per_pixel = fused_feature_distance(x, y, weight, normalize=normalize, kind=kind, backend=chosen)
+    return per_pixel.unsqueeze(1) if spatial else per_pixel.mean(dim=(-2, -1))
 
 
-__all__ = ["KINDS", "feature_distance", "feature_distance_reference", "unit_normalize"]
+__all__ = [
+    "BACKENDS",
+    "KINDS",
+    "FeatureDistanceFunction",
+    "choose_backend",
+    "feature_distance",
+    "feature_distance_reference",
+    "unit_normalize",
+]

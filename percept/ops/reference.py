@@ -74,6 +74,7 @@ def feature_distance_reference(
         if w is not None:
             xx, yy, xy = xx * w, yy * w, xy * w
         per_pixel = 1 - (xy.sum(1) + eps) * torch.rsqrt(xx.sum(1) + eps) * torch.rsqrt(yy.sum(1) + eps)
+        per_pixel = per_pixel.clamp(0.0, 2.0)  # rounding takes a == b a hair below 0
     elif kind in ("sq", "abs"):
         if normalize:
             x, y = unit_normalize(x, eps), unit_normalize(y, eps)

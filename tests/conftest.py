@@ -1,0 +1,37 @@
+"""Shared test helpers: deterministic seeding and a way to build random-weight networks quietly."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from percept import RandomWeightsWarning
+
+
+@contextlib.contextmanager
+def no_random_warning() -> Iterator[None]:
+    """Silence :class:`percept.RandomWeightsWarning` (tests build ``weights=None`` networks on purpose).
+
+    Usable where pytest's ``filterwarnings`` mark does not reach, e.g. in cached builders called
+    from hypothesis tests or at import time.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test starts from the same global torch RNG state."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def quiet_random_weights() -> Iterator[None]:
+    """Fixture form of :func:`no_random_warning` (``@pytest.mark.usefixtures("quiet_random_weights")``)."""
+    with no_random_warning():
+        yield

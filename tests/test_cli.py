@@ -1,0 +1,373 @@
+"""The ``percept`` command: score, list, taps, plugins, errors and exit codes.
+
+Networks load from small random-weight state_dict files saved here, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import percept.registry
+from percept.cli import find_pairs, load_image, main
+
+SPEC = "lpips-squeeze"  # SqueezeNet: a 5 MB weight file, quick to build
+
+
+@pytest.fixture(scope="module")
+def squeeze_weights(tmp_path_factory) -> str:
+    """Random SqueezeNet 1.1 weights in torchvision's format (the full model, classifier included)."""
+    path = tmp_path_factory.mktemp("weights") / "squeezenet_random.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    return str(path)
+
+
+def save_image(path: Path, seed: int = 0, size: tuple[int, int] = (64, 64), mode: str = "RGB") -> Path:
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+    return path
+
+
+def make_folders(tmp_path: Path, ref_names, dist_names) -> tuple[Path, Path]:
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    ref.mkdir()
+    dist.mkdir()
+    for i, name in enumerate(ref_names):
+        save_image(ref / name, seed=i)
+    for i, name in enumerate(dist_names):
+        save_image(dist / name, seed=100 + i)
+    return ref, dist
+
+
+def score(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["score", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- score -----------------------------------------------------------------------------------------
+
+
+def test_score_two_files(tmp_path, capsys, squeeze_weights):
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    code, out, err = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 0, err
+    name, value = out.strip().split("\t")
+    assert name == str(b)
+    assert float(value) > 0
+
+
+def test_score_identical_files_is_zero(tmp_path, capsys, squeeze_weights):
+    a = save_image(tmp_path / "a.png", 0)
+    code, out, _ = score(capsys, str(a), str(a), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 0
+    assert float(out.split("\t")[1]) == 0.0
+
+
+def test_score_default_spec_is_lpips_alex(tmp_path, capsys):
+    weights = tmp_path / "alexnet_random.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), weights)
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    code, out, err = score(capsys, str(a), str(b), "--json", "--weights", str(weights))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["spec"] == "lpips-alex"
+    assert result["scores"][0]["score"] > 0
+
+
+def test_score_folders_pair_by_name_and_warn_about_the_rest(tmp_path, capsys, squeeze_weights):
+    ref, dist = make_folders(tmp_path, ["a.png", "b.png", "only_ref.png"], ["a.png", "b.png", "only_dist.png"])
+    (ref / "notes.txt").write_text("not an image")
+    (ref / ".hidden.png").write_bytes(b"")
+    code, out, err = score(capsys, str(ref), str(dist), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.strip().splitlines()]
+    assert [name for name, _ in lines] == ["a.png", "b.png"]
+    assert all(float(v) > 0 for _, v in lines)
+    assert "percept: warning:" in err
+    assert "only_ref.png" in err and "only_dist.png" in err and "notes.txt" in err
+    assert ".hidden" not in err
+
+
+def test_score_json(tmp_path, capsys, squeeze_weights):
+    ref, dist = make_folders(tmp_path, ["a.png", "b.png"], ["a.png", "b.png"])
+    code, out, err = score(capsys, str(ref), str(dist), "--spec", SPEC, "--weights", squeeze_weights, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["spec"] == SPEC
+    assert result["errors"] == []
+    assert [Path(s["ref"]).name for s in result["scores"]] == ["a.png", "b.png"]
+    assert [s["dist"] for s in result["scores"]] == [str(dist / "a.png"), str(dist / "b.png")]
+    assert all(isinstance(s["score"], float) and s["score"] > 0 for s in result["scores"])
+
+
+def test_score_matches_the_library(tmp_path, capsys, squeeze_weights):
+    import percept
+
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    _, out, _ = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", squeeze_weights, "--json")
+    pipeline = percept.build_pipeline(SPEC, weights=squeeze_weights)
+    with torch.no_grad():
+        expected = float(pipeline(load_image(a)[None], load_image(b)[None])[0])
+    assert json.loads(out)["scores"][0]["score"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_score_broken_file_keeps_the_other_scores(tmp_path, capsys, squeeze_weights):
+    ref, dist = make_folders(tmp_path, ["a.png", "b.png", "c.png"], ["a.png", "b.png", "c.png"])
+    (dist / "b.png").write_bytes(b"this is not a png")
+    code, out, err = score(capsys, str(ref), str(dist), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 2
+    assert [line.split("\t")[0] for line in out.strip().splitlines()] == ["a.png", "c.png"]
+    assert f"percept: error: cannot read image '{dist / 'b.png'}'" in err
+    assert "1 of 3 pairs could not be scored" in err
+    assert "Traceback" not in err
+
+
+def test_score_broken_file_json_and_output_file(tmp_path, capsys, squeeze_weights):
+    ref, dist = make_folders(tmp_path, ["a.png", "b.png"], ["a.png", "b.png"])
+    (ref / "a.png").write_bytes(b"")
+    target = tmp_path / "scores.json"
+    code, out, err = score(
+        capsys, str(ref), str(dist), "--spec", SPEC, "--weights", squeeze_weights, "--json", "-o", str(target)
+    )
+    assert code == 2
+    assert out == ""
+    result = json.loads(target.read_text())
+    assert [Path(s["dist"]).name for s in result["scores"]] == ["b.png"]
+    assert result["errors"][0]["ref"] == str(ref / "a.png")
+    assert str(ref / "a.png") in result["errors"][0]["error"] and str(ref / "a.png") in err
+
+
+def test_score_different_sizes_name_both_files(tmp_path, capsys, squeeze_weights):
+    a = save_image(tmp_path / "a.png", 0, size=(64, 64))
+    b = save_image(tmp_path / "b.png", 1, size=(80, 64))
+    code, out, err = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 2
+    assert out == ""
+    assert str(a) in err and str(b) in err and "same size" in err and "64x64" in err and "80x64" in err
+
+
+def test_score_grey_reference_with_colour_distorted(tmp_path, capsys, squeeze_weights):
+    a = save_image(tmp_path / "a.png", 0, mode="L")
+    b = save_image(tmp_path / "b.png", 1)
+    code, out, err = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 0, err
+    assert float(out.split("\t")[1]) > 0
+
+
+def test_score_too_small_images_say_so(tmp_path, capsys, squeeze_weights):
+    a = save_image(tmp_path / "a.png", 0, size=(8, 8))
+    b = save_image(tmp_path / "b.png", 1, size=(8, 8))
+    code, _, err = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", squeeze_weights)
+    assert code == 2
+    assert str(a) in err and "pixels" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--spec", "vgg61:conv3"], "unknown backbone or preset 'vgg61'. Did you mean"),
+        (["--spec", SPEC, "--weights", "/no/such/file.pth"], "weight file '/no/such/file.pth' does not exist"),
+        (["--spec", SPEC, "--device", "potato"], "unknown device 'potato'"),
+    ],
+)
+def test_score_errors_exit_2_without_traceback(tmp_path, capsys, args, message):
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    code, out, err = score(capsys, str(a), str(b), *args)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("percept: error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_score_file_with_folder_is_an_error(tmp_path, capsys):
+    a = save_image(tmp_path / "a.png", 0)
+    code, _, err = score(capsys, str(a), str(tmp_path), "--spec", SPEC)
+    assert code == 2
+    assert "is a file" in err and "is a folder" in err
+
+
+def test_score_folders_without_common_names(tmp_path, capsys):
+    ref, dist = make_folders(tmp_path, ["a.png"], ["b.png"])
+    code, _, err = score(capsys, str(ref), str(dist), "--spec", SPEC)
+    assert code == 2
+    assert "no file name is in both" in err
+
+
+def test_score_offline_without_weights_names_the_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path / "empty"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    code, _, err = score(capsys, str(a), str(b), "--spec", SPEC)
+    assert code == 2
+    assert "squeezenet1_1-b8a52dc0.pth" in err and "PERCEPT_WEIGHTS_DIR" in err
+    assert "Traceback" not in err
+
+
+def test_score_random_weights_warn_in_cli_format(tmp_path, capsys):
+    a, b = save_image(tmp_path / "a.png", 0), save_image(tmp_path / "b.png", 1)
+    code, out, err = score(capsys, str(a), str(b), "--spec", SPEC, "--weights", "none")
+    assert code == 0
+    assert float(out.split("\t")[1]) > 0
+    assert "percept: warning: backbone 'squeezenet1_1' runs with random weights" in err
+
+
+# -- images ----------------------------------------------------------------------------------------
+
+
+def test_load_image_modes(tmp_path):
+    grey16 = np.array([[0, 65535], [32768, 1000]], dtype=np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    x = load_image(tmp_path / "grey16.png")
+    assert x.shape == (1, 2, 2) and x.dtype == torch.float32
+    assert x.flatten().tolist() == pytest.approx([0.0, 1.0, 32768 / 65535, 1000 / 65535])
+
+    rgba = np.zeros((3, 4, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 10
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    y = load_image(tmp_path / "rgba.png")
+    assert y.shape == (3, 3, 4)
+    assert y[0].min() == 1.0 and y[1:].max() == 0.0
+
+
+def test_find_pairs_of_two_files(tmp_path):
+    a, b = save_image(tmp_path / "a.png"), save_image(tmp_path / "b.jpg")
+    pairs, notes = find_pairs(a, b)
+    assert [(p.ref, p.dist) for p in pairs] == [(a, b)]
+    assert notes == []
+
+
+# -- list, taps, plugins ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "plugin"),
+    [
+        ("backbones", "vgg16", "percept.backbones.torchvision"),
+        ("readouts", "unit", "percept.readouts.basic"),
+        ("distances", "l2", "percept.distances.basic"),
+        ("presets", "lpips-alex", "percept.presets"),
+    ],
+)
+def test_list(capsys, kind, name, plugin):
+    assert main(["list", kind]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["NAME", "PLUGIN", "DESCRIPTION"]
+    row = next(line for line in out.splitlines() if line.split()[0] == name)
+    assert plugin in row and len(row.split()) > 2  # a description follows
+
+
+def test_list_pattern(capsys):
+    assert main(["list", "backbones", "--pattern", "resnet*"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names == ["resnet18", "resnet34", "resnet50"]
+    assert main(["list", "distances", "--pattern", "nothing*"]) == 1
+    assert "no distances matching 'nothing*'" in capsys.readouterr().err
+
+
+def test_list_backbone_weight_tags(capsys):
+    assert main(["list", "backbones", "--pattern", "vgg16", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert "WEIGHTS" in out.splitlines()[0]
+    assert "imagenet (= imagenet1k_v1)" in out and "imagenet1k_features" in out
+    assert main(["list", "distances", "--weights"]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_list_unknown_kind_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "gadgets"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_taps(capsys, recwarn):
+    assert main(["taps", "mobilenet_v2"]) == 0
+    out, err = capsys.readouterr()
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:] if line.split()}
+    assert rows["stage1"] == ["stage1", "*", "features.1", "16", "2"]
+    assert rows["block1"] == ["block1", "features.1", "16", "2"]
+    assert rows["head"] == ["head", "features.18", "1280", "32"]
+    assert "features.0.0" in out  # module paths listed
+    assert err == ""
+    assert not [w for w in recwarn if "random weights" in str(w.message)]
+
+
+def test_taps_errors(capsys):
+    assert main(["taps", "vgg61"]) == 2
+    assert "unknown backbone 'vgg61'. Did you mean" in capsys.readouterr().err
+    assert main(["taps", "lpips-vgg"]) == 2
+    assert "is a preset" in capsys.readouterr().err
+
+
+def test_plugins_lists_builtins(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "percept.backbones.torchvision  (built-in, percept " in out
+    assert "backbones: alexnet" in out
+    assert "distances: mse, l1, l2, cosine" in out
+
+
+def test_plugins_shows_skipped_plugin(capsys, monkeypatch):
+    broken = importlib.metadata.EntryPoint("broken_plugin", "no_such_module_for_percept_tests", "percept")
+    monkeypatch.setattr(percept.registry.importlib_metadata, "entry_points", lambda group: [broken])
+    monkeypatch.delenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("PERCEPT_PLUGINS", raising=False)
+    monkeypatch.setattr(percept.registry, "_registry", None)  # rediscover; the old registry comes back after
+    assert main(["plugins"]) == 1
+    out, err = capsys.readouterr()
+    assert "broken_plugin  (plugin," in out
+    assert "SKIPPED: failed to import 'no_such_module_for_percept_tests'" in out
+    assert "percept.presets  (built-in" in out
+    assert err == ""
+
+
+# -- the installed command -------------------------------------------------------------------------
+
+
+def test_python_dash_m_percept_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "percept", "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("score", "list", "taps", "plugins", "demo"):
+        assert command in result.stdout
+
+
+def test_console_script(tmp_path):
+    script = Path(sys.executable).with_name("percept")
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable}; is percept installed (pip install -e .)?")
+    result = subprocess.run(
+        [str(script), "list", "distances"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "l2" in result.stdout
+    missing = subprocess.run(
+        [str(script), "score", str(tmp_path / "x.png"), str(tmp_path / "y.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("percept: error: ") and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
