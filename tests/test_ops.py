@@ -225,3 +225,36 @@ def test_triton_on_cuda(kind, dtype):
     ref = run("reference", x.double(), y.double(), w.double(), normalize=True, kind=kind)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a.double(), b, atol=TOL[dtype] * 10, rtol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("backend", ["eager", "compiled", pytest.param("triton", marks=needs_triton)])
+def test_target_without_grad_gets_none_and_x_grad_matches(backend):
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 9, 11, requires_grad=True)
+    y = torch.randn(2, 16, 9, 11)
+    feature_distance(x, y, normalize=True, backend=backend).sum().backward()
+    x_ref = x.detach().clone().requires_grad_()
+    feature_distance_reference(x_ref, y, normalize=True).sum().backward()
+    assert y.grad is None
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=2e-5, rtol=1e-4)
+
+
+def test_lpips_and_builtin_distances_run_through_the_fused_op(monkeypatch):
+    import warnings
+
+    import percept
+    from percept.ops import fused
+
+    calls = []
+    original = fused.fused_feature_distance
+    monkeypatch.setattr(fused, "fused_feature_distance", lambda *a, **k: calls.append(k["kind"]) or original(*a, **k))
+    monkeypatch.setattr(percept.ops, "fused_feature_distance", fused.fused_feature_distance)
+    monkeypatch.setenv("PERCEPT_FUSED", "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", percept.RandomWeightsWarning)
+        lpips = percept.build_pipeline("lpips-alex", weights=None)
+        cosine = percept.build_pipeline("alexnet:conv1/unit/cosine", weights=None)
+    x, y = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    lpips(x, y)
+    cosine(x, y)
+    assert calls == ["sq"] * 5 + ["cos"]

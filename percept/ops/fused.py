@@ -47,14 +47,17 @@ def _own_code(fn: Callable, name: str) -> Callable:
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
 
 
-def _compiled_fn(which: str, normalize: bool, kind: str, has_weight: bool, dtype: torch.dtype) -> Callable:
+def _compiled_fn(
+    which: str, normalize: bool, kind: str, has_weight: bool, dtype: torch.dtype, needs: tuple = ()
+) -> Callable:
     """One compiled function per (direction, flags, dtype): only shapes vary within one, and they
     go dynamic after the first change."""
-    key = (which, normalize, kind, has_weight, dtype)
+    key = (which, normalize, kind, has_weight, dtype, needs)
     with _lock:
         if key not in _compiled:
             base = fused_forward_torch if which == "fwd" else fused_backward_torch
-            name = f"percept_fused_{which}_{kind}_{int(normalize)}{int(has_weight)}_{str(dtype).split('.')[-1]}"
+            flags = "".join(str(int(f)) for f in (normalize, has_weight, *needs))
+            name = f"percept_fused_{which}_{kind}_{flags}_{str(dtype).split('.')[-1]}"
             _compiled[key] = torch.compile(_own_code(base, name), dynamic=None)
     return _compiled[key]
 
@@ -107,18 +110,18 @@ def _run_fwd(backend: str, x, y, weight, normalize: bool, kind: str):
     return fused_forward_torch(x, y, weight, normalize, kind)
 
 
-def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str, need_weight_grad: bool):
+def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str, needs: tuple[bool, bool, bool]):
     if backend == "triton":
         from percept.ops.triton_kernels import feature_distance_bwd_triton
 
-        return feature_distance_bwd_triton(grad, x, y, weight, stats, normalize, kind, need_weight_grad)
+        return feature_distance_bwd_triton(grad, x, y, weight, stats, normalize, kind, needs)
     if backend == "compiled" and not _compile_failed:
         try:
-            fn = _compiled_fn("bwd", normalize, kind, weight is not None, x.dtype)
-            return fn(grad, x, y, weight, stats, normalize, kind, need_weight_grad)
+            fn = _compiled_fn("bwd", normalize, kind, weight is not None, x.dtype, needs)
+            return fn(grad, x, y, weight, stats, normalize, kind, needs)
         except Exception as exc:  # noqa: BLE001 - as above
             _fall_back(exc)
-    return fused_backward_torch(grad, x, y, weight, stats, normalize, kind, need_weight_grad)
+    return fused_backward_torch(grad, x, y, weight, stats, normalize, kind, needs)
 
 
 def _fall_back(exc: Exception) -> None:
@@ -149,20 +152,13 @@ class FeatureDistanceFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, weight, *stats = ctx.saved_tensors
-        need_w = weight is not None and ctx.needs_input_grad[2]
+        needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], weight is not None and ctx.needs_input_grad[2])
         gx, gy, gw = _run_bwd(
-            ctx.backend, grad.contiguous(), x, y, weight, tuple(stats), ctx.normalize, ctx.kind, need_w
+            ctx.backend, grad.contiguous(), x, y, weight, tuple(stats), ctx.normalize, ctx.kind, needs
         )
         if gw is not None:
             gw = gw.to(weight.dtype)
-        return (
-            gx if ctx.needs_input_grad[0] else None,
-            gy if ctx.needs_input_grad[1] else None,
-            gw,
-            None,
-            None,
-            None,
-        )
+        return gx, gy, gw, None, None, None
 
 
 def fused_feature_distance(

@@ -68,11 +68,13 @@ def fused_backward_torch(
     saved: tuple[torch.Tensor, ...],
     normalize: bool,
     kind: str,
-    need_weight_grad: bool,
+    needs: tuple[bool, bool, bool],
     eps: float = EPS,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Gradients for ``x``, ``y`` (in their dtype) and ``weight`` (float32) from the per-pixel
-    upstream gradient ``grad`` ``(N, H, W)``."""
+    upstream gradient ``grad`` ``(N, H, W)``; ``needs`` says which of the three to compute (a target
+    that needs no gradient costs no N x C x H x W tensor)."""
+    need_x, need_y, need_w = needs
     acc = accumulation_dtype(x.dtype)
     in_dtype = x.dtype
     x, y = x.to(acc), y.to(acc)
@@ -84,15 +86,17 @@ def fused_backward_torch(
         grad = grad * ((value >= 0) & (value <= 2)).to(acc)  # the clamp's gradient
         common = (grad * rx * ry).unsqueeze(1)
         px, py = ((dot + eps) * rx * rx).unsqueeze(1), ((dot + eps) * ry * ry).unsqueeze(1)
-        gx, gy = -common * (y - px * x), -common * (x - py * y)
+        gx = -common * (y - px * x) if need_x else None
+        gy = -common * (x - py * y) if need_y else None
         if w is not None:
-            gx, gy = gx * w, gy * w
+            gx = gx * w if need_x else None
+            gy = gy * w if need_y else None
         gw = None
-        if need_weight_grad:
+        if need_w:
             half = 0.5 * (dot + eps).unsqueeze(1)
             rx2, ry2 = (rx * rx).unsqueeze(1), (ry * ry).unsqueeze(1)
             gw = -(common * (x * y - half * (x * x * rx2 + y * y * ry2))).sum((0, 2, 3))
-        return gx.to(in_dtype), gy.to(in_dtype), gw
+        return _cast(gx, in_dtype), _cast(gy, in_dtype), gw
     if normalize:
         rx, ry = (s.unsqueeze(1) for s in saved)
         x, y = x * rx, y * ry
@@ -102,9 +106,13 @@ def fused_backward_torch(
     if w is not None:
         a = a * w
     if normalize:
-        gx = rx * (a - x * (a * x).sum(1, keepdim=True))
-        gy = -ry * (a - y * (a * y).sum(1, keepdim=True))
+        gx = rx * (a - x * (a * x).sum(1, keepdim=True)) if need_x else None
+        gy = -ry * (a - y * (a * y).sum(1, keepdim=True)) if need_y else None
     else:
-        gx, gy = a, -a
-    gw = (g * (d * d if kind == "sq" else d.abs())).sum((0, 2, 3)) if need_weight_grad else None
-    return gx.to(in_dtype), gy.to(in_dtype), gw
+        gx, gy = (a if need_x else None), (-a if need_y else None)
+    gw = (g * (d * d if kind == "sq" else d.abs())).sum((0, 2, 3)) if need_w else None
+    return _cast(gx, in_dtype), _cast(gy, in_dtype), gw
+
+
+def _cast(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if t is None else t.to(dtype)

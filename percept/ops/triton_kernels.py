@@ -108,7 +108,8 @@ def _feature_distance_bwd_kernel(
     sxn, sxc, sxp, syn, syc, syp,
     dxn, dxc, dxp, dyn, dyc, dyp,
     eps,
-    NORMALIZE: tl.constexpr, KIND: tl.constexpr, HAS_W: tl.constexpr, NEED_DW: tl.constexpr,
+    NORMALIZE: tl.constexpr, KIND: tl.constexpr, HAS_W: tl.constexpr,
+    NEED_DX: tl.constexpr, NEED_DY: tl.constexpr, NEED_DW: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
 ):  # fmt: skip
     pid_p = tl.program_id(0)
@@ -146,8 +147,10 @@ def _feature_distance_bwd_kernel(
                 wv = tl.load(W + offs_c, mask=mask_c, other=0.0).to(tl.float32)[:, None]
                 gx = gx * wv
                 gy = gy * wv
-            tl.store(dx_base + offs_c[:, None] * dxc, gx.to(DX.dtype.element_ty), mask=m)
-            tl.store(dy_base + offs_c[:, None] * dyc, gy.to(DY.dtype.element_ty), mask=m)
+            if NEED_DX:
+                tl.store(dx_base + offs_c[:, None] * dxc, gx.to(DX.dtype.element_ty), mask=m)
+            if NEED_DY:
+                tl.store(dy_base + offs_c[:, None] * dyc, gy.to(DY.dtype.element_ty), mask=m)
             if NEED_DW:
                 part = -tl.sum(common * (xv * yv - half * (xv * xv * rx2 + yv * yv * ry2)), axis=1)
                 tl.store(DWP + row * C + offs_c, part, mask=mask_c)
@@ -193,8 +196,10 @@ def _feature_distance_bwd_kernel(
             else:
                 gx = a * g[None, :]
                 gy = -gx
-            tl.store(dx_base + offs_c[:, None] * dxc, gx.to(DX.dtype.element_ty), mask=m)
-            tl.store(dy_base + offs_c[:, None] * dyc, gy.to(DY.dtype.element_ty), mask=m)
+            if NEED_DX:
+                tl.store(dx_base + offs_c[:, None] * dxc, gx.to(DX.dtype.element_ty), mask=m)
+            if NEED_DY:
+                tl.store(dy_base + offs_c[:, None] * dyc, gy.to(DY.dtype.element_ty), mask=m)
             if NEED_DW:
                 if KIND == 0:
                     phi = d * d
@@ -268,18 +273,20 @@ def feature_distance_bwd_triton(
     saved: tuple[torch.Tensor, ...],
     normalize: bool,
     kind: str,
-    need_weight_grad: bool,
+    needs: tuple[bool, bool, bool],
     eps: float = EPS,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Launch the backward kernel: gradients for ``x``, ``y`` (their dtype and layout) and ``weight``."""
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Launch the backward kernel: gradients for ``x``, ``y`` (their dtype and layout) and ``weight``,
+    each only where ``needs`` asks for it."""
+    need_x, need_y, need_weight_grad = needs
     _check(x, y, weight)
     _, c, h, w = x.shape
     p = h * w
     n = x.shape[0]
     x, xs = _pixel_strides(x)
     y, ys = _pixel_strides(y)
-    dx = torch.empty_like(x)
-    dy = torch.empty_like(y)
+    dx = torch.empty_like(x) if need_x else x
+    dy = torch.empty_like(y) if need_y else y
     _, dxs = _pixel_strides(dx)
     _, dys = _pixel_strides(dy)
     grad = grad.to(torch.float32).contiguous()
@@ -292,7 +299,8 @@ def feature_distance_bwd_triton(
     _feature_distance_bwd_kernel[grid](
         x, y, wt, grad, *stats, dx, dy, partial,
         c, p, *xs, *ys, *dxs, *dys, eps,
-        NORMALIZE=normalize, KIND=_KIND_CODES[kind], HAS_W=weight is not None, NEED_DW=need_weight_grad,
+        NORMALIZE=normalize, KIND=_KIND_CODES[kind], HAS_W=weight is not None,
+        NEED_DX=need_x, NEED_DY=need_y, NEED_DW=need_weight_grad,
         BLOCK_C=block_c, BLOCK_P=block_p, num_warps=num_warps,
     )  # fmt: skip
-    return dx, dy, partial.sum(0) if need_weight_grad else None
+    return (dx if need_x else None), (dy if need_y else None), (partial.sum(0) if need_weight_grad else None)
