@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 
 import pytest
 import torch
+
+# Without a GPU, Triton kernels run through Triton's interpreter. The variable must be set before
+# anything imports triton (torch.compile and others do), so it is set here, first.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from percept import RandomWeightsWarning
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-# Triton kernels run on the CPU through the interpreter; set before percept imports the kernels.
-os.environ.setdefault("TRITON_INTERPRET", "1")
-
+# Without CUDA, tests/conftest.py sets TRITON_INTERPRET=1 before anything imports triton.
 import pytest
 import torch
 
