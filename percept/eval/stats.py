@@ -1,0 +1,309 @@
+"""Agreement between a metric and human judgements: rank and linear correlations, the VQEG logistic, 2AFC.
+
+Sign convention: a *distance* grows as quality falls, so it correlates negatively with MOS and
+positively with DMOS. :func:`correlations` orients both sides so that a metric that agrees with people
+gets positive SROCC/KROCC/PLCC whatever the score kind: pass ``higher_is_better`` (the scores' kind)
+and ``lower_is_better_metric`` (True for distances, False for similarities such as SSIM).
+
+The 5-parameter logistic of the VQEG (used before PLCC and RMSE)::
+
+    Q(x) = b1 * (1/2 - 1 / (1 + exp(b2 * (x - b3)))) + b4 * x + b5
+
+Example:
+    >>> import numpy as np
+    >>> d = np.array([0.1, 0.3, 0.2, 0.8, 0.5]); mos = np.array([8.0, 6.5, 7.0, 2.0, 4.1])
+    >>> round(correlations(d, mos, higher_is_better=True)["srocc"], 3)
+    1.0
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from percept.errors import InputError, PerceptError
+
+
+class FitError(PerceptError, RuntimeError):
+    """The logistic fit did not converge from any starting point."""
+
+
+def _vectors(pred, target, name: str = "pred") -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=float).reshape(-1)
+    target = np.asarray(target, dtype=float).reshape(-1)
+    if pred.shape != target.shape:
+        raise InputError(f"expected {name} and target of the same length, got {pred.size} and {target.size}")
+    if pred.size < 3:
+        raise InputError(f"expected at least 3 pairs to correlate, got {pred.size}")
+    if not (np.isfinite(pred).all() and np.isfinite(target).all()):
+        raise InputError(f"{name} or target holds NaN or Inf ({np.count_nonzero(~np.isfinite(pred))} in {name})")
+    return pred, target
+
+
+def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Spearman rank-order correlation (ties get average ranks), in [-1, 1].
+
+    Args:
+        pred, target: ``(N,)`` values, N >= 3, finite.
+
+    Example:
+        >>> round(srocc([1, 2, 3, 4], [10, 20, 30, 25]), 6)
+        0.8
+    """
+    from scipy import stats
+
+    pred, target = _vectors(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return 0.0
+    return float(stats.spearmanr(pred, target).statistic)
+
+
+def krocc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Kendall rank-order correlation (tau-b), in [-1, 1].
+
+    Example:
+        >>> round(krocc([1, 2, 3, 4], [10, 20, 30, 25]), 4)
+        0.6667
+    """
+    from scipy import stats
+
+    pred, target = _vectors(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return 0.0
+    return float(stats.kendalltau(pred, target).statistic)
+
+
+def plcc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Pearson linear correlation, in [-1, 1] (0 when either side is constant).
+
+    Example:
+        >>> round(plcc([1, 2, 3], [2, 4, 6]), 6)
+        1.0
+    """
+    from scipy import stats
+
+    pred, target = _vectors(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return 0.0
+    return float(stats.pearsonr(pred, target).statistic)
+
+
+def rmse(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Root mean squared difference ``sqrt(mean((pred - target)^2))``, in the units of ``target``.
+
+    Example:
+        >>> rmse([1, 2, 3], [1, 2, 5])
+        1.1547005383792515
+    """
+    pred, target = _vectors(pred, target)
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+def logistic5(x, b1: float, b2: float, b3: float, b4: float, b5: float):
+    """The VQEG 5-parameter logistic ``b1 * (1/2 - 1/(1 + exp(b2 (x - b3)))) + b4 x + b5``.
+
+    Example:
+        >>> float(logistic5(0.0, 2.0, 1.0, 0.0, 0.0, 1.0))
+        1.0
+    """
+    z = np.clip(b2 * (np.asarray(x, dtype=float) - b3), -500, 500)
+    return b1 * (0.5 - 1.0 / (1.0 + np.exp(z))) + b4 * np.asarray(x, dtype=float) + b5
+
+
+def fit_logistic(
+    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 20000
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Fit the 5-parameter logistic mapping ``pred`` to ``target`` by least squares (scipy ``curve_fit``).
+
+    The fit runs on ``pred`` standardised to zero mean and unit variance (the same family of curves,
+    better conditioned), from several starting points: slope sign +/- times scales 0.5, 1, 2, the
+    centre at the median, the amplitude the target's range, the linear term 0 and the offset the
+    target's mean. The start with the smallest squared error wins.
+
+    Args:
+        pred: ``(N,)`` metric values.
+        target: ``(N,)`` subjective scores.
+        maxfev: evaluation budget per start.
+
+    Returns:
+        ``f(x) -> Q(x)``, the fitted curve on the original scale of ``pred``; ``f.params`` holds
+        ``(b1, b2, b3, b4, b5)`` for the standardised input and ``f.center, f.scale`` the standardisation.
+
+    Raises:
+        FitError: no start converged (names the last error), or ``pred`` is constant.
+
+    Example:
+        >>> x = np.linspace(0, 1, 50); y = 5 / (1 + np.exp(-8 * (x - 0.5)))
+        >>> f = fit_logistic(x, y)
+        >>> float(np.abs(f(x) - y).max()) < 1e-3
+        True
+    """
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    pred, target = _vectors(pred, target)
+    center, scale = float(np.mean(pred)), float(np.std(pred))
+    if scale == 0 or not np.isfinite(scale):
+        raise FitError(f"cannot fit a logistic to a constant metric (all {pred.size} values are {pred[0]:.6g})")
+    z = (pred - center) / scale
+    amplitude = float(np.ptp(target)) or 1.0
+    direction = 1.0 if np.corrcoef(z, target)[0, 1] >= 0 else -1.0
+    best, best_sse, last_error = None, np.inf, "no start tried"
+    for sign in (direction, -direction):
+        for slope in (1.0, 2.0, 0.5):
+            p0 = [amplitude, sign * slope, float(np.median(z)), 0.0, float(np.mean(target))]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OptimizeWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    params, _ = curve_fit(logistic5, z, target, p0=p0, maxfev=maxfev)
+            except (RuntimeError, ValueError) as exc:
+                last_error = str(exc)
+                continue
+            sse = float(np.sum((logistic5(z, *params) - target) ** 2))
+            if np.isfinite(sse) and sse < best_sse:
+                best, best_sse = params, sse
+    if best is None:
+        raise FitError(f"the 5-parameter logistic fit did not converge from any of 6 starts ({last_error})")
+
+    def curve(x):
+        return logistic5((np.asarray(x, dtype=float) - center) / scale, *best)
+
+    curve.params, curve.center, curve.scale = tuple(float(b) for b in best), center, scale
+    return curve
+
+
+def correlations(
+    pred: Sequence[float],
+    target: Sequence[float],
+    *,
+    higher_is_better: bool = True,
+    lower_is_better_metric: bool = True,
+    logistic: bool = True,
+) -> dict[str, float]:
+    """Every agreement statistic of a metric with subjective scores, oriented so agreement is positive.
+
+    Args:
+        pred: ``(N,)`` metric values.
+        target: ``(N,)`` subjective scores.
+        higher_is_better: the scores are MOS-like (True) or DMOS-like (False).
+        lower_is_better_metric: the metric is a distance (True) or a similarity (False).
+        logistic: also fit the 5-parameter logistic and report ``plcc_logistic``, ``rmse_logistic``
+            (NaN where the fit fails, with ``fit_failed = 1``).
+
+    Returns:
+        ``{"n", "srocc", "krocc", "plcc", "rmse", "plcc_logistic", "rmse_logistic", "fit_failed"}``:
+        correlations in [-1, 1], positive when the metric agrees with people; ``rmse`` is of the best
+        linear map (``sqrt(1 - plcc^2) * std(target)``), ``rmse_logistic`` of the logistic, both in
+        score units.
+
+    Example:
+        >>> out = correlations([0.1, 0.2, 0.4, 0.3], [1.0, 2.0, 4.0, 3.0], higher_is_better=False)
+        >>> round(out["srocc"], 6), round(out["plcc"], 6)
+        (1.0, 1.0)
+    """
+    pred, target = _vectors(pred, target)
+    sign = -1.0 if higher_is_better == lower_is_better_metric else 1.0
+    out = {"n": float(pred.size)}
+    out["srocc"] = sign * srocc(pred, target)
+    out["krocc"] = sign * krocc(pred, target)
+    linear = plcc(pred, target)
+    out["plcc"] = sign * linear
+    out["rmse"] = float(np.sqrt(max(0.0, 1.0 - linear**2)) * np.std(target))
+    if logistic:
+        try:
+            curve = fit_logistic(pred, target)
+            fitted = curve(pred)
+            out["plcc_logistic"] = plcc(fitted, target)
+            out["rmse_logistic"] = rmse(fitted, target)
+            out["fit_failed"] = 0.0
+        except FitError:
+            out["plcc_logistic"] = out["rmse_logistic"] = float("nan")
+            out["fit_failed"] = 1.0
+    return out
+
+
+def two_afc_agreement(d0: Sequence[float], d1: Sequence[float], judge: Sequence[float]) -> float:
+    """BAPPS 2AFC score: how often the metric agrees with people, weighted by their agreement.
+
+    For each triplet the metric prefers ``p0`` when ``d0 < d1``; ``judge`` is the fraction of people
+    who preferred ``p1``. The score is ``mean((d0 < d1) * (1 - judge) + (d1 < d0) * judge + (d0 == d1) / 2)``
+    (as the ``lpips`` package computes it); human agreement itself is ``mean(j^2 + (1-j)^2)``.
+
+    Args:
+        d0, d1: ``(N,)`` distances of p0 and p1 to the reference.
+        judge: ``(N,)`` fractions in [0, 1].
+
+    Returns:
+        The score in [0, 1].
+
+    Example:
+        >>> two_afc_agreement([0.1, 0.5], [0.2, 0.4], [0.0, 1.0])
+        1.0
+    """
+    d0, d1 = np.asarray(d0, dtype=float).reshape(-1), np.asarray(d1, dtype=float).reshape(-1)
+    judge = np.asarray(judge, dtype=float).reshape(-1)
+    if not (d0.shape == d1.shape == judge.shape) or d0.size == 0:
+        raise InputError(f"expected d0, d1 and judge of one non-zero length, got {d0.size}, {d1.size}, {judge.size}")
+    if ((judge < 0) | (judge > 1)).any():
+        raise InputError(f"judge must hold fractions in [0, 1], got values in [{judge.min()}, {judge.max()}]")
+    agree = (d0 < d1) * (1.0 - judge) + (d1 < d0) * judge + (d0 == d1) * 0.5
+    return float(agree.mean())
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    groups: Sequence,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Percentile bootstrap confidence interval of a statistic, resampling whole groups (reference images).
+
+    Pairs that share a reference image are not independent, so the bootstrap draws reference images
+    with replacement and keeps all of their pairs.
+
+    Args:
+        statistic: ``f(indices) -> float``, evaluated on the row indices of a resample (rows may repeat).
+        groups: ``(N,)`` group label of each row (the reference id).
+        n_boot: number of resamples.
+        level: confidence level in (0, 1).
+        seed: seed of numpy's generator.
+
+    Returns:
+        ``(estimate on all rows, low, high)``. Resamples where the statistic fails (fewer than 3
+        distinct rows) are skipped.
+
+    Example:
+        >>> pred, mos = np.random.rand(60), np.random.rand(60)
+        >>> refs = np.repeat(np.arange(6), 10)
+        >>> est, lo, hi = bootstrap_ci(lambda ix: srocc(pred[ix], mos[ix]), refs, n_boot=200)
+        >>> lo <= est <= hi
+        True
+    """
+    if not 0 < level < 1:
+        raise InputError(f"level must be in (0, 1), got {level}")
+    labels = np.asarray(groups)
+    uniques, inverse = np.unique(labels, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniques))]
+    if len(members) < 2:
+        raise InputError(f"a bootstrap by group needs at least 2 groups, got {len(members)}")
+    estimate = float(statistic(np.arange(labels.size)))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        drawn = rng.integers(0, len(members), len(members))
+        index = np.concatenate([members[g] for g in drawn])
+        try:
+            value = float(statistic(index))
+        except (InputError, FitError):
+            continue
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        raise InputError("every bootstrap resample failed; too few groups or rows")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return estimate, float(low), float(high)
