@@ -13,6 +13,8 @@ from percept.loss import check_reduction
 from percept.pipeline import Pipeline, build_pipeline
 from percept.spec import Spec
 
+_ACCUMULATE = (torch.float32, torch.float64)
+
 
 class PerceptualMetric(Metric):
     """Mean (or sum, or per-sample) perceptual distance over everything seen, for evaluation loops.
@@ -91,6 +93,20 @@ class PerceptualMetric(Metric):
         if self.reduction == "sum":
             return self.sum_scores.float()
         return (self.sum_scores / self.total.clamp(min=1)).float() if self.total > 0 else self._empty()
+
+    def _apply(self, fn, *args, **kwargs):
+        # ``.to(torch.bfloat16)`` (Lightning's "bf16-true") and ``set_dtype`` cast the network and,
+        # in torchmetrics, every state (``set_dtype`` even the integer count): the running sum stays
+        # float64, the count an integer and per-sample scores at least float32, so that a
+        # low-precision network never costs precision in the accumulation.
+        this = super()._apply(fn, *args, **kwargs)
+        if "scores" in this._defaults:
+            this.scores = [s if s.dtype in _ACCUMULATE else s.float() for s in this.scores]
+        elif "sum_scores" in this._defaults:
+            for key, dtype in (("sum_scores", torch.float64), ("total", torch.long)):
+                setattr(this, key, getattr(this, key).to(dtype))
+                this._defaults[key] = this._defaults[key].to(dtype)
+        return this
 
     def _empty(self) -> torch.Tensor:
         return torch.tensor(float("nan"), device=self.sum_scores.device)

@@ -107,6 +107,11 @@ class Pipeline(nn.Module):
         that needs no gradient runs without a graph."""
         grad = torch.is_grad_enabled()
         x_grad, y_grad = grad and x.requires_grad, grad and y.requires_grad
+        # Images follow the network's dtype (a float32 target for a loss cast with .half(), half images
+        # for a float32 metric); under autocast the convolutions then pick their own dtype.
+        dtype = _network_dtype(self.backbone)
+        if dtype is not None and x.dtype != dtype:
+            x, y = x.to(dtype), y.to(dtype)
         if x_grad == y_grad:
             both = self.backbone(torch.cat([x, y]), self.taps)
             n = x.shape[0]
@@ -178,6 +183,14 @@ class Pipeline(nn.Module):
         return f"spec={self.spec!r}, taps={self.taps}"
 
 
+def _network_dtype(module: nn.Module) -> torch.dtype | None:
+    """The floating dtype of a module's first parameter, or ``None`` if it has none."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return None
+
+
 def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if a.shape[0] == b.shape[0]:
         return a, b
@@ -188,25 +201,34 @@ def _broadcast_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, to
     raise SpecError(f"feature batches of {a.shape[0]} and {b.shape[0]} cannot be compared (one must be 1 or equal)")
 
 
+def _drop_frozen_state(module, state_dict, prefix, local_metadata) -> None:
+    """``state_dict`` post-hook: remove the frozen parts' entries."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        if any(key[len(prefix) :].startswith(p) for p in module._frozen_prefixes):
+            del state_dict[key]
+
+
+def _fill_frozen_state(
+    module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+) -> None:
+    """``load_state_dict`` pre-hook: supply the frozen parts' own tensors where a checkpoint lacks them."""
+    for key, value in _persistent_tensors(module):
+        if any(key.startswith(p) for p in module._frozen_prefixes) and prefix + key not in state_dict:
+            state_dict[prefix + key] = value.detach()
+
+
 def _exclude_from_checkpoints(pipeline: Pipeline) -> None:
-    """Keep frozen parts out of ``state_dict`` and accept checkpoints without them."""
+    """Keep frozen parts out of ``state_dict`` and accept checkpoints without them.
 
-    def drop(module, state_dict, prefix, local_metadata):
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            if any(key[len(prefix) :].startswith(p) for p in module._frozen_prefixes):
-                del state_dict[key]
-
-    def fill(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        for key, value in _persistent_tensors(module):
-            if any(key.startswith(p) for p in module._frozen_prefixes) and prefix + key not in state_dict:
-                state_dict[prefix + key] = value.detach()
-
+    The hooks are module-level functions, not closures, so that a pipeline (and any model holding
+    one) can be pickled.
+    """
     if hasattr(pipeline, "register_state_dict_post_hook"):  # torch >= 2.5
-        pipeline.register_state_dict_post_hook(drop)
-        pipeline.register_load_state_dict_pre_hook(fill)
+        pipeline.register_state_dict_post_hook(_drop_frozen_state)
+        pipeline.register_load_state_dict_pre_hook(_fill_frozen_state)
     else:  # pragma: no cover - older torch
-        pipeline._register_state_dict_hook(drop)
-        pipeline._register_load_state_dict_pre_hook(fill, with_module=True)
+        pipeline._register_state_dict_hook(_drop_frozen_state)
+        pipeline._register_load_state_dict_pre_hook(_fill_frozen_state, with_module=True)
 
 
 def _persistent_tensors(root: nn.Module):
