@@ -1,0 +1,229 @@
+"""percept side by side with the libraries users would pick instead, in one process.
+
+Cases (same random inputs; random backbone weights copied from percept into every peer, since
+weights do not change speed):
+
+* ``lpips-vgg`` / ``lpips-alex``: percept, the ``lpips`` package, torchmetrics' LPIPS;
+* ``vgg16:conv3`` (content loss, mse on relu3_3): percept, piq's ``ContentLoss``;
+* ``floor:<net>``: percept's backbone alone (same network, same taps, no readout or distance);
+* ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS (when percept has the preset).
+
+Measures forward (no graph), forward+backward (gradient for the prediction only, as in training)
+as medians of interleaved repetitions, and peak memory of forward+backward: the CUDA allocator on
+a GPU; on CPU a fresh subprocess per case and its peak resident memory above the inputs. Also the
+import time of ``percept`` against ``import torch, torchvision``.
+
+    python benchmarks/compare.py [--sizes 8x256 1x1024] [--reps 5] [--cases lpips-vgg vgg16:conv3 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+
+warnings.filterwarnings("ignore")
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _percept(spec: str) -> tuple[Loss, object]:
+    import percept
+
+    pipeline = percept.build_pipeline(spec, weights=None)
+    return (lambda x, y: pipeline(x, y).sum()), pipeline
+
+
+def _copy_lpips_net(ref_net, features) -> None:
+    state = features.state_dict()
+    ref_net.load_state_dict({k: state[".".join(k.split(".")[1:])] for k in ref_net.state_dict()})
+
+
+def build(case: str, impl: str) -> Loss:
+    """A loss ``(x, y) -> scalar`` for ``case`` as implemented by ``impl``."""
+    if case.startswith("floor:"):
+        spec = case.split(":", 1)[1]
+        _, pipeline = _percept(spec)
+        backbone, taps = pipeline.backbone, pipeline.taps
+
+        def floor(x, y):
+            fx = backbone(x, taps)
+            with torch.no_grad():
+                backbone(y, taps)
+            return sum(f.mean() for f in fx.values())
+
+        return floor
+    if impl == "percept":
+        return _percept(case)[0]
+    if case.startswith("lpips-"):
+        net = case.split("-", 1)[1]
+        _, pipeline = _percept(case)
+        features = pipeline.backbone.model.features
+        if impl == "lpips":
+            import lpips
+
+            ref = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False).eval()
+            _copy_lpips_net(ref.net, features)
+            return lambda x, y: ref(x, y, normalize=True).sum()
+        if impl == "torchmetrics":
+            from torchmetrics.functional.image.lpips import _LPIPS
+
+            ref = _LPIPS(pretrained=True, net=net, pnet_rand=True).eval()
+            _copy_lpips_net(ref.net, features)
+            return lambda x, y: ref(x, y, normalize=True).sum()
+    if case == "vgg16:conv3" and impl == "piq":
+        import piq
+
+        _, pipeline = _percept(case)
+        ref = piq.ContentLoss(feature_extractor=pipeline.backbone.model.features, layers=("15",), reduction="sum")
+        return lambda x, y: ref(x, y)
+    if case == "dists":
+        _, pipeline = _percept(case)
+        if impl == "DISTS_pytorch":
+            from DISTS_pytorch import DISTS
+
+            ref = DISTS()
+            return lambda x, y: ref(x, y, require_grad=True, batch_average=False).sum()
+    raise ValueError(f"no implementation {impl!r} for case {case!r}")
+
+
+IMPLS = {
+    "lpips-vgg": ["percept", "lpips", "torchmetrics"],
+    "lpips-alex": ["percept", "lpips", "torchmetrics"],
+    "floor:lpips-vgg": ["percept"],
+    "vgg16:conv3": ["percept", "piq"],
+    "floor:vgg16:conv3": ["percept"],
+}
+
+
+def inputs(n: int, size: int, device: str):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, size, size, generator=g).to(device).requires_grad_()
+    y = torch.rand(n, 3, size, size, generator=g).to(device)
+    return x, y
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def step(loss: Loss, x, y, backward: bool) -> None:
+    if backward:
+        loss(x, y).backward()
+        x.grad = None
+    else:
+        with torch.no_grad():
+            loss(x, y)
+
+
+def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tuple[str, bool], float]:
+    impls = IMPLS[case]
+    losses = {impl: build(case, impl) for impl in impls}
+    for m in losses.values():
+        if isinstance(m, torch.nn.Module):
+            m.to(device)
+    x, y = inputs(n, size, device)
+    for loss in losses.values():  # warm-up (and compile where the fused op compiles)
+        step(loss, x, y, False)
+        step(loss, x, y, True)
+    times: dict[tuple[str, bool], list[float]] = {(i, b): [] for i in impls for b in (False, True)}
+    for _ in range(reps):
+        for impl, loss in losses.items():
+            for backward in (False, True):
+                sync(device)
+                t0 = time.perf_counter()
+                step(loss, x, y, backward)
+                sync(device)
+                times[(impl, backward)].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def memory_case(case: str, impl: str, n: int, size: int, device: str) -> int:
+    """In a fresh process: peak bytes above the inputs during one forward+backward after warm-up."""
+    loss = build(case, impl)
+    x, y = inputs(n, size, device)
+    step(loss, x, y, True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(loss, x, y, True)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status("VmRSS")
+    step(loss, x, y, True)
+    return _status("VmHWM") - base
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def measure_memory(case: str, impl: str, n: int, size: int, device: str) -> int:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    code = (
+        "import json, sys; sys.path.insert(0, 'benchmarks'); import compare; "
+        f"print(json.dumps(compare.memory_case({case!r}, {impl!r}, {n}, {size}, {device!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def import_times(reps: int = 5) -> tuple[float, float]:
+    def run(code: str) -> float:
+        samples = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            samples.append(time.perf_counter() - t0)
+        return statistics.median(samples)
+
+    return run("import torch, torchvision"), run("import torch, torchvision, percept")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["8x256", "1x1024"], help="NxSIZE batches")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--cases", nargs="+", default=list(IMPLS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}")
+    base, with_percept = import_times()
+    print(f"# import torch, torchvision: {base:.2f} s; + percept: {with_percept:.2f} s (+{with_percept - base:.2f} s)")
+    print("| case | N x size | impl | fwd ms | fwd+bwd ms | percept speed-up | peak MiB (fwd+bwd) | percept / impl |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size_text in args.sizes:
+        n, size = (int(v) for v in size_text.split("x"))
+        for case in args.cases:
+            med = time_case(case, n, size, args.device, args.reps)
+            mem = {} if args.no_memory else {i: measure_memory(case, i, n, size, args.device) for i in IMPLS[case]}
+            ours = med[(IMPLS[case][0], True)]
+            for impl in IMPLS[case]:
+                peak = mem.get(impl)
+                ratio = f"{mem[IMPLS[case][0]] / peak:.2f}" if peak else "-"
+                fwd, both = med[(impl, False)] * 1e3, med[(impl, True)] * 1e3
+                peak_text = f"{peak / 2**20:.0f}" if peak else "-"
+                speed = med[(impl, True)] / ours
+                cells = [case, f"{n} x {size}", impl, f"{fwd:.0f}", f"{both:.0f}", f"{speed:.2f}x", peak_text, ratio]
+                print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
