@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from percept.backbones.base import Backbone
-from percept.errors import RegistrationError
+from percept.errors import PerceptError, RegistrationError
 
 
 def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
@@ -30,7 +30,15 @@ def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
     from percept.registry import get_registry
 
     entry = get_registry().get("backbone", name)
-    backbone = entry.factory(weights=weights, **kwargs)
+    try:
+        backbone = entry.factory(weights=weights, **kwargs)
+    except (PerceptError, TypeError):
+        raise  # already a clear error (or a wrong keyword argument from the caller)
+    except Exception as exc:
+        # A plugin's bug (e.g. taps declared on modules that do not exist): name the plugin.
+        raise RegistrationError(
+            f"backbone {name!r} of plugin {entry.plugin!r} failed to build: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(backbone, Backbone):
         raise RegistrationError(
             f"backbone factory {name!r} of plugin {entry.plugin!r} returned {type(backbone).__name__}, "
