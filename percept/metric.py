@@ -89,7 +89,10 @@ class PerceptualMetric(Metric):
     def compute(self) -> torch.Tensor:
         """The mean or sum of every score seen (float32), or all of them with ``reduction="none"``."""
         if self.reduction == "none":
-            return dim_zero_cat(self.scores) if self.scores else torch.zeros(0, device=self.device)
+            # After a DDP sync the state is the gathered tensor, not a list.
+            if isinstance(self.scores, list) and not self.scores:
+                return torch.zeros(0, device=self.device)
+            return dim_zero_cat(self.scores)
         if self.reduction == "sum":
             return self.sum_scores.float()
         return (self.sum_scores / self.total.clamp(min=1)).float() if self.total > 0 else self._empty()
