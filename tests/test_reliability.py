@@ -212,7 +212,12 @@ def test_feature_scales_and_half_ranges_stay_finite(kind, normalize, scale, dtyp
     assert d.dtype == torch.float32  # half inputs accumulate in float32: (6.5e4)^2 * 7 still fits
     assert torch.isfinite(d).all() and (d >= 0).all()
     d.sum().backward()
-    assert torch.isfinite(x.grad.float()).all()
+    # Gradients come back in the input's dtype: finite wherever the true (float32) gradient fits it.
+    # (Unit-normalising features of norm 1e-6 has gradients near 1e6, beyond float16: GradScaler's case.)
+    x32 = x.detach().float().requires_grad_()
+    feature_distance(x32, y.float(), normalize=normalize, kind=kind, backend="eager").sum().backward()
+    if x32.grad.abs().max() < torch.finfo(x.dtype).max:
+        assert torch.isfinite(x.grad.float()).all()
 
 
 # -- determinism --------------------------------------------------------------------------------
