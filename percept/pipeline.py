@@ -156,7 +156,7 @@ class Pipeline(nn.Module):
                 if spatial and not self.distance.supports_spatial:
                     raise SpecError(f"distance {type(self.distance).__name__} has no spatial map (spatial=True)")
                 ra, rb = _broadcast_batch(readout(a), readout(b))
-                out[tap] = self.distance(ra, rb, spatial=spatial)
+                out[tap] = self.distance(ra, rb, spatial=spatial, **readout.distance_kwargs())
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:

@@ -38,6 +38,8 @@ BUILTIN_MODULES = (
     "percept.readouts.basic",
     "percept.distances.basic",
     "percept.presets",
+    "percept.distances.dists",
+    "percept.presets_dists",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 

@@ -26,7 +26,11 @@ def test_every_family_is_registered():
     assert set(FAMILIES) <= set(list_backbones())
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+# The first families; tests/test_backbone_contract.py runs the full contract over every registered backbone.
+CORE = ("alexnet", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "squeezenet1_1", "vgg11", "vgg11_bn", "vgg16")
+
+
+@pytest.mark.parametrize("name", CORE)
 def test_declared_taps_are_produced(name):
     backbone = random_backbone(name)
     size = max(64, backbone.min_size(backbone.tap_names))

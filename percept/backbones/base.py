@@ -76,6 +76,9 @@ class Backbone(nn.Module):
         arch: a function building the same architecture without weights (for shape tracing on the
             meta device); defaults to none, in which case shapes are traced on a CPU copy.
         pretrained_cfg: where the weights came from.
+        to_map: ``to_map(stage index, stage output, input (H, W))`` gives a tap's ``(N, C, h, w)`` map
+            when stages pass something else along (a transformer's tokens, channels-last maps); a
+            module-level function or ``functools.partial``, so the backbone pickles.
 
     Inputs to :meth:`forward` are ``(N, C, H, W)`` with ``C`` 1 (grey, repeated) or 3, values in
     ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``.
@@ -94,6 +97,7 @@ class Backbone(nn.Module):
         arch: Callable[[], nn.Module] | None = None,
         stage_fn: Callable[[nn.Module], Sequence[tuple[str, nn.Module]]] | None = None,
         pretrained_cfg: PretrainedCfg | None = None,
+        to_map: Callable[[int, torch.Tensor, tuple[int, int]], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -107,6 +111,7 @@ class Backbone(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self._arch = arch
         self._stage_fn = stage_fn
+        self._to_map = to_map
         self._shapes: list[tuple[int, int]] | None = None
         self._min_size_cache: dict[int, int] = {}
         shapes = self._trace_shapes()
@@ -188,10 +193,11 @@ class Backbone(nn.Module):
             m.eval()
         with torch.no_grad():
             x = torch.zeros(1, 3, size, size, device=device)
-            for m in stages:
+            for i, m in enumerate(stages):
                 x = m(x)
-                reduction = 2 ** round(math.log2(size / max(x.shape[-1], 1)))
-                out.append((int(x.shape[1]), int(reduction)))
+                y = self._tap_map(i, x, (size, size))
+                reduction = 2 ** round(math.log2(size / max(y.shape[-1], 1)))
+                out.append((int(y.shape[1]), int(reduction)))
         for m, t in zip(stages, was_training, strict=True):
             m.train(t)
         return out
@@ -211,10 +217,11 @@ class Backbone(nn.Module):
             try:
                 with torch.no_grad():
                     x = torch.zeros(1, 3, size, size, device=device)
-                    for m in stages:
+                    for i, m in enumerate(stages):
                         m.eval()
                         x = m(x)
-                        if x.dim() < 4 or min(x.shape[-2:]) < 1:
+                        y = self._tap_map(i, x, (size, size))
+                        if y.dim() < 4 or min(y.shape[-2:]) < 1:
                             return False
                 return True
             except RuntimeError:
@@ -232,6 +239,9 @@ class Backbone(nn.Module):
             else:
                 low = mid + 1
         return high
+
+    def _tap_map(self, index: int, output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return output if self._to_map is None else self._to_map(index, output, size)
 
     # -- forward -----------------------------------------------------------------------------------
 
@@ -292,6 +302,7 @@ class Backbone(nn.Module):
         for info in infos:
             wanted.setdefault(info.index, []).append(info.name)
         last = max(wanted)
+        size = (int(x.shape[-2]), int(x.shape[-1]))
         h = self.preprocess(x)
         found: dict[str, torch.Tensor] = {}
         for i in range(last + 1):
@@ -299,6 +310,7 @@ class Backbone(nn.Module):
             if i in wanted:
                 # An in-place activation next would overwrite this tap's output.
                 keep = h.clone() if i < last and getattr(self._stages[i + 1][1], "inplace", False) else h
+                keep = self._tap_map(i, keep, size)
                 for tap_name in wanted[i]:
                     found[tap_name] = keep
         return {info.name: found[info.name] for info in infos}

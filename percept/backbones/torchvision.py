@@ -54,6 +54,8 @@ class Family:
         meta_init: random weights may be made on the meta device and initialised by
             :func:`init_like_torchvision` (False where the model holds raw parameters or computed
             buffers, such as ViT's class token or Swin's relative position index).
+        meta_trace: the builder runs on the meta device, so shapes are traced there (RegNet's
+            builder computes its widths with tensors and cannot).
         norm: ``(mean, std)`` the weights expect, when not ImageNet's.
         task, data: what the default weights were trained for, and on what.
     """
@@ -67,6 +69,7 @@ class Family:
     build_kwargs: dict = field(default_factory=dict)
     to_map: Callable[[int, torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
     meta_init: bool = True
+    meta_trace: bool = True
     norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     task: str = "classification"
     data: str = "ImageNet-1k"
@@ -465,7 +468,12 @@ FAMILIES: dict[str, Family] = {
     },
     **{
         f"regnet_{k}_{s}": Family(
-            _regnet_stages, _regnet_taps, ("avgpool", "fc"), f"RegNet{k.upper()}-{s} (Radosavovic 2020)"
+            _regnet_stages,
+            _regnet_taps,
+            ("avgpool", "fc"),
+            f"RegNet{k.upper()}-{s} (Radosavovic 2020), ImageNet-1k",
+            meta_init=False,
+            meta_trace=False,
         )
         for k, sizes in (
             ("x", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
@@ -696,8 +704,8 @@ def create_torchvision_backbone(
         mean=mean,
         std=std,
         input_range=input_range,
-        arch=functools.partial(build_arch, arch),  # a partial pickles, a closure not
-        stage_fn=family.stages,
+        arch=functools.partial(build_arch, arch) if family.meta_trace else None,  # a partial pickles, a closure not
+        stage_fn=family.stages if family.meta_trace else None,
         pretrained_cfg=cfg,
         to_map=family.to_map,
     )

@@ -33,6 +33,11 @@ class Readout(nn.Module):
         """``(C,)`` weights applied to the per-channel error, or ``None``."""
         return None
 
+    def distance_kwargs(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments this readout hands to a non-fused distance for its tap (DISTS' per-channel
+        alpha and beta), or ``{}``."""
+        return {}
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -1,0 +1,162 @@
+"""DISTS' structure and texture terms (Ding, Ma, Wang & Simoncelli 2020) as a per-tap distance.
+
+For the features ``a, b`` of one tap, per channel ``c`` with spatial means ``mu``, variances ``s^2``
+and covariance ``s_ab`` (population statistics over ``H, W``)::
+
+    texture   l_c = (2 mu_a mu_b + c1) / (mu_a^2 + mu_b^2 + c1)
+    structure s_c = (2 s_ab + c2) / (s_a^2 + s_b^2 + c2)             c1 = c2 = 1e-6
+    d = sum_c alpha_c (1 - l_c) + beta_c (1 - s_c)
+
+Summed over taps with DISTS' weights (``alpha``, ``beta`` normalised to sum 1 over every tap), this
+is ``1 - sum_{tap, c} (alpha_c l_c + beta_c s_c)``, the published DISTS score. Without weights
+(a spec such as ``vgg16_l2pool:conv3/raw/dists``) every channel weighs ``1 / (2 C)``, so each tap
+lies in ``[0, 2]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+
+from percept.distances.base import Distance
+from percept.errors import InputError
+from percept.hookspecs import hookimpl
+from percept.readouts.base import Readout
+
+C1 = C2 = 1e-6
+TERMS = ("texture", "structure")
+
+
+def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """DISTS' per-channel texture (mean) and structure (covariance) similarities.
+
+    Args:
+        a, b: ``(N, C, H, W)`` features of one tap.
+
+    Returns:
+        ``(texture, structure)``, each ``(N, C)`` in ``[-1, 1]`` (1 for identical features).
+
+    Example:
+        >>> x = torch.rand(2, 4, 8, 8)
+        >>> [t.min().item() > 0.999 for t in dists_terms(x, x)]
+        [True, True]
+    """
+    if a.dim() != 4 or a.shape != b.shape:
+        raise InputError(
+            f"DISTS compares two (N, C, H, W) feature maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    # The arithmetic follows DISTS_pytorch line for line, so float32 results agree with it.
+    a_mean = a.mean([2, 3], keepdim=True)
+    b_mean = b.mean([2, 3], keepdim=True)
+    texture = (2 * a_mean * b_mean + C1) / (a_mean**2 + b_mean**2 + C1)
+    a_var = ((a - a_mean) ** 2).mean([2, 3], keepdim=True)
+    b_var = ((b - b_mean) ** 2).mean([2, 3], keepdim=True)
+    ab_cov = (a * b).mean([2, 3], keepdim=True) - a_mean * b_mean
+    structure = (2 * ab_cov + C2) / (a_var + b_var + C2)
+    return texture.flatten(1), structure.flatten(1)
+
+
+class DISTSDistance(Distance):
+    """DISTS' weighted structure and texture dissimilarity of one tap, per sample.
+
+    Args:
+        terms: which terms to use: ``("texture", "structure")`` (DISTS), or one of them.
+
+    ``forward(a, b, alpha=None, beta=None)``: ``alpha``, ``beta`` are ``(C,)`` weights of the
+    texture and structure terms (a :class:`DISTSWeights` readout supplies them); by default
+    ``1 / (2 C)`` each (``1 / C`` for a single term). Returns ``(N,)``, ``>= 0``.
+
+    Example:
+        >>> x, y = torch.rand(2, 4, 8, 8), torch.rand(2, 4, 8, 8)
+        >>> d = DISTSDistance()
+        >>> d(x, x).abs().max().item() < 1e-6, bool((d(x, y) > 0).all())
+        (True, True)
+    """
+
+    symmetric = True
+    supports_spatial = False
+
+    def __init__(self, terms: tuple[str, ...] = TERMS) -> None:
+        super().__init__()
+        terms = tuple(terms)
+        if not terms or any(t not in TERMS for t in terms) or len(set(terms)) != len(terms):
+            raise InputError(f"DISTS terms must be a non-empty subset of {TERMS}, got {terms!r}")
+        self.terms = terms
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        *,
+        spatial: bool = False,
+        alpha: torch.Tensor | None = None,
+        beta: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if spatial:
+            raise InputError("DISTS compares global statistics of each tap: it has no spatial map (spatial=True)")
+        texture, structure = dists_terms(a, b)
+        channels = a.shape[1]
+        default = 1.0 / (channels * len(self.terms))
+        out = None
+        for name, sim, w in (("texture", texture, alpha), ("structure", structure, beta)):
+            if name not in self.terms:
+                continue
+            if w is not None and w.shape != (channels,):
+                raise InputError(f"DISTS {name} weights must have shape ({channels},), got {tuple(w.shape)}")
+            term = (w * (1 - sim)).sum(1) if w is not None else (1 - sim).sum(1) * default
+            out = term if out is None else out + term
+        return out
+
+    def extra_repr(self) -> str:
+        return f"terms={self.terms}"
+
+
+class DISTSWeights(Readout):
+    """The features as they are, plus DISTS' per-channel ``alpha`` (texture) and ``beta`` (structure).
+
+    Args:
+        alpha, beta: ``(C,)`` weights (DISTS: the published values, divided by their total over all taps).
+
+    Example:
+        >>> r = DISTSWeights(torch.full((3,), 0.1), torch.full((3,), 0.2))
+        >>> sorted(r.distance_kwargs())
+        ['alpha', 'beta']
+    """
+
+    fusable = False
+
+    def __init__(self, alpha: torch.Tensor, beta: torch.Tensor) -> None:
+        super().__init__()
+        alpha, beta = alpha.detach().reshape(-1).float(), beta.detach().reshape(-1).float()
+        if alpha.shape != beta.shape:
+            raise InputError(
+                f"DISTS alpha and beta must have the same shape, got {tuple(alpha.shape)} and {tuple(beta.shape)}"
+            )
+        self.register_buffer("alpha", alpha.clone())
+        self.register_buffer("beta", beta.clone())
+
+    def distance_kwargs(self) -> dict[str, torch.Tensor]:
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+    def extra_repr(self) -> str:
+        return f"channels={self.alpha.numel()}"
+
+
+def _create(terms: tuple[str, ...], **kwargs) -> DISTSDistance:
+    return DISTSDistance(terms)
+
+
+def _factory(terms: tuple[str, ...]) -> Callable[..., DISTSDistance]:
+    return functools.partial(_create, terms)
+
+
+@hookimpl
+def register_distances(register: Callable[..., None]) -> None:
+    register("dists", _factory(TERMS), description="DISTS structure + texture dissimilarity of channel statistics")
+    register("dists-texture", _factory(("texture",)), description="DISTS texture term: channel means compared")
+    register("dists-structure", _factory(("structure",)), description="DISTS structure term: channel covariances")
