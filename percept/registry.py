@@ -40,6 +40,8 @@ BUILTIN_MODULES = (
     "percept.presets",
     "percept.distances.dists",
     "percept.presets_dists",
+    "percept.readouts.descriptors",
+    "percept.distances.style",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 

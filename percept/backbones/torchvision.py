@@ -547,7 +547,7 @@ def init_like_torchvision(model: nn.Module, arch: str) -> None:
 
     Example:
         >>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
-        >>> init_like_torchvision(m, "vgg16"); float(m[0].bias.abs().sum())
+        >>> init_like_torchvision(m, "vgg16"); float(m[0].bias.detach().abs().sum())
         0.0
     """
     for module in model.modules():
