@@ -94,8 +94,10 @@ class _Checker:
             self.fail(check, message)
 
     def close(self, check: str, actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+        # Float32 convolutions pick algorithms by batch size: tolerances follow the values' magnitude.
+        scale = max(1.0, float(expected.detach().abs().max())) if expected.numel() else 1.0
         try:
-            torch.testing.assert_close(actual, expected, rtol=RTOL, atol=ATOL)
+            torch.testing.assert_close(actual, expected, rtol=RTOL, atol=ATOL * scale)
         except AssertionError as exc:
             self.fail(check, f"{what}: {str(exc).strip().splitlines()[0]} ({_summary(actual)} vs {_summary(expected)})")
 
@@ -220,8 +222,9 @@ def check_backbone(
             f"{tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__}",
         )
         ratio = size / max(f.shape[-1], 1)
+        # Nominal strides: padding and valid convolutions move small maps by a few pixels.
         c.expect(
-            abs(math.log2(ratio / t.reduction)) <= 1.0,
+            abs(math.log2(ratio / t.reduction)) <= 1.0 or abs(f.shape[-1] - size / t.reduction) <= 3,
             "produces declared taps",
             f"tap {t.name!r} declares reduction {t.reduction}, but a {size}x{size} input gives width {f.shape[-1]}",
         )
