@@ -28,8 +28,8 @@ failure) naming the object, the check and what was expected and what came, and r
   ``fusable`` readout's ``forward`` is exactly the (optional) unit normalisation it declares;
 * distances: one finite, non-negative value per sample; ``d(a, a) = 0``; ``d(a, b) = d(b, a)`` where
   ``symmetric`` says so; batch independence; gradients reach ``a`` and are finite at ``a == b``;
-  ``spatial=True`` maps average to the distance where ``supports_spatial`` says so; mismatched or
-  malformed inputs raise :class:`~percept.errors.InputError`.
+  ``spatial=True`` maps average to the distance where ``supports_spatial`` says so; inputs with
+  different channel counts, and 1-d inputs, raise :class:`~percept.errors.InputError`.
 
 Random weights are used for backbones (``weights=None``; the ``RandomWeightsWarning`` is silenced
 inside the checks); inputs are drawn from a seeded generator, so a failure reproduces.
@@ -498,13 +498,14 @@ def check_distance(
         c.close("spatial map", dmap.mean(dim=(-2, -1)).flatten(), d_ab, "the spatial map's mean vs the distance")
         c.ok("spatial map")
 
-    other = b[..., :-1] if b.dim() > 2 and b.shape[-1] > 1 else b[:, :-1] if b.shape[1] > 1 else b[:1]
-    if other.shape != a.shape:
+    # Features of one tap always share their channels; other sizes may be fine (Gram, distributions).
+    if b.shape[1] > 1:
+        other = b[:, :-1]
         c.raises(
             "bad input",
             (InputError,),
             lambda: d(a, other),
-            f"inputs of shapes {tuple(a.shape)} and {tuple(other.shape)}",
+            f"inputs with different channels, shapes {tuple(a.shape)} and {tuple(other.shape)}",
         )
     c.raises("bad input", (InputError,), lambda: d(a.flatten(), b.flatten()), "1-d inputs")
     c.ok("bad input")
