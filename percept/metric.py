@@ -83,8 +83,10 @@ class PerceptualMetric(Metric):
         if self.reduction == "none":
             self.scores.append(scores.detach() if not scores.requires_grad else scores)
         else:
-            self.sum_scores += scores.sum().to(self.sum_scores.dtype)
-            self.total += scores.numel()
+            # Out of place: after a reset() under torch.inference_mode (Lightning's trainer.validate) the
+            # states are inference tensors, which in-place updates outside inference mode cannot touch.
+            self.sum_scores = self.sum_scores + scores.sum().to(self.sum_scores.dtype)
+            self.total = self.total + scores.numel()
 
     def compute(self) -> torch.Tensor:
         """The mean or sum of every score seen (float32), or all of them with ``reduction="none"``."""

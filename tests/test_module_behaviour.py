@@ -252,3 +252,19 @@ def test_metric_state_dict_holds_states_only_when_persistent() -> None:
     restored.persistent(True)
     restored.load_state_dict(state, strict=True)
     torch.testing.assert_close(restored.compute(), metric.compute(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_metric_updates_after_a_reset_under_inference_mode(reduction: str) -> None:
+    """Lightning's ``trainer.validate`` computes and resets under ``torch.inference_mode``; the next
+    ``fit`` validates under ``torch.no_grad`` with the states that reset made."""
+    metric, fresh = make_metric(reduction=reduction), make_metric(reduction=reduction)
+    with torch.inference_mode():
+        metric.update(images(), images())
+        metric.compute()
+        metric.reset()
+    x, y = images(3), images(3)
+    with torch.no_grad():
+        metric.update(x, y)
+    fresh.update(x, y)
+    torch.testing.assert_close(metric.compute(), fresh.compute(), rtol=0, atol=0)
