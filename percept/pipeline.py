@@ -95,12 +95,15 @@ class Pipeline(nn.Module):
         return self
 
     def check(self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:
-        """Validate an image pair: shapes, dtype, device, range, NaN/Inf, size (raises InputError)."""
+        """Validate an image pair: shapes, dtype, device, range, NaN/Inf, size, and whether the pass can
+        fit in memory at all (raises InputError)."""
+        from percept.memory import check_memory
         from percept.validation import check_images
 
         for t, name in zip((x, y), names, strict=True):
             check_images(t, name, input_range=self.input_range, min_size=self._min_size)
         check_pair(x, y, names)
+        check_memory(self, x, y)
 
     def features(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Tap features of both batches: one batched pass when both need the same graph, else the one
