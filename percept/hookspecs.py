@@ -36,6 +36,9 @@ def register_backbones(register):
     ``register(name, factory, *, description="", aliases=())`` where ``factory(weights=..., **kw)``
     returns a :class:`percept.backbones.Backbone`. ``weights`` is ``"imagenet"`` (or another tag
     the backbone knows), ``None`` for random initialisation, or a path to a local state_dict file.
+    With ``prefix=True`` the entry serves every name ``<name>.<rest>`` (``timm.resnet50``), its
+    factory called as ``factory(rest, weights=..., **kw)``: a library's whole model zoo behind one
+    entry, nothing imported until such a name is asked for.
     """
 
 

@@ -10,7 +10,9 @@ registering, registers something invalid, or takes a name that is already taken 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import functools
 import importlib
 import importlib.metadata as importlib_metadata
 import os
@@ -42,6 +44,7 @@ BUILTIN_MODULES = (
     "percept.presets_dists",
     "percept.readouts.descriptors",
     "percept.distances.style",
+    "percept.backbones.timm",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -56,6 +59,7 @@ class Entry:
     plugin: str
     description: str = ""
     aliases: tuple[str, ...] = ()
+    prefix: bool = False  # serves every name "<name>.<rest>", the factory taking <rest> first
 
 
 @dataclass
@@ -164,7 +168,12 @@ class Registry:
 
     def _make_register(self, kind: str, plugin: str, staged: list[Entry]) -> Callable[..., None]:
         def register(
-            name: str, factory: Callable[..., Any], *, description: str = "", aliases: tuple[str, ...] = ()
+            name: str,
+            factory: Callable[..., Any],
+            *,
+            description: str = "",
+            aliases: tuple[str, ...] = (),
+            prefix: bool = False,
         ) -> None:
             if not isinstance(name, str) or not _NAME.match(name):
                 raise RegistrationError(
@@ -178,7 +187,7 @@ class Registry:
                     raise RegistrationError(
                         f"{kind} name {new!r} registered twice: by plugin {owner!r} and by plugin {plugin!r}"
                     )
-            staged.append(Entry(kind, name, factory, plugin, description, tuple(aliases)))
+            staged.append(Entry(kind, name, factory, plugin, description, tuple(aliases), bool(prefix)))
 
         return register
 
@@ -232,12 +241,26 @@ class Registry:
         table = self._entries[kind]
         canonical = self._aliases[kind].get(name, name)
         if canonical not in table:
+            served = self._prefixed(kind, name)
+            if served is not None:
+                return served
             raise SpecError(unknown_name(kind, name, [*table, *self._aliases[kind]]))
         return table[canonical]
 
     def has(self, kind: str, name: str) -> bool:
         self.ensure_loaded()
-        return self._aliases[kind].get(name, name) in self._entries[kind]
+        return self._aliases[kind].get(name, name) in self._entries[kind] or self._prefixed(kind, name) is not None
+
+    def _prefixed(self, kind: str, name: str) -> Entry | None:
+        """``timm.resnet50`` served by the prefix entry ``timm``: its factory with ``"resnet50"`` bound first.
+
+        The served name is not checked here (that would import the plugin's library); its factory
+        raises ``SpecError`` for a name it does not know."""
+        head, dot, rest = name.partition(".")
+        entry = self._entries[kind].get(head)
+        if not dot or not rest or entry is None or not entry.prefix:
+            return None
+        return dataclasses.replace(entry, name=name, factory=functools.partial(entry.factory, rest), prefix=False)
 
     def names(self, kind: str, pattern: str | None = None) -> list[str]:
         """Sorted registered names of ``kind``, filtered by a shell ``pattern`` (``"vgg*"``)."""

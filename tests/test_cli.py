@@ -278,7 +278,7 @@ def test_list(capsys, kind, name, plugin):
 def test_list_pattern(capsys):
     assert main(["list", "backbones", "--pattern", "resnet*"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert names == ["resnet18", "resnet34", "resnet50"]
+    assert names == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
     assert main(["list", "distances", "--pattern", "nothing*"]) == 1
     assert "no distances matching 'nothing*'" in capsys.readouterr().err
 
