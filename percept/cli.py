@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from percept.errors import InputError, PerceptError, PluginWarning, RandomWeightsWarning, SpecError
+from percept.eval.cli import add_commands as add_eval_commands
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -483,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--distance", default="l2", help="distance applied to every tap (default l2)")
     demo.add_argument("--device", default="cpu", help="torch device (default cpu)")
     demo.set_defaults(func=cmd_demo)
+    add_eval_commands(sub)
     return parser
 
 

@@ -25,6 +25,8 @@ import numpy as np
 
 from percept.errors import InputError, PerceptError
 
+MAX_SLOPE = 100.0
+
 
 class FitError(PerceptError, RuntimeError):
     """The logistic fit did not converge from any starting point."""
@@ -112,15 +114,42 @@ def logistic5(x, b1: float, b2: float, b3: float, b4: float, b5: float):
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(z))) + b4 * np.asarray(x, dtype=float) + b5
 
 
+def _logistic5_jac(x, b1: float, b2: float, b3: float, b4: float, b5: float):
+    x = np.asarray(x, dtype=float)
+    s = 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))
+    slope = s * (1.0 - s)
+    return np.stack([0.5 - s, b1 * slope * (x - b3), -b1 * slope * b2, x, np.ones_like(x)], axis=1)
+
+
+def _logistic_starts(z: np.ndarray, target: np.ndarray) -> list[list[float]]:
+    """Starting points: the best of a grid over (slope, centre), with the linear parameters solved
+    exactly for each (the model is linear in b1, b4, b5), then the classic VQEG start."""
+    centres = np.quantile(z, np.linspace(0.05, 0.95, 19))
+    slopes = np.concatenate([-np.geomspace(0.25, 32, 8), np.geomspace(0.25, 32, 8)])
+    b2, b3 = (g.reshape(-1) for g in np.meshgrid(slopes, centres))
+    s = 1.0 / (1.0 + np.exp(np.clip(b2[:, None] * (z[None] - b3[:, None]), -500, 500)))
+    design = np.stack([0.5 - s, np.broadcast_to(z, s.shape), np.ones_like(s)], axis=2)  # (K, N, 3)
+    gram = design.transpose(0, 2, 1) @ design + 1e-9 * np.eye(3)
+    coef = np.linalg.solve(gram, (design.transpose(0, 2, 1) @ target)[..., None])[..., 0]  # (K, 3)
+    sse = (((design @ coef[..., None])[..., 0] - target) ** 2).sum(1)
+    k = int(np.nanargmin(sse))
+    grid = [coef[k, 0], b2[k], b3[k], coef[k, 1], coef[k, 2]]
+    direction = 1.0 if np.corrcoef(z, target)[0, 1] >= 0 else -1.0
+    classic = [float(np.ptp(target)) or 1.0, direction, float(np.median(z)), 0.0, float(np.mean(target))]
+    return [[float(v) for v in grid], classic]
+
+
 def fit_logistic(
-    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 20000
+    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 400
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Fit the 5-parameter logistic mapping ``pred`` to ``target`` by least squares (scipy ``curve_fit``).
 
     The fit runs on ``pred`` standardised to zero mean and unit variance (the same family of curves,
-    better conditioned), from several starting points: slope sign +/- times scales 0.5, 1, 2, the
-    centre at the median, the amplitude the target's range, the linear term 0 and the offset the
-    target's mean. The start with the smallest squared error wins.
+    better conditioned), by trust-region least squares with the analytic Jacobian, the slope bounded by
+    ``MAX_SLOPE`` and the centre inside the data, from two starts: the best point of a grid over
+    slope and centre (the other three parameters solved exactly there), and the classic start
+    (amplitude the target's range, slope +/-1 by the sign of the correlation, centre the median,
+    linear term 0, offset the target's mean). The result with the smaller squared error wins.
 
     Args:
         pred: ``(N,)`` metric values.
@@ -147,25 +176,29 @@ def fit_logistic(
     if scale == 0 or not np.isfinite(scale):
         raise FitError(f"cannot fit a logistic to a constant metric (all {pred.size} values are {pred[0]:.6g})")
     z = (pred - center) / scale
-    amplitude = float(np.ptp(target)) or 1.0
-    direction = 1.0 if np.corrcoef(z, target)[0, 1] >= 0 else -1.0
+    # The slope is bounded (on the standardised input) so that scores in a few discrete steps, which
+    # an infinitely steep logistic fits best, still give a converged fit; the centre stays in the data.
+    bounds = (
+        [-np.inf, -MAX_SLOPE, float(z.min()), -np.inf, -np.inf],
+        [np.inf, MAX_SLOPE, float(z.max()), np.inf, np.inf],
+    )
     best, best_sse, last_error = None, np.inf, "no start tried"
-    for sign in (direction, -direction):
-        for slope in (1.0, 2.0, 0.5):
-            p0 = [amplitude, sign * slope, float(np.median(z)), 0.0, float(np.mean(target))]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", OptimizeWarning)
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    params, _ = curve_fit(logistic5, z, target, p0=p0, maxfev=maxfev)
-            except (RuntimeError, ValueError) as exc:
-                last_error = str(exc)
-                continue
-            sse = float(np.sum((logistic5(z, *params) - target) ** 2))
-            if np.isfinite(sse) and sse < best_sse:
-                best, best_sse = params, sse
+    for p0 in _logistic_starts(z, target):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                params, _ = curve_fit(
+                    logistic5, z, target, p0=p0, jac=_logistic5_jac, bounds=bounds, method="trf", max_nfev=maxfev
+                )
+        except (RuntimeError, ValueError) as exc:
+            last_error = str(exc)
+            continue
+        sse = float(np.sum((logistic5(z, *params) - target) ** 2))
+        if np.isfinite(sse) and sse < best_sse:
+            best, best_sse = params, sse
     if best is None:
-        raise FitError(f"the 5-parameter logistic fit did not converge from any of 6 starts ({last_error})")
+        raise FitError(f"the 5-parameter logistic fit did not converge from any start ({last_error})")
 
     def curve(x):
         return logistic5((np.asarray(x, dtype=float) - center) / scale, *best)

@@ -1,0 +1,151 @@
+"""The research toolkit's commands, hooked into ``percept`` by :func:`add_commands`.
+
+::
+
+    percept sweep  DATABASE PATH --backbones vgg16,alexnet [--measures flat-l2,ssim] [--out DIR] ...
+    percept select DATABASE PATH --backbone alexnet [--taps all] [--criterion plcc|srocc] [--out DIR] ...
+
+``DATABASE`` is one of ``tid2013, tid2008, kadid10k, csiq, live, cidiq-50, cidiq-100, pipal, csv``;
+``PATH`` its folder (the manifest file for ``csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from percept.errors import InputError
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _resize(text: str | None):
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH (e.g. 256 or 384x512), got {text!r}") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH with positive sizes, got {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _weights(text: str | None):
+    return None if text is None or text.lower() == "none" else text
+
+
+def _database(args: argparse.Namespace):
+    from percept.eval.datasets import IQADatabase, load_database
+
+    kwargs: dict[str, Any] = {}
+    if args.database.lower() in ("csv", "manifest"):
+        if args.data_root:
+            kwargs["root"] = args.data_root
+        if args.higher_is_better is not None:
+            kwargs["higher_is_better"] = args.higher_is_better
+    elif args.scores:
+        kwargs["scores"] = args.scores
+    db = load_database(args.database, args.path, **kwargs)
+    if not isinstance(db, IQADatabase):
+        raise InputError(f"{args.database} is a 2AFC set; sweep and select need a database with scores per image")
+    if args.limit_references:
+        keep = db.references[: args.limit_references]
+        db = db.subset(db.table["ref_id"].isin(keep).to_numpy())
+    return db
+
+
+def _add_database_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database", metavar="DATABASE", help="tid2013, tid2008, kadid10k, csiq, live, cidiq-50, "
+                        "cidiq-100, pipal or csv (a manifest: dis_img_path,ref_img_path,score)")  # fmt: skip
+    parser.add_argument("path", metavar="PATH", help="the database's folder, as distributed (the file, for csv)")
+    parser.add_argument("--scores", default=None, help="CSIQ / CID:IQ: the score table, if not in its usual place")
+    parser.add_argument("--data-root", default=None, help="csv: the folder image paths are relative to")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--higher-is-better", dest="higher_is_better", action="store_true", default=None,
+                      help="csv: scores are MOS-like (higher: better quality)")  # fmt: skip
+    kind.add_argument("--lower-is-better", dest="higher_is_better", action="store_false",
+                      help="csv: scores are DMOS-like (higher: worse quality)")  # fmt: skip
+    parser.add_argument("--limit-references", type=int, default=None, metavar="K",
+                        help="use only the first K reference images (quick trials)")  # fmt: skip
+    parser.add_argument("--weights", default="imagenet",
+                        help="backbone weights: a tag ('imagenet'), a state_dict file, or 'none' (random: "
+                        "the scores then mean nothing)")  # fmt: skip
+    parser.add_argument("--resize", default=None, help="resize images to SIDE or HEIGHTxWIDTH (default: native)")
+    parser.add_argument("--batch-size", type=int, default=8, help="distorted images per forward pass (default 8)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``percept sweep``: every tap of the backbones, the tables and the plots."""
+    from percept.eval.sweep import run_sweep
+
+    db = _database(args)
+    result = run_sweep(
+        db,
+        _split(args.backbones) or [],
+        out_dir=args.out,
+        taps=_split(args.taps),
+        measures=_split(args.measures) or ["flat-l2"],
+        weights=_weights(args.weights),
+        resize=_resize(args.resize),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        baselines=_split(args.baselines) or (),
+        bootstrap=args.bootstrap,
+        plots=not args.no_plots,
+        progress=not args.no_progress,
+    )
+    table = result.correlations
+    best = table[table["backbone"] != "baseline"].sort_values("srocc", ascending=False)
+    print(f"{db.name}: {len(db)} pairs, {db.table['ref_id'].nunique()} references; best taps by SROCC:")
+    columns = ["backbone", "tap", "depth", "measure", "srocc", "plcc", "plcc_logistic"]
+    print(best[columns].head(args.top).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    baselines = table[table["backbone"] == "baseline"]
+    if not baselines.empty:
+        print("baselines:")
+        print(
+            baselines[["tap", "srocc", "plcc", "plcc_logistic"]].to_string(
+                index=False, float_format=lambda v: f"{v:.4f}"
+            )
+        )
+    print(f"wrote {', '.join(str(f) for f in result.files)}", file=sys.stderr)
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Add ``sweep`` and ``select`` to the ``percept`` command's subparsers.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(); add_commands(parser.add_subparsers())
+    """
+    sweep = subparsers.add_parser(
+        "sweep",
+        help="correlate every tap of one or more networks with an IQA database's scores",
+        description="For each backbone, compare reference and distorted images at every tap (the input and "
+        "every stage output) with each measure, correlate with the subjective scores, and write pairs.csv, "
+        "scores.csv, correlations.csv and plots of correlation against depth. Reruns resume from OUT/partial.",
+    )
+    _add_database_args(sweep)
+    sweep.add_argument("--backbones", required=True, help="comma-separated backbone names, e.g. vgg16,alexnet")
+    sweep.add_argument("--taps", default=None, help="comma-separated taps (default: the input and every stage)")
+    sweep.add_argument("--measures", default="flat-l2",
+                       help="comma-separated: flat-l2, mse, unit-l2, cosine, ssim, meanstd, gram or READOUT/DISTANCE "
+                       "(default flat-l2)")  # fmt: skip
+    sweep.add_argument("--baselines", default="psnr,ssim,ms-ssim",
+                       help="comma-separated reference metrics: psnr, ssim, ms-ssim, or percept specs/presets such as "
+                       "lpips-vgg (default psnr,ssim,ms-ssim; '' for none)")  # fmt: skip
+    sweep.add_argument("--bootstrap", type=int, default=0, help="resamples of references for SROCC intervals")
+    sweep.add_argument("--out", default="percept-sweep", help="output folder (default percept-sweep)")
+    sweep.add_argument("--no-plots", action="store_true", help="write no plots")
+    sweep.add_argument("--top", type=int, default=10, help="rows of the printed ranking (default 10)")
+    sweep.set_defaults(func=cmd_sweep)

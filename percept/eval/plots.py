@@ -1,0 +1,130 @@
+"""Plots of sweep and selection results (matplotlib, written to files; no display needed).
+
+Example:
+    >>> from percept.eval.plots import plot_sweep
+    >>> plot_sweep(result.correlations, "sweep-out")  # doctest: +SKIP
+    [PosixPath('sweep-out/depth_flat-l2.png'), PosixPath('sweep-out/depth_vgg16.png')]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(name))
+
+
+def _baselines(ax, table: pd.DataFrame, stat: str) -> None:
+    rows = table[table["backbone"] == "baseline"]
+    styles = ["--", ":", "-.", (0, (5, 1)), (0, (1, 3))]
+    for i, (_, row) in enumerate(rows.iterrows()):
+        ax.axhline(row[stat], color="0.4", linestyle=styles[i % len(styles)], linewidth=1, label=f"{row['tap']}")
+
+
+def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "srocc") -> list[Path]:
+    """Correlation against depth: one figure per measure with every backbone, and one per backbone.
+
+    Args:
+        table: from :func:`percept.eval.sweep.correlation_table` (columns ``backbone, tap, depth,
+            measure`` and ``stat``). Rows of ``backbone == "baseline"`` are drawn as horizontal lines;
+            ``cat:<tap>`` rows (layer concatenation) as a dashed curve.
+        out_dir: folder for ``depth_<measure>.png`` (depth relative to each network's deepest tap, so
+            networks of different depths share an axis) and ``depth_<backbone>.png`` (absolute depth,
+            one curve per measure, canonical taps labelled).
+        stat: the column plotted (``srocc``, ``plcc``, ``plcc_logistic``, ``krocc``).
+
+    Returns:
+        The files written.
+
+    Example:
+        >>> plot_sweep(table, "out", stat="plcc_logistic")  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    nets = table[table["backbone"] != "baseline"]
+    layers = nets[~nets["tap"].astype(str).str.startswith("cat:")]
+    cats = nets[nets["tap"].astype(str).str.startswith("cat:")]
+    files = []
+    for measure, rows in layers.groupby("measure", sort=False):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for backbone, curve in rows.groupby("backbone", sort=False):
+            curve = curve.sort_values("depth")
+            deepest = max(float(curve["depth"].max()), 1.0)
+            ax.plot(curve["depth"] / deepest, curve[stat], marker=".", label=backbone)
+        _baselines(ax, table, stat)
+        ax.set_xlabel("relative depth (0: input, 1: deepest tap)")
+        ax.set_ylabel(stat.upper().replace("_", " "))
+        ax.set_title(f"{stat} against depth, measure {measure}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        path = out / f"depth_{_safe(measure)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        files.append(path)
+    for backbone, rows in layers.groupby("backbone", sort=False):
+        fig, ax = plt.subplots(figsize=(max(8, 0.22 * rows["depth"].nunique()), 4.5))
+        for measure, curve in rows.groupby("measure", sort=False):
+            curve = curve.sort_values("depth")
+            ax.plot(curve["depth"], curve[stat], marker=".", label=measure)
+        for measure, curve in cats[cats["backbone"] == backbone].groupby("measure", sort=False):
+            curve = curve.sort_values("depth")
+            ax.plot(curve["depth"], curve[stat], linestyle="--", marker="s", label=f"{measure}, concatenated")
+        canonical = rows[rows["canonical"].astype(bool)].drop_duplicates("depth").sort_values("depth")
+        if not canonical.empty:
+            ax.set_xticks(canonical["depth"], canonical["tap"], rotation=45, fontsize=8)
+        _baselines(ax, table, stat)
+        ax.set_xlabel("depth (stage index; canonical taps labelled)")
+        ax.set_ylabel(stat.upper().replace("_", " "))
+        ax.set_title(f"{backbone}: {stat} at every tap")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        path = out / f"depth_{_safe(backbone)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def plot_selection_path(path_table: pd.DataFrame, baseline: float, out_file: str | os.PathLike) -> Path:
+    """Correlation after each step of a forward selection, with the all-maps baseline as a line.
+
+    Args:
+        path_table: columns ``step`` and ``criterion`` (from :class:`percept.eval.select.Selection`).
+        baseline: the all-maps value of the criterion.
+        out_file: the PNG written.
+
+    Example:
+        >>> plot_selection_path(selection.path, selection.baseline, "path.png")  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(path_table["step"], path_table["criterion"], marker="o", label="selected maps")
+    ax.axhline(baseline, color="0.4", linestyle="--", label="all maps")
+    ax.set_xlabel("maps selected")
+    ax.set_ylabel("criterion")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out_file = Path(out_file)
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)
+    return out_file

@@ -1,0 +1,778 @@
+"""Layer sweep: how well every tap of one or more networks, read out and compared in several ways, agrees with people.
+
+For each backbone, every stage output (and the input image itself, depth 0) is a tap. Each reference
+image runs through the network once and its tap outputs are kept while its distorted versions are
+scored; each batch of distorted images runs through the network once, and a forward hook on every
+stage compares that stage's output with the reference's the moment it is computed, so no tap output
+of the distorted batch outlives its stage. Per (tap, measure) the distances land in a tidy table, and
+per (tap, measure) the agreement with the scores (:func:`percept.eval.stats.correlations`).
+
+Measures (``--measures``), each a distance (0 for identical features):
+
+============  ======================================================================================
+``flat-l2``   Euclidean norm of the whole flattened difference, ``||a - b||_2`` over C, H, W (the
+              protocol of the deep-IQA dissection studies: no normalisation)
+``mse``       mean over C, H, W of ``(a - b)^2``
+``unit-l2``   channel unit-normalisation, squared difference summed over C, mean over space (LPIPS
+              without its learned heads)
+``cosine``    ``1 - cos`` between channel vectors, mean over space
+``ssim``      ``1 -`` mean over channels of SSIM between feature maps (Gaussian window 11, sigma 1.5,
+              shrunk to the map on small maps; C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = 1 as MATLAB's
+              ``ssim`` on doubles)
+``meanstd``   Euclidean distance between the (spatial mean, spatial std) descriptors of the channels
+``gram``      Frobenius norm of the difference of Gram matrices ``F F^T / (H W)``
+R/D           any registered readout/distance pair, e.g. ``unit/l2`` or ``raw/cosine``
+============  ======================================================================================
+
+With ``flat-l2`` the sweep also reports the concatenation of the canonical taps: ``cat:<tap>`` is the
+flattened concatenation of every canonical tap up to ``<tap>`` (``sqrt`` of the sum of squared
+``flat-l2``), the cumulative readout of those studies.
+
+Outputs in ``out_dir``: ``pairs.csv`` (the database's table), ``scores.csv`` (tidy: ``database,
+backbone, tap, module, depth, canonical, measure, pair, distance``), ``correlations.csv`` (one row per
+backbone, tap and measure: ``n, srocc, krocc, plcc, rmse, plcc_logistic, rmse_logistic``), and
+``partial/``, the per-chunk results a rerun resumes from.
+
+Example:
+    >>> from percept.eval.datasets import load_database
+    >>> from percept.eval.sweep import run_sweep
+    >>> db = load_database("tid2013", "/data/tid2013")  # doctest: +SKIP
+    >>> result = run_sweep(db, ["vgg16", "alexnet"], out_dir="sweep-tid2013")  # doctest: +SKIP
+    >>> result.correlations.sort_values("srocc").tail(1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from percept.errors import InputError, SpecError, unknown_name
+from percept.eval.datasets import IQADatabase
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from percept.backbones.base import Backbone
+
+INPUT_TAP = "input"
+DEFAULT_MEASURES = ("flat-l2",)
+BASELINES = ("psnr", "ssim", "ms-ssim")
+SIMILARITY_BASELINES = {"psnr", "ssim", "ms-ssim"}
+
+# -- measures on features ------------------------------------------------------------------------------
+
+
+def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim_per_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = 11) -> torch.Tensor:
+    """SSIM between corresponding feature maps, one value per map.
+
+    Args:
+        a: ``(1 or N, C, H, W)`` features (a batch of one is broadcast, as a reference).
+        b: ``(N, C, H, W)`` features.
+        data_range: ``L`` in ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``.
+        window: Gaussian window side (sigma 1.5), shrunk to the largest odd size that fits the map;
+            the SSIM map is computed where the window fits ("valid") and averaged.
+
+    Returns:
+        ``(N, C)`` SSIM in [-1, 1] (1: identical maps).
+
+    Example:
+        >>> x = torch.rand(2, 4, 16, 16)
+        >>> torch.allclose(ssim_per_map(x, x), torch.ones(2, 4))
+        True
+    """
+    if a.dim() != 4 or b.dim() != 4 or a.shape[1:] != b.shape[1:]:
+        raise InputError(f"expected two (N, C, H, W) feature maps of one shape, got {tuple(a.shape)}, {tuple(b.shape)}")
+    a, b = a.float(), b.float()
+    n, c, h, w = b.shape
+    size = min(window, h, w)
+    size = size if size % 2 == 1 else size - 1
+    g = _gaussian_window(size, 1.5, b.device, b.dtype)
+    a = a.expand(n, -1, -1, -1)
+
+    # The five local statistics go through one depthwise (separable) Gaussian convolution.
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    k = 5 * c
+    blurred = F.conv2d(stacked, g.view(1, 1, 1, -1).expand(k, 1, 1, size), groups=k)
+    blurred = F.conv2d(blurred, g.view(1, 1, -1, 1).expand(k, 1, size, 1), groups=k)
+    mu_a, mu_b, aa, bb, ab = blurred.split(c, dim=1)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    saa, sbb, sab = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+    return s.mean(dim=(2, 3))
+
+
+def mse_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of each feature map: ``(1 or N, C, H, W), (N, C, H, W) -> (N, C)``.
+
+    Example:
+        >>> mse_per_map(torch.ones(1, 2, 3, 3), torch.zeros(2, 2, 3, 3)).tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
+    """
+    return (a.float() - b.float()).pow(2).mean(dim=(2, 3))
+
+
+def _flat_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).pow(2).flatten(1).sum(1).sqrt()
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.float() - b.float()).pow(2).flatten(1).mean(1)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / torch.sqrt(x.pow(2).sum(1, keepdim=True) + 1e-20)
+
+
+def _unit_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (_unit(a.float()) - _unit(b.float())).pow(2).sum(1).flatten(1).mean(1)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a, b = a.float(), b.float()
+    cos = (a * b).sum(1) / torch.sqrt(a.pow(2).sum(1) * b.pow(2).sum(1) + 1e-20)
+    return (1 - cos).flatten(1).mean(1)
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 1 - ssim_per_map(a, b).mean(1)
+
+
+def _meanstd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def describe(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().flatten(2)
+        return torch.cat([x.mean(2), x.std(2, unbiased=False)], 1)
+
+    return (describe(a) - describe(b)).pow(2).sum(1).sqrt()
+
+
+def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def gram(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().flatten(2)
+        return x @ x.transpose(1, 2) / x.shape[2]
+
+    return (gram(a) - gram(b)).pow(2).flatten(1).sum(1).sqrt()
+
+
+MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "flat-l2": _flat_l2,
+    "mse": _mse,
+    "unit-l2": _unit_l2,
+    "cosine": _cosine,
+    "ssim": _ssim,
+    "meanstd": _meanstd,
+    "gram": _gram,
+}
+
+
+def make_measure(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The measure ``name``: ``f(a (1 or N, C, H, W), b (N, C, H, W)) -> (N,)`` distances.
+
+    ``name`` is one of :data:`MEASURES` or ``readout/distance`` of registered ones (``unit/l2``).
+
+    Example:
+        >>> f = make_measure("flat-l2")
+        >>> f(torch.zeros(1, 1, 2, 2), torch.ones(3, 1, 2, 2)).tolist()
+        [2.0, 2.0, 2.0]
+    """
+    if name in MEASURES:
+        return MEASURES[name]
+    if "/" not in name:
+        raise SpecError(unknown_name("measure", name, [*MEASURES, "<readout>/<distance>"]))
+    from percept.distances.base import FusedDistance
+    from percept.registry import get_registry
+
+    readout_name, _, distance_name = name.partition("/")
+    registry = get_registry()
+    readout_factory = registry.get("readout", readout_name).factory
+    distance = registry.get("distance", distance_name).factory()
+    readouts: dict[int, object] = {}
+
+    def measure(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        channels = b.shape[1]
+        if channels not in readouts:
+            readouts[channels] = readout_factory(channels=channels).to(b.device)
+        readout = readouts[channels]
+        a = a.expand(b.shape[0], *a.shape[1:]).contiguous()
+        if isinstance(distance, FusedDistance) and readout.fusable:
+            return distance(a, b, weight=readout.channel_weight(), normalize=readout.normalize)
+        return distance(readout(a), readout(b))
+
+    return measure
+
+
+# -- taps --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepTap:
+    """One tap of a sweep: its display name, module path (``""`` for the input), depth and canonicity."""
+
+    name: str
+    module: str
+    depth: int
+    canonical: bool
+
+
+def sweep_taps(backbone: Backbone, taps: Sequence[str] | None = None) -> list[SweepTap]:
+    """The taps a sweep visits: the input (depth 0) and every stage output, or the ``taps`` named.
+
+    Each stage is named by its finer tap name where the backbone has one (``relu3_3``), else its
+    module path; ``canonical`` marks the stages behind the backbone's canonical taps.
+
+    Example:
+        >>> [t.name for t in sweep_taps(create_backbone("alexnet", weights=None))][:4]  # doctest: +SKIP
+        ['input', 'features.0', 'relu1', 'pool1']
+    """
+    by_module: dict[str, list] = {}
+    for info in backbone.feature_info:
+        by_module.setdefault(info.module, []).append(info)
+    paths = backbone.module_paths
+    chosen = [INPUT_TAP, *paths] if taps is None or list(taps) == ["all"] else list(taps)
+    out = []
+    for name in chosen:
+        if name == INPUT_TAP:
+            out.append(SweepTap(INPUT_TAP, "", 0, False))
+            continue
+        info = backbone.tap_info(name)
+        infos = by_module.get(info.module, [])
+        fine = [i.name for i in infos if not i.canonical]
+        display = name if name != info.module else (fine[0] if fine else info.module)
+        out.append(SweepTap(display, info.module, info.index + 1, any(i.canonical for i in infos)))
+    return out
+
+
+class TapScorer:
+    """Compares every tap of a backbone between one reference image and batches of distorted ones.
+
+    Args:
+        backbone: the network (frozen, eval mode).
+        taps: from :func:`sweep_taps`.
+        measures: ``{name: f(a, b) -> (N,)}`` or per-map ``(N, C)`` functions.
+
+    :meth:`set_reference` runs the reference once and keeps its tap outputs; :meth:`score` runs a
+    distorted batch once, comparing each stage's output with the reference's in a forward hook.
+
+    Example:
+        >>> scorer = TapScorer(bb, sweep_taps(bb), {"flat-l2": make_measure("flat-l2")})  # doctest: +SKIP
+        >>> scorer.set_reference(ref)  # (1, 3, H, W)  # doctest: +SKIP
+        >>> scorer.score(dist)[("relu1_1", "flat-l2")].shape  # (N,)  # doctest: +SKIP
+    """
+
+    def __init__(self, backbone: Backbone, taps: Sequence[SweepTap], measures: dict[str, Callable]) -> None:
+        self.backbone = backbone
+        self.taps = list(taps)
+        self.measures = measures
+        self._module_taps: dict[str, list[SweepTap]] = {}
+        for tap in self.taps:
+            if tap.module:
+                self._module_taps.setdefault(tap.module, []).append(tap)
+        self._deepest = max((t.module for t in self.taps if t.module), key=lambda m: backbone.tap_info(m).index,
+                            default=None)  # fmt: skip
+        self._reference: dict[str, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def set_reference(self, ref: torch.Tensor) -> None:
+        """Run the reference ``(1, C, H, W)`` in [0, 1] and keep every tap's output."""
+        self._reference = {INPUT_TAP: ref}
+        if self._deepest is not None:
+            feats = self.backbone(ref, list(self._module_taps))
+            self._reference.update(feats)
+
+    @torch.no_grad()
+    def score(self, dist: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
+        """Distances of a batch ``(N, C, H, W)`` to the reference, ``{(tap name, measure): (N,) or (N, C)}``."""
+        if self._reference is None:
+            raise RuntimeError("call set_reference before score")
+        ref = self._reference
+        if ref[INPUT_TAP].shape[1:] != dist.shape[1:]:
+            raise InputError(
+                f"distorted images of shape {tuple(dist.shape[1:])} do not match their reference's "
+                f"{tuple(ref[INPUT_TAP].shape[1:])}; pass resize= to compare images of different sizes"
+            )
+        out: dict[tuple[str, str], torch.Tensor] = {}
+
+        def compare(key: str, taps: list[SweepTap], features: torch.Tensor) -> None:
+            for tap in taps:
+                for name, fn in self.measures.items():
+                    out[(tap.name, name)] = fn(ref[key], features).detach().cpu()
+
+        if any(t.name == INPUT_TAP for t in self.taps):
+            compare(INPUT_TAP, [t for t in self.taps if t.name == INPUT_TAP], dist)
+        if self._deepest is None:
+            return out
+        handles = []
+        for module_path, taps in self._module_taps.items():
+            module = self.backbone.model.get_submodule(module_path)
+            done = [False]
+
+            def hook(mod, args, output, taps=taps, key=module_path, done=done):
+                if not done[0]:  # a module called twice in one pass counts once: its stage output
+                    done[0] = True
+                    compare(key, taps, output)
+
+            handles.append(module.register_forward_hook(hook))
+        try:
+            self.backbone(dist, [self._deepest])
+        finally:
+            for handle in handles:
+                handle.remove()
+        return out
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def _resize(image: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
+    if size is None:
+        return image
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def _rgb(image: torch.Tensor) -> torch.Tensor:
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+class ChunkDataset(torch.utils.data.Dataset):
+    """Chunks of one reference's distorted images: ``(ref (3, H, W), dists (B, 3, H, W), rows (B,))``.
+
+    Args:
+        db: the database.
+        chunks: ``[(ref_id, [row indices])]`` from :func:`make_chunks`.
+        resize: ``None`` (native resolution), a side, or ``(height, width)``.
+    """
+
+    def __init__(self, db: IQADatabase, chunks: list[tuple[str, list[int]]], resize=None) -> None:
+        self.table = db.table[["ref", "dist"]].reset_index(drop=True)
+        self.chunks = chunks
+        self.resize = resize
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: int):
+        from percept.cli import load_image
+
+        _, rows = self.chunks[i]
+        ref = _rgb(_resize(load_image(self.table.at[rows[0], "ref"]), self.resize))
+        dists = []
+        for row in rows:
+            image = _rgb(_resize(load_image(self.table.at[row, "dist"]), self.resize))
+            if image.shape != ref.shape:
+                raise InputError(
+                    f"'{self.table.at[row, 'dist']}' is {tuple(image.shape[1:])} pixels but its reference "
+                    f"'{self.table.at[row, 'ref']}' is {tuple(ref.shape[1:])}; pass resize= (CLI: --resize)"
+                )
+            dists.append(image)
+        return ref, torch.stack(dists), torch.tensor(rows)
+
+
+def make_chunks(db: IQADatabase, batch_size: int) -> list[tuple[str, list[int]]]:
+    """Split each reference's rows into chunks of at most ``batch_size`` (order: references as they appear).
+
+    Example:
+        >>> make_chunks(db, 2)[:2]  # doctest: +SKIP
+        [('I01', [0, 1]), ('I01', [2, 3])]
+    """
+    from percept.eval.datasets import iter_reference_groups
+
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    chunks = []
+    for ref_id, rows in iter_reference_groups(db):
+        chunks.extend((ref_id, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size))
+    return chunks
+
+
+def iterate_chunks(
+    db: IQADatabase, chunks: list[tuple[str, list[int]]], *, resize=None, workers: int = 0, skip: set[int] = frozenset()
+) -> Iterator[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(chunk index, ref_id, ref (1, 3, H, W), dists (B, 3, H, W), rows (B,))`` through a DataLoader.
+
+    Chunks in ``skip`` (already done) are not loaded.
+    """
+    todo = [i for i in range(len(chunks)) if i not in skip]
+    dataset = torch.utils.data.Subset(ChunkDataset(db, chunks, resize), todo)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers, shuffle=False)
+    for i, (ref, dists, rows) in zip(todo, loader, strict=True):
+        yield i, chunks[i][0], ref[None], dists, rows
+
+
+# -- the sweep ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` produced.
+
+    Attributes:
+        scores: tidy distances, one row per (backbone, tap, measure, pair).
+        correlations: one row per (backbone, tap, measure) with the agreement statistics.
+        out_dir: where the CSV files (and plots) are.
+    """
+
+    scores: pd.DataFrame
+    correlations: pd.DataFrame
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="chunk")
+
+
+def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size) -> str:
+    text = json.dumps(
+        [
+            db.name,
+            len(db),
+            db.table["dist"].iloc[0],
+            db.table["dist"].iloc[-1],
+            backbone,
+            str(weights),
+            [t.name for t in taps],
+            list(measures),
+            resize,
+            batch_size,
+        ],
+        default=str,
+    )
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def sweep_backbone(
+    db: IQADatabase,
+    backbone: str | Backbone,
+    *,
+    taps: Sequence[str] | None = None,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    weights="imagenet",
+    resize=None,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    partial_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Distances at every tap of one backbone for every pair of ``db``: a tidy DataFrame.
+
+    Args:
+        db: the database.
+        backbone: a registered name or a built :class:`~percept.backbones.base.Backbone`.
+        taps: tap names or module paths; ``None`` for the input and every stage.
+        measures: names (see the module docstring).
+        weights: backbone weights when ``backbone`` is a name (``None``: random, with a warning).
+        resize: ``None`` (native resolution), a side, or ``(height, width)``.
+        batch_size: distorted images per forward pass.
+        workers: DataLoader worker processes decoding images.
+        device: where the network runs.
+        partial_dir: folder for per-chunk results; chunks already there are not recomputed.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        Columns ``backbone, tap, module, depth, canonical, measure, pair, distance``.
+
+    Example:
+        >>> sweep_backbone(db, "alexnet", weights=None, measures=["flat-l2", "ssim"]).head()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from percept.backbones.factory import create_backbone
+
+    if isinstance(backbone, str):
+        name = backbone
+        net = create_backbone(backbone, weights=weights)
+    else:
+        name, net = backbone.name, backbone
+    net = net.to(device).eval()
+    tap_list = sweep_taps(net, taps)
+    fns = {m: make_measure(m) for m in measures}
+    scorer = TapScorer(net, tap_list, fns)
+    min_size = net.min_size([t.module for t in tap_list if t.module]) if any(t.module for t in tap_list) else 1
+    chunks = make_chunks(db, batch_size)
+    partial = None
+    done: set[int] = set()
+    if partial_dir is not None:
+        partial = Path(partial_dir) / f"{name}-{_config_key(db, name, weights, tap_list, measures, resize, batch_size)}"
+        partial.mkdir(parents=True, exist_ok=True)
+        done = {int(p.stem[1:]) for p in partial.glob("c*.csv")}
+    frames: dict[int, pd.DataFrame] = {}
+    current_ref = None
+    iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=done)
+    for index, ref_id, ref, dists, rows in _progress(iterator, len(chunks) - len(done), name, progress):
+        if min(ref.shape[-2:]) < min_size:
+            raise InputError(
+                f"images of {ref.shape[-2]}x{ref.shape[-1]} pixels are smaller than the {min_size}x{min_size} that "
+                f"the taps of {name} need; resize them up (resize=) or ask for shallower taps"
+            )
+        if ref_id != current_ref:
+            scorer.set_reference(ref.to(device))
+            current_ref = ref_id
+        results = scorer.score(dists.to(device))
+        records = {"tap": [], "measure": [], "pair": [], "distance": []}
+        for (tap, measure), values in results.items():
+            records["tap"] += [tap] * len(rows)
+            records["measure"] += [measure] * len(rows)
+            records["pair"] += rows.tolist()
+            records["distance"] += values.double().tolist()
+        frame = pd.DataFrame(records)
+        if partial is not None:
+            tmp = partial / f".c{index:06d}.tmp"
+            frame.to_csv(tmp, index=False)
+            os.replace(tmp, partial / f"c{index:06d}.csv")
+        frames[index] = frame
+    if partial is not None:
+        for index in done:
+            frames[index] = pd.read_csv(partial / f"c{index:06d}.csv")
+    scores = pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)
+    info = pd.DataFrame(
+        {
+            "tap": [t.name for t in tap_list],
+            "module": [t.module for t in tap_list],
+            "depth": [t.depth for t in tap_list],
+            "canonical": [t.canonical for t in tap_list],
+        }
+    )
+    scores = scores.merge(info, on="tap", how="left")
+    scores.insert(0, "backbone", name)
+    if "flat-l2" in measures:
+        scores = pd.concat([scores, _cumulative(scores)], ignore_index=True)
+    return scores[["backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"]]
+
+
+def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``cat:<tap>``: flat L2 over the concatenation of every canonical tap up to ``<tap>``."""
+    import pandas as pd
+
+    flat = scores[(scores["measure"] == "flat-l2") & scores["canonical"]]
+    if flat.empty:
+        return flat
+    wide = flat.pivot_table(index="pair", columns="depth", values="distance", aggfunc="first").sort_index(axis=1)
+    cumulative = (wide**2).cumsum(axis=1) ** 0.5
+    names = flat.drop_duplicates("depth").set_index("depth")
+    frames = []
+    for depth in cumulative.columns:
+        row = names.loc[depth]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "backbone": row["backbone"],
+                    "tap": f"cat:{row['tap']}",
+                    "module": row["module"],
+                    "depth": depth,
+                    "canonical": True,
+                    "measure": "flat-l2",
+                    "pair": cumulative.index,
+                    "distance": cumulative[depth].values,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def baseline_scores(
+    db: IQADatabase, names: Sequence[str] = BASELINES, *, resize=None, weights="imagenet", device="cpu"
+) -> pd.DataFrame:
+    """Classic and published metrics on every pair, as reference lines for the sweep's plots.
+
+    ``psnr``, ``ssim`` and ``ms-ssim`` are piq's (data range 1); any other name is a percept spec or
+    preset (``lpips-vgg``, ``dists`` where registered), built with ``weights``. A metric that cannot be
+    computed (piq missing, images too small for MS-SSIM, weights missing) is left out with a warning.
+
+    Returns:
+        Tidy rows with ``backbone = "baseline"``, ``tap = measure = <name>``, ``depth = NaN``.
+
+    Example:
+        >>> baseline_scores(db, ["psnr", "ssim"]).groupby("measure").size()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from percept.errors import PerceptError
+
+    fns: dict[str, Callable] = {}
+    for name in names:
+        if name in ("psnr", "ssim", "ms-ssim"):
+            try:
+                import piq
+            except ImportError:
+                warnings.warn(f"baseline {name!r} needs piq (`pip install piq`); left out", stacklevel=2)
+                continue
+            fn = {"psnr": piq.psnr, "ssim": piq.ssim, "ms-ssim": piq.multi_scale_ssim}[name]
+            fns[name] = lambda x, y, fn=fn: fn(x, y, data_range=1.0, reduction="none")
+        else:
+            from percept.pipeline import build_pipeline
+
+            try:
+                fns[name] = build_pipeline(name, weights=weights).to(device)
+            except PerceptError as exc:
+                warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
+    records = []
+    for _, _, ref, dists, rows in iterate_chunks(db, make_chunks(db, 16), resize=resize):
+        ref, dists = ref.to(device), dists.to(device)
+        for name, fn in list(fns.items()):
+            try:
+                with torch.no_grad():
+                    values = fn(ref.expand_as(dists).contiguous(), dists).reshape(-1).double().cpu()
+            except (ValueError, AssertionError, RuntimeError, PerceptError) as exc:
+                warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
+                del fns[name]
+                records = [r for r in records if r[0] != name]
+                continue
+            records += [(name, int(p), float(v)) for p, v in zip(rows.tolist(), values.tolist(), strict=True)]
+    frame = pd.DataFrame(records, columns=["measure", "pair", "distance"])
+    frame.insert(0, "backbone", "baseline")
+    frame.insert(1, "tap", frame["measure"])
+    frame.insert(2, "module", "")
+    frame.insert(3, "depth", math.nan)
+    frame.insert(4, "canonical", False)
+    return frame
+
+
+def correlation_table(
+    scores: pd.DataFrame, db: IQADatabase, *, bootstrap: int = 0, logistic: bool = True
+) -> pd.DataFrame:
+    """Agreement of each (backbone, tap, measure) with the database's scores.
+
+    Args:
+        scores: tidy distances (from :func:`sweep_backbone` / :func:`baseline_scores`).
+        db: the database the ``pair`` column indexes.
+        bootstrap: resamples of reference images for 95% intervals of SROCC (``srocc_low``,
+            ``srocc_high``); 0 for none.
+        logistic: fit the 5-parameter logistic (``plcc_logistic``, ``rmse_logistic``).
+
+    Returns:
+        One row per (backbone, tap, measure): ``module, depth, canonical, n, srocc, krocc, plcc, rmse,
+        plcc_logistic, rmse_logistic, fit_failed`` (and the interval). Correlations are positive when
+        the measure agrees with people (a distance against MOS is negated; PSNR/SSIM baselines are
+        similarities).
+
+    Example:
+        >>> correlation_table(result.scores, db)[["tap", "srocc"]].head()  # doctest: +SKIP
+    """
+    import numpy as np
+    import pandas as pd
+
+    from percept.eval.stats import bootstrap_ci, correlations, srocc
+
+    target = db.table["score"].to_numpy(dtype=float)
+    groups = db.table["ref_id"].to_numpy()
+    rows = []
+    keys = ["backbone", "tap", "measure"]
+    for (backbone, tap, measure), group in scores.groupby(keys, sort=False):
+        pairs = group["pair"].to_numpy(dtype=int)
+        pred = group["distance"].to_numpy(dtype=float)
+        similarity = backbone == "baseline" and measure in SIMILARITY_BASELINES
+        stats = correlations(pred, target[pairs], higher_is_better=db.higher_is_better,
+                             lower_is_better_metric=not similarity, logistic=logistic)  # fmt: skip
+        first = group.iloc[0]
+        row = {"database": db.name, "backbone": backbone, "tap": tap, "module": first["module"],
+               "depth": first["depth"], "canonical": first["canonical"], "measure": measure, **stats}  # fmt: skip
+        if bootstrap:
+            sign = 1.0 if stats["srocc"] * srocc(pred, target[pairs]) >= 0 else -1.0
+            _, low, high = bootstrap_ci(
+                lambda ix, pred=pred, y=target[pairs], s=sign: s * srocc(pred[ix], y[ix]),
+                groups[pairs],
+                n_boot=bootstrap,
+            )
+            row["srocc_low"], row["srocc_high"] = low, high
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["n"] = table["n"].astype(int)
+    return table.replace({np.inf: np.nan})
+
+
+def run_sweep(
+    db: IQADatabase,
+    backbones: Sequence[str],
+    *,
+    out_dir: str | os.PathLike | None = None,
+    taps: Sequence[str] | None = None,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    weights="imagenet",
+    resize=None,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    baselines: Sequence[str] = BASELINES,
+    bootstrap: int = 0,
+    plots: bool = True,
+    progress: bool = False,
+) -> SweepResult:
+    """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
+
+    Args:
+        db: the database.
+        backbones: registered backbone names.
+        out_dir: where ``pairs.csv``, ``scores.csv``, ``correlations.csv``, ``partial/`` and the plots go
+            (``None``: nothing written, nothing resumed).
+        taps, measures, weights, resize, batch_size, workers, device: see :func:`sweep_backbone`.
+        baselines: reference metrics (see :func:`baseline_scores`); ``()`` for none.
+        bootstrap: resamples of references for SROCC intervals (0: none).
+        plots: draw ``depth_<measure>.png`` (all backbones) and ``depth_<backbone>.png``.
+        progress: tqdm progress bars.
+
+    Returns:
+        A :class:`SweepResult`.
+
+    Example:
+        >>> run_sweep(db, ["alexnet"], weights=None, out_dir="out", measures=["flat-l2"])  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    out = None if out_dir is None else Path(out_dir)
+    files: list[Path] = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        db.table.rename_axis("pair").to_csv(out / "pairs.csv")
+        files.append(out / "pairs.csv")
+    frames = []
+    for backbone in backbones:
+        frames.append(
+            sweep_backbone(
+                db,
+                backbone,
+                taps=taps,
+                measures=measures,
+                weights=weights,
+                resize=resize,
+                batch_size=batch_size,
+                workers=workers,
+                device=device,
+                partial_dir=None if out is None else out / "partial",
+                progress=progress,
+            )
+        )
+    if baselines:
+        frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
+    scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    scores.insert(0, "database", db.name)
+    table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
+    if out is not None:
+        scores.to_csv(out / "scores.csv", index=False)
+        table.to_csv(out / "correlations.csv", index=False)
+        files += [out / "scores.csv", out / "correlations.csv"]
+        if plots:
+            from percept.eval.plots import plot_sweep
+
+            files += plot_sweep(table, out)
+    return SweepResult(scores, table, out, files)
