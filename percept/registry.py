@@ -45,6 +45,7 @@ BUILTIN_MODULES = (
     "percept.readouts.descriptors",
     "percept.distances.style",
     "percept.backbones.timm",
+    "percept.backbones.kornia",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
