@@ -149,3 +149,88 @@ def add_commands(subparsers) -> None:
     sweep.add_argument("--no-plots", action="store_true", help="write no plots")
     sweep.add_argument("--top", type=int, default=10, help="rows of the printed ranking (default 10)")
     sweep.set_defaults(func=cmd_sweep)
+    _add_select(subparsers)
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
+    from pathlib import Path
+
+    from percept.eval.plots import plot_selection_path
+    from percept.eval.select import MapScores, cross_validate, forward_select, map_scores
+
+    db = _database(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "map_scores.npz"
+    scores = None
+    if cache.exists() and not args.recompute:
+        scores = MapScores.load(cache)
+        taps = _split(args.taps)
+        if (scores.backbone, scores.database, scores.measure, scores.matrix.shape[0]) != (
+            args.backbone, db.name, args.measure, len(db)
+        ) or (taps and list(dict.fromkeys(scores.taps)) != taps):  # fmt: skip
+            scores = None
+        else:
+            print(f"reusing {cache} (--recompute to compute it again)", file=sys.stderr)
+    if scores is None:
+        scores = map_scores(
+            db, args.backbone, taps=_split(args.taps), measure=args.measure, weights=_weights(args.weights),
+            resize=_resize(args.resize), batch_size=args.batch_size, workers=args.workers, device=args.device,
+            progress=not args.no_progress,
+        )  # fmt: skip
+        scores.save(cache)
+    options = dict(criterion=args.criterion, tol=args.tol, max_maps=args.max_maps, screen=args.screen or None)
+    selection = forward_select(scores, db, **options)
+    if args.folds:
+        selection.cv = cross_validate(scores, db, folds=args.folds, seed=args.seed, **options)
+        selection.cv.to_csv(out / "cv.csv", index=False)
+    selection.path.to_csv(out / "path.csv", index=False)
+    selection.save(out / "selection.json")
+    plot_selection_path(selection.path, selection.baseline["criterion"], out / "path.png")
+    fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}
+    print(f"{db.name}: {len(db)} pairs, {scores.matrix.shape[1]} maps of {scores.backbone}; criterion {args.criterion}")
+    print(selection.path[["step", "tap", "channel", "criterion", "srocc", "plcc_logistic"]].to_string(**fmt))
+    base = selection.baseline
+    print(
+        f"all maps: criterion {base['criterion']:.4f}, srocc {base['srocc']:.4f}, "
+        f"plcc_logistic {base['plcc_logistic']:.4f}"
+    )
+    if selection.cv is not None:
+        cv = selection.cv
+        print(f"{args.folds}-fold cross-validation by reference (test pairs):")
+        print(cv[["fold", "maps", "test_srocc", "test_plcc_logistic", "all_maps_test_srocc",
+                  "all_maps_test_plcc_logistic"]].to_string(**fmt))  # fmt: skip
+    print(f"wrote {out / 'selection.json'} (load: PerceptualLoss('map-selection', selection=FILE) after "
+          "percept.eval.select.register_preset())", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _add_select(subparsers) -> None:
+    select = subparsers.add_parser(
+        "select",
+        help="forward selection of individual feature maps that agree with an IQA database's scores",
+        description="Compare every feature map of the chosen taps between reference and distorted image (SSIM "
+        "between the maps by default) into a (pairs x maps) matrix, then add maps greedily while the criterion "
+        "of their mean score rises. Writes map_scores.npz (reused by reruns), path.csv, cv.csv, path.png and "
+        "selection.json (a metric: PerceptualLoss('map-selection', selection=FILE)).",
+    )
+    _add_database_args(select)
+    select.add_argument("--backbone", required=True, help="backbone name, e.g. alexnet or vgg16")
+    select.add_argument("--taps", default=None, help="comma-separated taps (default: every conv layer's ReLU)")
+    select.add_argument("--measure", default="ssim", choices=["ssim", "mse"], help="per-map measure (default ssim)")
+    select.add_argument("--criterion", default="plcc", choices=["plcc", "srocc"],
+                        help="plcc: Pearson after the 5-parameter logistic (default); srocc: Spearman")  # fmt: skip
+    select.add_argument("--tol", type=float, default=1e-4, help="stop when a step gains no more (default 1e-4)")
+    select.add_argument("--max-maps", type=int, default=None, help="cap on the number of maps")
+    select.add_argument(
+        "--screen",
+        type=int,
+        default=64,
+        help="candidates screened per step, best by linear Pearson (0: all; default 64)",
+    )
+    select.add_argument("--folds", type=int, default=5, help="cross-validation folds by reference (0: none)")
+    select.add_argument("--seed", type=int, default=0, help="seed of the fold split")
+    select.add_argument("--recompute", action="store_true", help="recompute map_scores.npz even if present")
+    select.add_argument("--out", default="percept-select", help="output folder (default percept-select)")
+    select.set_defaults(func=cmd_select)

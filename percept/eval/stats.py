@@ -140,9 +140,9 @@ def _logistic_starts(z: np.ndarray, target: np.ndarray) -> list[list[float]]:
 
 
 def fit_logistic(
-    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 400
+    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 200, start: Sequence[float] | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Fit the 5-parameter logistic mapping ``pred`` to ``target`` by least squares (scipy ``curve_fit``).
+    """Fit the 5-parameter logistic mapping ``pred`` to ``target`` by least squares (scipy ``least_squares``).
 
     The fit runs on ``pred`` standardised to zero mean and unit variance (the same family of curves,
     better conditioned), by trust-region least squares with the analytic Jacobian, the slope bounded by
@@ -155,13 +155,18 @@ def fit_logistic(
         pred: ``(N,)`` metric values.
         target: ``(N,)`` subjective scores.
         maxfev: evaluation budget per start.
+        start: a warm start ``(b1, .., b5)`` for the standardised input (e.g. ``f.params`` of a fit on
+            similar data); when it converges the other starts are skipped.
 
     Returns:
         ``f(x) -> Q(x)``, the fitted curve on the original scale of ``pred``; ``f.params`` holds
-        ``(b1, b2, b3, b4, b5)`` for the standardised input and ``f.center, f.scale`` the standardisation.
+        ``(b1, b2, b3, b4, b5)`` for the standardised input, ``f.center, f.scale`` the standardisation,
+        ``f.converged`` whether the optimiser met its tolerances within ``maxfev`` evaluations (else
+        the best parameters found, which never fit worse than the grid start).
 
     Raises:
-        FitError: no start converged (names the last error), or ``pred`` is constant.
+        FitError: every start failed (non-finite parameters or an optimiser error, named), or ``pred``
+            is constant.
 
     Example:
         >>> x = np.linspace(0, 1, 50); y = 5 / (1 + np.exp(-8 * (x - 0.5)))
@@ -169,7 +174,7 @@ def fit_logistic(
         >>> float(np.abs(f(x) - y).max()) < 1e-3
         True
     """
-    from scipy.optimize import OptimizeWarning, curve_fit
+    from scipy.optimize import least_squares
 
     pred, target = _vectors(pred, target)
     center, scale = float(np.mean(pred)), float(np.std(pred))
@@ -182,28 +187,44 @@ def fit_logistic(
         [-np.inf, -MAX_SLOPE, float(z.min()), -np.inf, -np.inf],
         [np.inf, MAX_SLOPE, float(z.max()), np.inf, np.inf],
     )
-    best, best_sse, last_error = None, np.inf, "no start tried"
-    for p0 in _logistic_starts(z, target):
+    best, best_sse, last_error, converged = None, np.inf, "no start tried", False
+    starts = _logistic_starts(z, target) if start is None else [list(start)]
+    while starts:
+        p0 = starts.pop(0)
+        p0[2] = float(np.clip(p0[2], bounds[0][2], bounds[1][2]))
+        p0[1] = float(np.clip(p0[1], -MAX_SLOPE, MAX_SLOPE))
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", OptimizeWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
-                params, _ = curve_fit(
-                    logistic5, z, target, p0=p0, jac=_logistic5_jac, bounds=bounds, method="trf", max_nfev=maxfev
+                result = least_squares(
+                    lambda b: logistic5(z, *b) - target,
+                    p0,
+                    jac=lambda b: _logistic5_jac(z, *b),
+                    bounds=bounds,
+                    method="trf",
+                    max_nfev=maxfev,
                 )
         except (RuntimeError, ValueError) as exc:
             last_error = str(exc)
-            continue
-        sse = float(np.sum((logistic5(z, *params) - target) ** 2))
-        if np.isfinite(sse) and sse < best_sse:
-            best, best_sse = params, sse
+            result = None
+        if result is not None and np.isfinite(result.x).all():
+            sse = float(np.sum(result.fun**2))
+            if np.isfinite(sse) and sse < best_sse:
+                # status 0: the evaluation budget ran out; the parameters are then still the best found,
+                # which on nearly linear data (the logistic's shape parameters barely matter) is the norm.
+                best, best_sse, converged = result.x, sse, result.status > 0
+        elif result is not None:
+            last_error = "non-finite parameters"
+        if start is not None and not starts and best is None:
+            starts, start = _logistic_starts(z, target), None  # the warm start failed: the usual starts
     if best is None:
-        raise FitError(f"the 5-parameter logistic fit did not converge from any start ({last_error})")
+        raise FitError(f"the 5-parameter logistic fit failed from every start ({last_error})")
 
     def curve(x):
         return logistic5((np.asarray(x, dtype=float) - center) / scale, *best)
 
     curve.params, curve.center, curve.scale = tuple(float(b) for b in best), center, scale
+    curve.converged = converged
     return curve
 
 
