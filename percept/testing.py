@@ -47,7 +47,7 @@ import torch
 
 from percept.backbones.base import Backbone
 from percept.distances.base import Distance, FusedDistance
-from percept.errors import InputError, PerceptError, RandomWeightsWarning, SpecError
+from percept.errors import InputError, RandomWeightsWarning, RegistrationError, SpecError
 from percept.ops import unit_normalize
 from percept.readouts.base import Readout
 
@@ -595,7 +595,8 @@ def check_plugin(plugin: str, *, presets: bool = True) -> list[ContractReport]:
 
     Raises:
         ContractError: something it registered breaks the contract.
-        PerceptError: no plugin of that name was loaded, or it was skipped (the message says why).
+        SpecError: no plugin of that name was loaded (the message lists the loaded ones).
+        RegistrationError: the plugin was skipped at discovery (the message says why).
 
     Example:
         >>> [r.name for r in check_plugin("percept.distances.basic")]
@@ -607,10 +608,10 @@ def check_plugin(plugin: str, *, presets: bool = True) -> list[ContractReport]:
     if plugin not in infos:
         from percept.errors import unknown_name
 
-        raise PerceptError(unknown_name("plugin", plugin, infos) + " Is its package installed?")
+        raise SpecError(unknown_name("plugin", plugin, infos) + " Is its package installed?")
     info = infos[plugin]
     if info.error:
-        raise PerceptError(f"plugin {plugin!r} was skipped: {info.error}")
+        raise RegistrationError(f"plugin {plugin!r} was skipped when percept loaded its plugins: {info.error}")
     checks: dict[str, Callable[[str], ContractReport]] = {
         "backbone": check_backbone,
         "readout": check_readout,

@@ -9,7 +9,7 @@ import percept
 from percept.backbones.base import Backbone, flatten_stages
 from percept.distances.base import Distance
 from percept.distances.basic import L2
-from percept.errors import InputError, PerceptError
+from percept.errors import InputError, PluginWarning, RegistrationError, SpecError
 from percept.readouts.base import Readout
 from percept.testing import (
     ContractError,
@@ -63,8 +63,24 @@ def test_lpips_preset_meets_the_pipeline_contract():
 
 
 def test_unknown_plugin_is_a_clear_error():
-    with pytest.raises(PerceptError, match="unknown plugin 'no-such-plugin'.*Is its package installed"):
+    with pytest.raises(SpecError, match="unknown plugin 'no-such-plugin'.*Is its package installed"):
         check_plugin("no-such-plugin")
+
+
+def test_skipped_plugin_is_a_clear_error(tmp_path, monkeypatch):
+    info = tmp_path / "percept_kit_broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: percept-kit-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[percept]\nkit_broken = kit_broken_module\n")
+    (tmp_path / "kit_broken_module.py").write_text("raise ImportError('broken for the kit test')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("PERCEPT_PLUGINS", raising=False)
+    monkeypatch.setattr(percept.registry, "_registry", None)  # rediscover; the old registry comes back after
+    with pytest.warns(PluginWarning, match="kit_broken"):
+        percept.registry.get_registry().ensure_loaded()
+    with pytest.raises(RegistrationError, match="plugin 'kit_broken' was skipped.*broken for the kit test"):
+        check_plugin("kit_broken")
 
 
 # -- the kit catches broken objects ----------------------------------------------------------------
