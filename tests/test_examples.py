@@ -96,3 +96,15 @@ def test_lightning_eval_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for name in ("val/lpips", "val/psnr", "val/ssim"):
         assert f"{name}: " in printed
     assert f"finished: {len(rows)} rows in {metrics_csv}" in printed
+
+
+def test_train_restoration_sr2_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("skimage", reason="the example uses scikit-image's sample images")
+    example = load_example("train_restoration")
+    out = tmp_path / "sr2"
+    argv = ["--smoke", "--task", "sr2", "--steps", "2", "--eval-every", "1", "--out", str(out)]
+    assert example.main(argv) == 0
+    assert [int(r["step"]) for r in read_csv(out / "log.csv")] == [0, 1, 2]
+    assert "task sr2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        example.parse_args(["--task", "sr2", "--crop", "63"])  # 2x needs an even crop
