@@ -294,15 +294,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _weight_tags_text(entry) -> str:
-    from percept.backbones.torchvision import FAMILIES, weight_tags
+    from percept.backbones.catalogue import weights_text
 
-    if entry.plugin != "percept.backbones.torchvision" or entry.name not in FAMILIES:
-        return "-"
-    tags = weight_tags(entry.name)
-    default = tags["imagenet"]
-    names = [name for name in tags if name != "imagenet"]
-    alias = next((name for name in names if tags[name] is default), None)
-    return ", ".join(["imagenet" + (f" (= {alias})" if alias else ""), *names])
+    return weights_text(entry.name)
 
 
 def cmd_taps(args: argparse.Namespace) -> int:

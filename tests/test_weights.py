@@ -99,6 +99,9 @@ def test_offline_error_names_file_and_folders(monkeypatch, tmp_path):
 def test_weights_dir_is_searched_before_download(monkeypatch, tmp_path, alexnet_file):
     (tmp_path / "alexnet-owt-7be5be79.pth").write_bytes(alexnet_file.read_bytes())
     monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path))
+    # A random-weight stand-in cannot match the SHA-256 prefix in the real file name; checksums are
+    # tested in tests/test_backbone_contract.py with a real torchvision file.
+    monkeypatch.setattr("percept.backbones.weights.verify_checksum", lambda *a, **k: None)
 
     def no_download(*args, **kwargs):
         raise AssertionError("must not download")

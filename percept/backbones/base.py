@@ -51,6 +51,7 @@ class PretrainedCfg:
     std: tuple[float, ...] = IMAGENET_STD
     input_range: tuple[float, float] = (0.0, 1.0)
     extra: dict = field(default_factory=dict)
+    checksum: str | None = None  # SHA-256 (or its first hex digits) of the weight file, where known
 
 
 def flatten_stages(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:

@@ -601,10 +601,12 @@ def build_arch(arch: str) -> nn.Module:
 
 
 def _cfg(arch: str, family: Family, member) -> PretrainedCfg:
+    from percept.backbones.catalogue import checksum_of
+
     mean, std = family.norm or (IMAGENET_MEAN, IMAGENET_STD)
     meta = dict(member.meta)
     return PretrainedCfg(
-        tag=member.name.lower(),
+        tag=member.name,
         source=member.url,
         url=member.url,
         filename=member.url.rsplit("/", 1)[-1],
@@ -614,6 +616,7 @@ def _cfg(arch: str, family: Family, member) -> PretrainedCfg:
         mean=mean,
         std=std,
         extra={k: meta[k] for k in ("min_size", "num_params", "recipe") if k in meta},
+        checksum=checksum_of(member.url.rsplit("/", 1)[-1]),
     )
 
 

@@ -7,6 +7,7 @@ file by name; offline with no file, the error says which file to fetch and where
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -117,6 +118,8 @@ def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> di
     for folder in search_dirs():
         candidate = folder / filename
         if candidate.is_file():
+            if check_hash:
+                verify_checksum(candidate)
             return load_state_dict_file(candidate)
     try:
         return torch.hub.load_state_dict_from_url(
@@ -128,6 +131,42 @@ def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> di
             f"could not get {what} file '{filename}' ({type(exc).__name__}: {_first_line(exc)}). Download {url} and "
             f"put it in {dirs} (set PERCEPT_WEIGHTS_DIR to choose a folder), or pass weights='/path/to/{filename}'"
         ) from exc
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def verify_checksum(path: str | os.PathLike, expected: str | None = None) -> None:
+    """Check a weight file's SHA-256 against ``expected`` (a hex prefix), by default the prefix its name
+    carries in torch.hub's convention (``vgg16-397923af.pth``); files named without one pass.
+
+    Raises:
+        WeightsError: the digest does not start with the expected prefix (a truncated or different file).
+
+    Example:
+        >>> verify_checksum("/weights/model.safetensors")  # no hash in the name: nothing to check  # doctest: +SKIP
+    """
+    path = Path(path)
+    if expected is None:
+        match = torch.hub.HASH_REGEX.search(path.name)
+        expected = match.group(1) if match else None
+    if not expected:
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    if not actual.startswith(expected.lower()):
+        raise WeightsError(
+            f"weight file '{path}' has SHA-256 {actual[: len(expected)]}..., but its name says {expected}...: it is "
+            "truncated or a different file; delete it and download it again"
+        )
+    _VERIFIED.add(key)
 
 
 def warn_random(name: str) -> None:
