@@ -300,7 +300,8 @@ def check_readout(
 
     Args:
         readout: a registered readout name, a factory called as ``factory(channels=C)``, or one
-            :class:`~percept.readouts.Readout` (then only its own channel count is tried).
+            :class:`~percept.readouts.Readout` (then only its own channel count is tried: its
+            ``channels`` attribute, else the size of its channel weights, else ``channels[0]``).
         channels: channel counts ``C`` to build and run the readout for.
         spatial: ``(H, W)`` of the test features.
         batch: batch size of the test features (at least 2).
@@ -323,7 +324,9 @@ def check_readout(
     g = torch.Generator().manual_seed(seed)
     if isinstance(subject, Readout):
         weight = subject.channel_weight()
-        made = [(weight.numel() if weight is not None else channels[0], subject)]
+        own = getattr(subject, "channels", None)
+        ch = own if isinstance(own, int) else weight.numel() if weight is not None else channels[0]
+        made = [(ch, subject)]
     else:
         made = [(ch, subject(channels=ch)) for ch in channels]
     for ch, r in made:

@@ -32,6 +32,7 @@ def test_contract_kit():
     assert "identity" in check_distance("swd", shape=(3, 8)).passed  # one sample per slice
     assert "batch independence" in check_distance("swd", readout=SlicedProjection(8, 5)).passed
     assert "batch independence" in check_readout("sliced").passed
+    assert "batch independence" in check_readout(SlicedProjection(8, projections=3, seed=1)).passed
     assert [r.name for r in check_plugin("swd")] == ["sliced", "swd"]
 
 
