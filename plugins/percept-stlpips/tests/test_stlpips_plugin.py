@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,6 +119,10 @@ def test_backbone_taps_are_the_stlpips_layers(name, modules, channels):
     assert [bb.tap_info(t).module for t in bb.canonical_taps] == [f"features.{i}" for i in modules]
     assert [bb.tap_info(t).channels for t in bb.canonical_taps] == channels
     assert bb.pretrained_cfg is not None and bb.pretrained_cfg.filename.endswith("_shift_tolerant.pth")
+    # The packaged file is the one the parity tests ran against (its SHA-256 is recorded).
+    net = "alex" if "alex" in name else "vgg"
+    digest = hashlib.sha256(stlpips_weight_file(net).read_bytes()).hexdigest()
+    assert bb.pretrained_cfg.checksum == digest
 
 
 @pytest.mark.parametrize("name", ["stlpips.alexnet", "stlpips.vgg16"])

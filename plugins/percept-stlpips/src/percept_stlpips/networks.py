@@ -38,6 +38,11 @@ from percept.errors import WeightsError
 
 WEIGHT_TAGS = ("stlpips", "imagenet", "default")
 WEIGHT_FILES = {"alex": "alex_shift_tolerant.pth", "vgg": "vgg_shift_tolerant.pth"}
+# SHA-256 of the files in stlpips-pytorch 0.0.2, the version the parity tests ran against.
+WEIGHT_SHA256 = {
+    "alex": "b356b382f96010f77d085ee8343ecd9fd322d0a56e8de2b2d0549fafcad8b9ee",
+    "vgg": "44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250",
+}
 # LPIPS' ScalingLayer on [-1, 1] inputs; the weight files carry the same values.
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
@@ -256,6 +261,7 @@ def create_stlpips_backbone(
     model = arch()
     shift, scale = LPIPS_SHIFT, LPIPS_SCALE
     cfg = None
+    packaged = False
     if weights is None:
         warn_random(name)
     else:
@@ -266,6 +272,7 @@ def create_stlpips_backbone(
         elif str(weights).lower() in WEIGHT_TAGS:
             path = stlpips_weight_file(net)
             state, source = load_state_dict_file(path), f"file '{path}'"
+            packaged = True
         else:
             from percept.errors import unknown_name
 
@@ -286,6 +293,7 @@ def create_stlpips_backbone(
             mean=shift,
             std=scale,
             input_range=(-1.0, 1.0),
+            checksum=WEIGHT_SHA256[net] if packaged else None,
         )
     model.eval().requires_grad_(False)
     backbone = Backbone(
