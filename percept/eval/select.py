@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from percept.backbones.base import Backbone
 
 FORMAT = "percept-map-selection/1"
-PER_MAP = ("ssim", "mse")
+PER_MAP = ("ssim", "mse", "unit-l2")
 
 # -- the (pairs x maps) matrix ---------------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ class MapScores:
     Attributes:
         matrix: ``(pairs, maps)`` float32.
         taps: ``(maps,)`` tap name of each map; ``channels``: ``(maps,)`` its channel in the tap.
-        measure: ``"ssim"`` (a similarity: 1 for identical maps) or ``"mse"`` (a distance).
+        measure: ``"ssim"`` (a similarity: 1 for identical maps), ``"mse"`` or ``"unit-l2"`` (distances).
         backbone, weights, resize: how the features were made (saved with a selection).
         database: the database's name.
     """
@@ -141,7 +141,8 @@ def map_scores(
         db: the database.
         backbone: a name or a built backbone.
         taps: tap names; default :func:`default_taps`.
-        measure: ``"ssim"`` (SSIM between the two maps, as the study) or ``"mse"``.
+        measure: ``"ssim"`` (SSIM between the two maps, as the study), ``"mse"``, or ``"unit-l2"``
+            (squared difference of unit-normalised channels, the per-channel term of LPIPS).
         weights, resize, batch_size, workers, device, progress: as :func:`percept.eval.sweep.sweep_backbone`.
 
     Returns:
@@ -153,7 +154,15 @@ def map_scores(
         (3000, 256)
     """
     from percept.backbones.factory import create_backbone
-    from percept.eval.sweep import TapScorer, _progress, iterate_chunks, make_chunks, mse_per_map, ssim_per_map
+    from percept.eval.sweep import (
+        TapScorer,
+        _progress,
+        iterate_chunks,
+        make_chunks,
+        mse_per_map,
+        ssim_per_map,
+        unit_sq_per_map,
+    )
 
     if measure not in PER_MAP:
         raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
@@ -166,7 +175,7 @@ def map_scores(
     from percept.eval.sweep import sweep_taps
 
     tap_list = sweep_taps(net, tap_names)
-    fn = ssim_per_map if measure == "ssim" else mse_per_map
+    fn = {"ssim": ssim_per_map, "mse": mse_per_map, "unit-l2": unit_sq_per_map}[measure]
     scorer = TapScorer(net, tap_list, {measure: fn})
     channels = [net.tap_info(t.module).channels if t.module else 3 for t in tap_list]
     matrix = np.zeros((len(db), sum(channels)), dtype=np.float32)
@@ -286,8 +295,8 @@ def _srocc_columns(x: torch.Tensor, y: np.ndarray) -> torch.Tensor:
     return (ranks.T @ ry) / (ranks.norm(dim=0) * ry.norm()).clamp_min(1e-30)
 
 
-_SLOPES = (0.5, 1.0, 2.0, 4.0, 8.0, -0.5, -1.0, -2.0, -4.0, -8.0)
-_CENTRES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+_SLOPES = (1.0, 3.0, 9.0, -1.0, -3.0, -9.0)
+_CENTRES = (-0.75, 0.0, 0.75)
 
 
 def _logistic_screen(x: torch.Tensor, y: np.ndarray, sign: float, start=None) -> torch.Tensor:
@@ -299,26 +308,27 @@ def _logistic_screen(x: torch.Tensor, y: np.ndarray, sign: float, start=None) ->
     least-squares fit is ``sqrt(1 - SSE / SST)``.
     """
     p = x.shape[0]
-    z = (x - x.mean(0, keepdim=True)) / x.std(0, unbiased=False, keepdim=True).clamp_min(1e-12)
+    zt = x.T.contiguous()  # (K, P): reductions run along contiguous memory
+    zt = (zt - zt.mean(1, keepdim=True)) / zt.std(1, unbiased=False, keepdim=True).clamp_min(1e-12)
     yt = torch.from_numpy(y - y.mean()).float()
     sst = float(yt @ yt)
-    zy = yt @ z  # (K,)
+    zy = zt @ yt  # (K,)
     shapes = [(b2, b3) for b2 in _SLOPES for b3 in _CENTRES]
     if start is not None:
         shapes.append((float(start[1]), float(start[2])))
-    best = torch.zeros(x.shape[1])
-    for b2, b3 in shapes:
-        f = 0.5 - torch.sigmoid(-b2 * (z - b3))  # 0.5 - 1/(1 + exp(b2 (z - b3)))
-        # Normal equations of y ~ c1 f + c2 z + c3 with z centred (z . 1 = 0, z . z = P).
-        f1, fz, ff, fy = f.sum(0), (f * z).sum(0), (f * f).sum(0), yt @ f
-        gram = torch.stack(
-            [torch.stack([ff, fz, f1], -1), torch.stack([fz, torch.full_like(fz, p), torch.zeros_like(fz)], -1),
-             torch.stack([f1, torch.zeros_like(f1), torch.full_like(f1, p)], -1)], -2,
-        )  # fmt: skip
-        rhs = torch.stack([fy, zy, torch.zeros_like(fy)], -1)
-        coef = torch.linalg.solve(gram.double() + 1e-9 * torch.eye(3, dtype=torch.float64), rhs.double()[..., None])
-        explained = (coef[..., 0] * rhs.double()).sum(-1).float()
-        best = torch.maximum(best, (explained / sst).clamp(0, 1).sqrt())
+    b2 = torch.tensor([b for b, _ in shapes])[:, None, None]
+    b3 = torch.tensor([c for _, c in shapes])[:, None, None]
+    f = 0.5 - torch.sigmoid(-b2 * (zt[None] - b3))  # (G, K, P): 0.5 - 1/(1 + exp(b2 (z - b3)))
+    # Normal equations of y ~ c1 f + c2 z + c3 with z standardised (z . 1 = 0, z . z = P).
+    f1, fz, ff, fy = f.sum(2), (f * zt[None]).sum(2), (f * f).sum(2), f @ yt  # each (G, K)
+    zeros, full = torch.zeros_like(f1), torch.full_like(f1, float(p))
+    gram = torch.stack(
+        [torch.stack([ff, fz, f1], -1), torch.stack([fz, full, zeros], -1), torch.stack([f1, zeros, full], -1)], -2
+    ).double()  # (G, K, 3, 3)
+    rhs = torch.stack([fy, zy.expand_as(fy), zeros], -1).double()  # (G, K, 3)
+    coef = torch.linalg.solve(gram + 1e-9 * torch.eye(3, dtype=torch.float64), rhs[..., None])[..., 0]
+    explained = (coef * rhs).sum(-1).float()  # (G, K): SST - SSE
+    best = (explained / sst).clamp(0, 1).sqrt().amax(0)
     return best * torch.sign(sign * zy)
 
 
@@ -362,7 +372,7 @@ def forward_select(
     """
     import pandas as pd
 
-    from percept.eval.stats import correlations
+    from percept.eval.stats import correlations, srocc
 
     if criterion not in ("plcc", "srocc"):
         raise SpecError(f"criterion must be 'plcc' (after the logistic fit) or 'srocc', got {criterion!r}")
@@ -420,19 +430,14 @@ def forward_select(
         u_sq = float(u @ u)
         u_cov = float(u @ yc)
         current, start = best_value, best_params
-        pooled = matrix[:, chosen].mean(1)
-        stats = correlations(pooled, y, higher_is_better=hib, lower_is_better_metric=not scores.similarity)
+        # The mean of the chosen maps is an affine map of the running sum u: same correlations.
+        pooled = u.numpy()
+        rank = sign * srocc(pooled, y) if criterion == "plcc" else best_value
+        logistic = best_value if criterion == "plcc" else _criterion_value(pooled, y, "plcc", sign)[0]
         path_rows.append(
-            {
-                "step": len(chosen),
-                "map": best_j,
-                "tap": scores.taps[best_j],
-                "channel": scores.channels[best_j],
-                "criterion": best_value,
-                "srocc": stats["srocc"],
-                "plcc_logistic": stats["plcc_logistic"],
-            }
-        )
+            {"step": len(chosen), "map": best_j, "tap": scores.taps[best_j], "channel": scores.channels[best_j],
+             "criterion": best_value, "srocc": rank, "plcc_logistic": logistic}
+        )  # fmt: skip
     everything = matrix.mean(1)
     all_stats = correlations(everything, y, higher_is_better=hib, lower_is_better_metric=not scores.similarity)
     baseline = {

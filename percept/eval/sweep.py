@@ -127,12 +127,27 @@ def mse_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).pow(2).mean(dim=(2, 3))
 
 
+def unit_sq_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared difference of unit-normalised channels, averaged over space, per map: ``(N, C)``.
+
+    Summed over channels with weights this is LPIPS' per-tap distance, so it is the per-channel error
+    that channel-weight fine-tuning fits.
+
+    Example:
+        >>> unit_sq_per_map(torch.ones(1, 2, 3, 3), torch.ones(2, 2, 3, 3)).tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
+    """
+    return (_unit(b.float()) - _unit(a.float())).pow(2).mean(dim=(2, 3))
+
+
 def _flat_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a.float() - b.float()).pow(2).flatten(1).sum(1).sqrt()
+    # One difference tensor and one fused reduction (no squared temporary): this runs at every stage.
+    return torch.linalg.vector_norm((b.float() - a.float()).flatten(1), dim=1)
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a.float() - b.float()).pow(2).flatten(1).mean(1)
+    diff = (b.float() - a.float()).flatten(1)
+    return torch.linalg.vector_norm(diff, dim=1).pow(2) / diff.shape[1]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
