@@ -62,3 +62,15 @@ def test_finetuned_metric_reproduces_the_fitted_distance(db, tmp_path):
     with torch.no_grad():
         d = float(pipe(ref, dist))
     assert d == pytest.approx(float(errors.matrix[0] @ result.weights["relu1"]), rel=1e-3)
+
+
+def test_cli_finetune(db, tmp_path, capsys):
+    from percept.cli import main
+
+    code = main(
+        ["finetune", "tid2013", str(db.root), "--backbone", "alexnet", "--weights", "none", "--resize", "64",
+         "--taps", "relu1", "--epochs", "10", "--out", str(tmp_path), "--no-progress"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "srocc_before" in out and "test" in out
+    assert (tmp_path / "channel_weights.json").is_file() and (tmp_path / "channel_errors.npz").is_file()

@@ -4,6 +4,7 @@
 
     percept sweep  DATABASE PATH --backbones vgg16,alexnet [--measures flat-l2,ssim] [--out DIR] ...
     percept select DATABASE PATH --backbone alexnet [--taps all] [--criterion plcc|srocc] [--out DIR] ...
+    percept finetune DATABASE PATH --backbone vgg16 [--taps conv1,conv2] [--loss plcc|rank] [--out DIR] ...
 
 ``DATABASE`` is one of ``tid2013, tid2008, kadid10k, csiq, live, cidiq-50, cidiq-100, pipal, csv``;
 ``PATH`` its folder (the manifest file for ``csv``).
@@ -123,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Add ``sweep`` and ``select`` to the ``percept`` command's subparsers.
+    """Add ``sweep``, ``select`` and ``finetune`` to the ``percept`` command's subparsers.
 
     Example:
         >>> parser = argparse.ArgumentParser(); add_commands(parser.add_subparsers())
@@ -150,6 +151,7 @@ def add_commands(subparsers) -> None:
     sweep.add_argument("--top", type=int, default=10, help="rows of the printed ranking (default 10)")
     sweep.set_defaults(func=cmd_sweep)
     _add_select(subparsers)
+    _add_finetune(subparsers)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -234,3 +236,52 @@ def _add_select(subparsers) -> None:
     select.add_argument("--recompute", action="store_true", help="recompute map_scores.npz even if present")
     select.add_argument("--out", default="percept-select", help="output folder (default percept-select)")
     select.set_defaults(func=cmd_select)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """``percept finetune``: per-channel errors once, non-negative channel weights, before/after on held-out refs."""
+    from pathlib import Path
+
+    from percept.eval.finetune import channel_errors, finetune
+
+    db = _database(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    errors = channel_errors(
+        db, args.backbone, taps=_split(args.taps), weights=_weights(args.weights), resize=_resize(args.resize),
+        batch_size=args.batch_size, workers=args.workers, device=args.device, progress=not args.no_progress,
+    )  # fmt: skip
+    errors.save(out / "channel_errors.npz")
+    result = finetune(errors, db, loss=args.loss, epochs=args.epochs, lr=args.lr, patience=args.patience,
+                      seed=args.seed)  # fmt: skip
+    result.save(out / "channel_weights.json")
+    print(f"{db.name}: {len(db)} pairs, {errors.matrix.shape[1]} channels of {args.backbone}; loss {args.loss}, "
+          f"{len(result.history)} steps")  # fmt: skip
+    print("split  pairs  srocc_before  srocc_after  plcc_before  plcc_after")
+    for split, row in result.report.items():
+        print(f"{split:5s}  {row['pairs']:5d}  {row['srocc_before']:12.4f}  {row['srocc_after']:11.4f}  "
+              f"{row['plcc_before']:11.4f}  {row['plcc_after']:10.4f}")  # fmt: skip
+    print(
+        f"wrote {out / 'channel_weights.json'} (load: percept.eval.finetune.finetuned_pipeline(FILE))", file=sys.stderr
+    )
+    return 0
+
+
+def _add_finetune(subparsers) -> None:
+    tune = subparsers.add_parser(
+        "finetune",
+        help="learn non-negative channel weights (LPIPS-style heads) from an IQA database's scores",
+        description="Compute each pair's per-channel error (unit-normalised channels, squared difference, mean over "
+        "space) once, then fit non-negative channel weights on the training references with a correlation or "
+        "ranking loss, stopping early on the validation references; report before/after on held-out references.",
+    )
+    _add_database_args(tune)
+    tune.add_argument("--backbone", required=True, help="backbone name, e.g. vgg16")
+    tune.add_argument("--taps", default=None, help="comma-separated taps (default: the canonical taps)")
+    tune.add_argument("--loss", default="plcc", choices=["plcc", "rank"], help="1 - PLCC, or pairwise ranking")
+    tune.add_argument("--epochs", type=int, default=500, help="Adam steps at most (default 500)")
+    tune.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
+    tune.add_argument("--patience", type=int, default=50, help="early-stopping patience in steps (default 50)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the reference split")
+    tune.add_argument("--out", default="percept-finetune", help="output folder (default percept-finetune)")
+    tune.set_defaults(func=cmd_finetune)
