@@ -4,6 +4,7 @@
 
     percept sweep  DATABASE PATH --backbones vgg16,alexnet [--measures flat-l2,ssim] [--out DIR] ...
     percept select DATABASE PATH --backbone alexnet [--taps all] [--criterion plcc|srocc] [--out DIR] ...
+    percept visualize BACKBONE TAP CHANNEL [--images FOLDER] [--out map.png]
     percept finetune DATABASE PATH --backbone vgg16 [--taps conv1,conv2] [--loss plcc|rank] [--out DIR] ...
 
 ``DATABASE`` is one of ``tid2013, tid2008, kadid10k, csiq, live, cidiq-50, cidiq-100, pipal, csv``;
@@ -124,7 +125,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Add ``sweep``, ``select`` and ``finetune`` to the ``percept`` command's subparsers.
+    """Add ``sweep``, ``select``, ``finetune`` and ``visualize`` to the ``percept`` command's subparsers.
 
     Example:
         >>> parser = argparse.ArgumentParser(); add_commands(parser.add_subparsers())
@@ -152,6 +153,7 @@ def add_commands(subparsers) -> None:
     sweep.set_defaults(func=cmd_sweep)
     _add_select(subparsers)
     _add_finetune(subparsers)
+    _add_visualize(subparsers)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -285,3 +287,39 @@ def _add_finetune(subparsers) -> None:
     tune.add_argument("--seed", type=int, default=0, help="seed of the reference split")
     tune.add_argument("--out", default="percept-finetune", help="output folder (default percept-finetune)")
     tune.set_defaults(func=cmd_finetune)
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    """``percept visualize``: activation maximisation and top patches of one map, saved as an image grid."""
+    from pathlib import Path
+
+    from percept.backbones.factory import create_backbone
+    from percept.eval.visualize import activation_maximization, save_grid, top_patches
+
+    net = create_backbone(args.backbone, weights=_weights(args.weights))
+    tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
+    if args.images:
+        patches, peaks, files = top_patches(net, args.tap, args.channel, args.images, k=args.k)
+        tiles += patches
+        for peak, file in zip(peaks, files, strict=True):
+            print(f"{peak:.4f}\t{file}")
+    out = save_grid(tiles, Path(args.out), nrow=min(len(tiles), 5))
+    print(f"wrote {out} (first tile: activation maximisation; then the top patches, strongest first)", file=sys.stderr)
+    return 0
+
+
+def _add_visualize(subparsers) -> None:
+    vis = subparsers.add_parser(
+        "visualize",
+        help="what one feature map responds to: activation maximisation and top patches, as an image grid",
+    )
+    vis.add_argument("backbone", metavar="BACKBONE", help="backbone name")
+    vis.add_argument("tap", metavar="TAP", help="tap name, e.g. relu1")
+    vis.add_argument("channel", metavar="CHANNEL", type=int, help="channel (map) index in the tap")
+    vis.add_argument("--images", default=None, help="folder of images for the top activating patches")
+    vis.add_argument("--k", type=int, default=9, help="top patches shown (default 9)")
+    vis.add_argument("--size", type=int, default=128, help="side of the synthesised image (default 128)")
+    vis.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (default 200)")
+    vis.add_argument("--weights", default="imagenet", help="backbone weights: a tag, a file, or 'none'")
+    vis.add_argument("--out", default="map.png", help="output PNG (default map.png)")
+    vis.set_defaults(func=cmd_visualize)
