@@ -86,12 +86,30 @@ def build(case: str, impl: str) -> Loss:
         ref = piq.ContentLoss(feature_extractor=pipeline.backbone.model.features, layers=("15",), reduction="sum")
         return lambda x, y: ref(x, y)
     if case == "dists":
-        _, pipeline = _percept(case)
-        if impl == "DISTS_pytorch":
-            from DISTS_pytorch import DISTS
+        import copy
+        from types import SimpleNamespace
 
-            ref = DISTS()
+        _, pipeline = _percept(case)
+        # The references read ``vgg16(...).features``: hand them a copy of percept's random VGG16.
+        vgg = SimpleNamespace(features=copy.deepcopy(pipeline.backbone.model.features).requires_grad_(False))
+        if impl == "DISTS_pytorch":
+            from DISTS_pytorch import DISTS_pt
+
+            original, DISTS_pt.models.vgg16 = DISTS_pt.models.vgg16, lambda *a, **k: vgg
+            try:
+                ref = DISTS_pt.DISTS(load_weights=False).eval()
+            finally:
+                DISTS_pt.models.vgg16 = original
             return lambda x, y: ref(x, y, require_grad=True, batch_average=False).sum()
+        if impl == "torchmetrics":
+            from torchmetrics.functional.image import dists as tm_dists
+
+            original, tm_dists.vgg16 = tm_dists.vgg16, lambda *a, **k: vgg
+            try:
+                ref = tm_dists.DISTSNetwork(load_weights=True).eval()
+            finally:
+                tm_dists.vgg16 = original
+            return lambda x, y: ref(x, y).sum()
     raise ValueError(f"no implementation {impl!r} for case {case!r}")
 
 
@@ -101,6 +119,8 @@ IMPLS = {
     "floor:lpips-vgg": ["percept"],
     "vgg16:conv3": ["percept", "piq"],
     "floor:vgg16:conv3": ["percept"],
+    "dists": ["percept", "DISTS_pytorch", "torchmetrics"],
+    "floor:dists": ["percept"],
 }
 
 
