@@ -23,6 +23,7 @@ Run: ``python benchmarks/bench_sweep.py [--backbone vgg16] [--size 384x512] [--r
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
@@ -86,6 +87,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--loop-taps", type=int, default=4, help="taps timed in the per-tap loop (extrapolated)")
     args = parser.parse_args()
+    # The per-tap loop runs the library's fused distance eagerly: compiling it for every tap's shape would
+    # add compile time to the loop and flatter the sweep.
+    os.environ.setdefault("PERCEPT_FUSED", "eager")
     size = tuple(int(v) for v in args.size.split("x"))
     warnings.simplefilter("ignore", RandomWeightsWarning)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.backbone}, {size[0]}x{size[1]}, "
