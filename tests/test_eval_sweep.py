@@ -154,3 +154,18 @@ def test_cli_sweep(tid, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "correlations.csv")
     assert set(table["tap"]) >= {"input", "conv1", "conv2"}
     assert np.isfinite(table["srocc"]).all()
+
+
+def test_2afc_on_bapps_layout(tmp_path):
+    from _eval_fakes import make_bapps
+
+    from percept.eval.datasets import read_bapps
+    from percept.eval.sweep import evaluate_2afc
+
+    db = read_bapps(make_bapps(tmp_path, n=4))
+    # p0 is always the milder distortion and people (judge = 0.1) mostly prefer it: a pixel metric agrees.
+    with pytest.warns(RandomWeightsWarning):
+        table = evaluate_2afc(db, "alexnet:conv1/raw/mse", weights=None, batch_size=3)
+    assert list(table["subset"]) == ["val/traditional", "all"]
+    row = table.iloc[-1]
+    assert row["n"] == 4 and row["agreement"] == pytest.approx(0.9) and row["human"] == pytest.approx(0.82)

@@ -791,3 +791,57 @@ def run_sweep(
 
             files += plot_sweep(table, out)
     return SweepResult(scores, table, out, files)
+
+
+def evaluate_2afc(
+    db,
+    spec,
+    *,
+    weights="imagenet",
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """2AFC agreement of a metric on BAPPS-style triplets, per subset and over all of them.
+
+    Args:
+        db: a :class:`~percept.eval.datasets.TwoAFCDatabase` (:func:`~percept.eval.datasets.read_bapps`).
+        spec: a spec string or preset (``"lpips-alex"``, ``"vgg16:all/unit/l2"``) or a built Pipeline.
+        weights: backbone weights when ``spec`` is a string.
+        batch_size: triplets per forward pass.
+        device: where the network runs.
+        progress: tqdm progress bar.
+
+    Returns:
+        DataFrame ``subset, n, agreement, human`` (``human``: the agreement of people with each other,
+        ``mean(j^2 + (1 - j)^2)``, the ceiling), plus a row ``all``.
+
+    Example:
+        >>> evaluate_2afc(read_bapps("/data/bapps", subsets=("val/traditional",)), "lpips-alex")  # doctest: +SKIP
+    """
+    import numpy as np
+    import pandas as pd
+
+    from percept.cli import load_image
+    from percept.eval.stats import two_afc_agreement
+    from percept.pipeline import Pipeline, build_pipeline
+
+    pipe = spec if isinstance(spec, Pipeline) else build_pipeline(spec, weights=weights)
+    pipe = pipe.to(device).eval()
+    table = db.table.reset_index(drop=True)
+    d0 = np.zeros(len(table))
+    d1 = np.zeros(len(table))
+    starts = range(0, len(table), batch_size)
+    for start in _progress(starts, len(starts), "2afc", progress):
+        rows = table.iloc[start : start + batch_size]
+        images = {k: torch.stack([_rgb(load_image(p)) for p in rows[k]]).to(device) for k in ("ref", "p0", "p1")}
+        with torch.no_grad():
+            d0[start : start + len(rows)] = pipe(images["p0"], images["ref"]).double().cpu().numpy()
+            d1[start : start + len(rows)] = pipe(images["p1"], images["ref"]).double().cpu().numpy()
+    judge = table["judge"].to_numpy(dtype=float)
+    out = []
+    for subset, index in [*table.groupby("subset").indices.items(), ("all", np.arange(len(table)))]:
+        j = judge[index]
+        out.append({"subset": subset, "n": len(index), "agreement": two_afc_agreement(d0[index], d1[index], j),
+                    "human": float(np.mean(j**2 + (1 - j) ** 2))})  # fmt: skip
+    return pd.DataFrame(out)
