@@ -267,7 +267,8 @@ def sweep_taps(backbone: Backbone, taps: Sequence[str] | None = None) -> list[Sw
         info = backbone.tap_info(name)
         infos = by_module.get(info.module, [])
         fine = [i.name for i in infos if not i.canonical]
-        display = name if name != info.module else (fine[0] if fine else info.module)
+        named = fine or [i.name for i in infos]
+        display = name if name != info.module else (named[0] if named else info.module)
         out.append(SweepTap(display, info.module, info.index + 1, any(i.canonical for i in infos)))
     return out
 
