@@ -12,7 +12,7 @@ from percept.readouts.descriptors import Gram, Mean, MeanStd, Std, channel_mean_
 
 
 def test_registered():
-    assert {"mean", "std", "meanstd", "gram"} <= set(list_readouts())
+    assert {"mean", "meanstd", "gram"} <= set(list_readouts())
     assert "style" in list_distances()
 
 
@@ -45,8 +45,9 @@ def test_std_gradient_finite_on_constant_channel():
 
 
 def test_bad_input_names_shape():
-    with pytest.raises(InputError, match=r"\(N, C, H, W\).*\(4, 4\)"):
-        Gram()(torch.rand(4, 4))
+    with pytest.raises(InputError, match=r"\(N, C, H, W\).*\(4, 4, 4\)"):
+        Gram()(torch.rand(4, 4, 4))
+    torch.testing.assert_close(Gram()(torch.tensor([[1.0, 2.0]])), torch.tensor([[1.0, 2.0, 2.0, 4.0]]))
     with pytest.raises(InputError, match="no spatial map"):
         GramDistance()(torch.rand(1, 2, 3, 3), torch.rand(1, 2, 3, 3), spatial=True)
 

@@ -220,7 +220,13 @@ def test_feature_laws(readout: str, distance: str, pair) -> None:
         assert_close(other, results[0])
 
 
-@pytest.mark.parametrize("distance", percept.list_distances())
+# Channel weights reach only the distances the fused op computes (a pipeline refuses the others).
+FUSED_DISTANCES = [
+    n for n in percept.list_distances() if isinstance(get_registry().get("distance", n).factory(), FusedDistance)
+]
+
+
+@pytest.mark.parametrize("distance", FUSED_DISTANCES)
 @feature_properties
 @given(pair=feature_pairs(), normalize=st.booleans())
 def test_channel_weighted_readout_laws(distance: str, pair, normalize: bool) -> None:
@@ -237,7 +243,12 @@ def test_channel_weighted_readout_laws(distance: str, pair, normalize: bool) -> 
     assert_close(d_ab, one_by_one)
 
 
-@pytest.mark.parametrize("distance", percept.list_distances())
+SPATIAL_DISTANCES = [
+    n for n in percept.list_distances() if get_registry().get("distance", n).factory().supports_spatial
+]
+
+
+@pytest.mark.parametrize("distance", SPATIAL_DISTANCES)
 @feature_properties
 @given(pair=feature_pairs())
 def test_spatial_map_averages_to_the_distance(distance: str, pair) -> None:

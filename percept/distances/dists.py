@@ -10,7 +10,7 @@ and covariance ``s_ab`` (population statistics over ``H, W``)::
 Summed over taps with DISTS' weights (``alpha``, ``beta`` normalised to sum 1 over every tap), this
 is ``1 - sum_{tap, c} (alpha_c l_c + beta_c s_c)``, the published DISTS score. Without weights
 (a spec such as ``vgg16_l2pool:conv3/raw/dists``) every channel weighs ``1 / (2 C)``, so each tap
-lies in ``[0, 2]``.
+lies in ``[0, 2]``. ``DISTSDistance(terms=("texture",))`` (or ``("structure",)``) keeps one term.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
     """DISTS' per-channel texture (mean) and structure (covariance) similarities.
 
     Args:
-        a, b: ``(N, C, H, W)`` features of one tap.
+        a, b: ``(N, C, H, W)`` features of one tap (``(N, C)`` vectors count as 1x1 maps).
 
     Returns:
         ``(texture, structure)``, each ``(N, C)`` in ``[-1, 1]`` (1 for identical features).
@@ -43,17 +43,22 @@ def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
         >>> [t.min().item() > 0.999 for t in dists_terms(x, x)]
         [True, True]
     """
-    if a.dim() != 4 or a.shape != b.shape:
+    if a.dim() not in (2, 4) or a.shape != b.shape:
         raise InputError(
-            f"DISTS compares two (N, C, H, W) feature maps of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            "DISTS compares two (N, C, H, W) feature maps (or (N, C) vectors) of the same shape, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
         )
-    # The arithmetic follows DISTS_pytorch line for line, so float32 results agree with it.
+    if a.dim() == 2:  # vectors (a descriptor readout) count as 1x1 maps
+        a, b = a[:, :, None, None], b[:, :, None, None]
+    # The arithmetic follows DISTS_pytorch, so float32 results agree with it to rounding.
     a_mean = a.mean([2, 3], keepdim=True)
     b_mean = b.mean([2, 3], keepdim=True)
     texture = (2 * a_mean * b_mean + C1) / (a_mean**2 + b_mean**2 + C1)
     a_var = ((a - a_mean) ** 2).mean([2, 3], keepdim=True)
     b_var = ((b - b_mean) ** 2).mean([2, 3], keepdim=True)
-    ab_cov = (a * b).mean([2, 3], keepdim=True) - a_mean * b_mean
+    # Centred before multiplying (DISTS_pytorch: mean(a b) - mean(a) mean(b), equal in exact arithmetic):
+    # with a == b the covariance is then the variance to the bit, so d(a, a) = 0 exactly.
+    ab_cov = ((a - a_mean) * (b - b_mean)).mean([2, 3], keepdim=True)
     structure = (2 * ab_cov + C2) / (a_var + b_var + C2)
     return texture.flatten(1), structure.flatten(1)
 
@@ -105,7 +110,9 @@ class DISTSDistance(Distance):
                 continue
             if w is not None and w.shape != (channels,):
                 raise InputError(f"DISTS {name} weights must have shape ({channels},), got {tuple(w.shape)}")
-            term = (w * (1 - sim)).sum(1) if w is not None else (1 - sim).sum(1) * default
+            # 1 - sim >= 0 in exact arithmetic (Cauchy-Schwarz); the clamp removes rounding below zero.
+            dissim = (1 - sim).clamp_min(0)
+            term = (w * dissim).sum(1) if w is not None else dissim.sum(1) * default
             out = term if out is None else out + term
         return out
 
@@ -158,5 +165,3 @@ def _factory(terms: tuple[str, ...]) -> Callable[..., DISTSDistance]:
 @hookimpl
 def register_distances(register: Callable[..., None]) -> None:
     register("dists", _factory(TERMS), description="DISTS structure + texture dissimilarity of channel statistics")
-    register("dists-texture", _factory(("texture",)), description="DISTS texture term: channel means compared")
-    register("dists-structure", _factory(("structure",)), description="DISTS structure term: channel covariances")

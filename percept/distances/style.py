@@ -4,7 +4,9 @@
 :func:`percept.readouts.descriptors.gram_matrix`). It is the same number as the ``gram`` readout
 followed by ``mse`` (``vgg19:relu1_1,relu2_1,relu3_1/gram``); as a distance it composes with the
 ``raw`` readout and reads as one word in a spec: ``vgg19:relu1_1,relu2_1,relu3_1/raw/style``.
-The sizes of the two images may differ (Gram matrices do not depend on ``H, W``).
+For the distance itself the sizes of the two maps may differ (Gram matrices do not depend on
+``H, W``). ``(N, D)`` vectors (from a readout that already reduced space, such as ``gram``) are
+compared as they are: ``.../gram/style`` is ``.../gram/mse``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ class GramDistance(Distance):
     def forward(self, a: torch.Tensor, b: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
         if spatial:
             raise InputError("the Gram (style) distance compares global statistics: it has no spatial map")
-        if a.dim() != 4 or b.dim() != 4 or a.shape[:2] != b.shape[:2]:
+        if a.dim() not in (2, 4) or b.dim() not in (2, 4) or a.shape[:2] != b.shape[:2]:
             raise InputError(
-                f"the Gram distance compares (N, C, H, W) features with equal N and C, got {tuple(a.shape)} "
-                f"and {tuple(b.shape)}"
+                f"the Gram distance compares (N, C, H, W) features (or (N, C) vectors) with equal N and C, got "
+                f"{tuple(a.shape)} and {tuple(b.shape)}"
             )
-        ga, gb = gram_matrix(a), gram_matrix(b)
+        # Vectors come from a readout that already reduced space (``gram``, ``meanstd``): compared as they are,
+        # so ``.../gram/style`` means ``.../gram/mse`` rather than a (C*C)^2 Gram matrix of a Gram matrix.
+        ga, gb = (a, b) if a.dim() == 2 else (gram_matrix(a), gram_matrix(b))
         return feature_distance(ga, gb, kind="sq") / ga.shape[1]
 
 

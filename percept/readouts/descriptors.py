@@ -4,7 +4,7 @@
 readout     D       value
 ==========  ======  ==========================================================================
 mean        C       spatial mean of each channel
-std         C       spatial standard deviation of each channel, ``sqrt(var + 1e-8)``
+std         C       spatial standard deviation of each channel, ``sqrt(var + 1e-8)`` (class :class:`Std`)
 meanstd     2C      mean and std side by side (the statistics AdaIN and "Deep IQA dissected" use)
 gram        C * C   Gram matrix ``F F^T / (H W)`` of the ``(C, H W)`` feature matrix (Gatys et al. 2016)
 ==========  ======  ==========================================================================
@@ -28,17 +28,19 @@ from percept.readouts.base import Readout
 STD_EPS = 1e-8
 
 
-def _check(features: torch.Tensor, what: str) -> None:
-    if not isinstance(features, torch.Tensor) or features.dim() != 4:
+def _check(features: torch.Tensor, what: str) -> torch.Tensor:
+    """``features`` as ``(N, C, H, W)``; ``(N, C)`` vectors count as ``H = W = 1``."""
+    if not isinstance(features, torch.Tensor) or features.dim() not in (2, 4):
         shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-        raise InputError(f"the {what} readout reduces (N, C, H, W) feature maps, got {shape}")
+        raise InputError(f"the {what} readout reduces (N, C, H, W) feature maps or (N, C) vectors, got {shape}")
+    return features[:, :, None, None] if features.dim() == 2 else features
 
 
 def channel_mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Spatial mean and standard deviation of each channel.
 
     Args:
-        features: ``(N, C, H, W)``.
+        features: ``(N, C, H, W)`` (or ``(N, C)``, as ``H = W = 1``).
         eps: added to the variance inside the square root.
 
     Returns:
@@ -49,7 +51,7 @@ def channel_mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torc
         >>> m.tolist(), round(s.item(), 4)
         ([[2.0]], 1.0)
     """
-    _check(features, "mean/std")
+    features = _check(features, "mean/std")
     mean = features.mean(dim=(2, 3))
     var = features.var(dim=(2, 3), unbiased=False)
     return mean, torch.sqrt(var + eps)
@@ -59,7 +61,7 @@ def gram_matrix(features: torch.Tensor, *, flatten: bool = True) -> torch.Tensor
     """Gram matrix of each image's features, normalised by the number of positions.
 
     Args:
-        features: ``(N, C, H, W)``.
+        features: ``(N, C, H, W)`` (or ``(N, C)``, as ``H = W = 1``).
         flatten: return ``(N, C * C)`` (what the distances compare) instead of ``(N, C, C)``.
 
     Returns:
@@ -70,7 +72,7 @@ def gram_matrix(features: torch.Tensor, *, flatten: bool = True) -> torch.Tensor
         >>> gram_matrix(torch.ones(1, 2, 3, 3), flatten=False).tolist()
         [[[1.0, 1.0], [1.0, 1.0]]]
     """
-    _check(features, "gram")
+    features = _check(features, "gram")
     n, c, h, w = features.shape
     f = features.reshape(n, c, h * w)
     if f.dtype in (torch.float16, torch.bfloat16):
@@ -88,8 +90,7 @@ class Mean(Readout):
     """
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        _check(features, "mean")
-        return features.mean(dim=(2, 3))
+        return _check(features, "mean").mean(dim=(2, 3))
 
 
 class Std(Readout):
@@ -136,6 +137,5 @@ def _constant(cls: type[Readout]) -> Callable[..., Readout]:
 @hookimpl
 def register_readouts(register: Callable[..., None]) -> None:
     register("mean", _constant(Mean), description="spatial mean per channel, (N, C)")
-    register("std", _constant(Std), description="spatial standard deviation per channel, (N, C)")
     register("meanstd", _constant(MeanStd), description="channel means and standard deviations, (N, 2C)")
     register("gram", _constant(Gram), description="Gram matrix F F^T / (H W), flattened to (N, C*C) (style)")
