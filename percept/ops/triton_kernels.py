@@ -102,6 +102,22 @@ def _feature_distance_fwd_kernel(
 
 
 @triton.jit
+def _scaled_difference(x_base, y_base, W, offs_c, mask_c, m, sxc, syc, rx, ry, KIND: tl.constexpr, HAS_W: tl.constexpr):
+    """One channel tile of the backward's ingredients: ``x^``, ``y^``, ``d = x^ - y^`` and the
+    per-channel slope ``a = w phi'(d)`` (without the upstream gradient)."""
+    xh = tl.load(x_base + offs_c[:, None] * sxc, mask=m, other=0.0).to(tl.float32) * rx[None, :]
+    yh = tl.load(y_base + offs_c[:, None] * syc, mask=m, other=0.0).to(tl.float32) * ry[None, :]
+    d = xh - yh
+    if KIND == 0:
+        a = 2.0 * d
+    else:
+        a = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, 0.0))
+    if HAS_W:
+        a = a * tl.load(W + offs_c, mask=mask_c, other=0.0).to(tl.float32)[:, None]
+    return xh, yh, d, a
+
+
+@triton.jit
 def _feature_distance_bwd_kernel(
     X, Y, W, G, S0, S1, S2, DX, DY, DWP,
     C, P,
@@ -166,30 +182,18 @@ def _feature_distance_bwd_kernel(
                 offs_c = c0 + tl.arange(0, BLOCK_C)
                 mask_c = offs_c < C
                 m = mask_c[:, None] & mask_p[None, :]
-                xh = tl.load(x_base + offs_c[:, None] * sxc, mask=m, other=0.0).to(tl.float32) * rx[None, :]
-                yh = tl.load(y_base + offs_c[:, None] * syc, mask=m, other=0.0).to(tl.float32) * ry[None, :]
-                d = xh - yh
-                if KIND == 0:
-                    a = 2.0 * d
-                else:
-                    a = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, 0.0))
-                if HAS_W:
-                    a = a * tl.load(W + offs_c, mask=mask_c, other=0.0).to(tl.float32)[:, None]
+                xh, yh, d, a = _scaled_difference(
+                    x_base, y_base, W, offs_c, mask_c, m, sxc, syc, rx, ry, KIND=KIND, HAS_W=HAS_W
+                )
                 sax += tl.sum(a * xh, axis=0)
                 say += tl.sum(a * yh, axis=0)
         for c0 in range(0, C, BLOCK_C):
             offs_c = c0 + tl.arange(0, BLOCK_C)
             mask_c = offs_c < C
             m = mask_c[:, None] & mask_p[None, :]
-            xh = tl.load(x_base + offs_c[:, None] * sxc, mask=m, other=0.0).to(tl.float32) * rx[None, :]
-            yh = tl.load(y_base + offs_c[:, None] * syc, mask=m, other=0.0).to(tl.float32) * ry[None, :]
-            d = xh - yh
-            if KIND == 0:
-                a = 2.0 * d
-            else:
-                a = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, 0.0))
-            if HAS_W:
-                a = a * tl.load(W + offs_c, mask=mask_c, other=0.0).to(tl.float32)[:, None]
+            xh, yh, d, a = _scaled_difference(
+                x_base, y_base, W, offs_c, mask_c, m, sxc, syc, rx, ry, KIND=KIND, HAS_W=HAS_W
+            )
             if NORMALIZE:
                 gx = rx[None, :] * (a - xh * sax[None, :]) * g[None, :]
                 gy = -ry[None, :] * (a - yh * say[None, :]) * g[None, :]
