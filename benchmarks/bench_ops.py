@@ -12,14 +12,11 @@ memory at once). Prints a table with ratios to the unfused expression.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+from _peak import in_fresh_process, peak_bytes
 
 SHAPES = [(8, 64, 256, 256), (8, 256, 64, 64), (8, 512, 16, 16)]
 IMPLS = ["unfused", "reference", "eager", "fused"]
@@ -93,36 +90,11 @@ def memory_case(impl, shape, device, backward=True):
     fn = make_fn(impl)
     step(fn, x, y, w, backward)
     step(fn, x, y, w, backward)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step(fn, x, y, w, backward)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak resident set size (VmHWM)
-    base = _status("VmRSS")
-    step(fn, x, y, w, backward)
-    return _status("VmHWM") - base
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
+    return peak_bytes(lambda: step(fn, x, y, w, backward), device)
 
 
 def measure_memory(impl, shape, device):
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks'); import bench_ops as b; "
-        f"print(json.dumps(b.memory_case({impl!r}, {tuple(shape)!r}, {device!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return in_fresh_process("bench_ops", "memory_case", impl, tuple(shape), device)
 
 
 def main() -> None:

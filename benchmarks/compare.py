@@ -19,8 +19,6 @@ import time of ``percept`` against ``import torch, torchvision``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from _peak import in_fresh_process, peak_bytes
 
 warnings.filterwarnings("ignore")
 
@@ -172,36 +171,11 @@ def memory_case(case: str, impl: str, n: int, size: int, device: str) -> int:
     loss = build(case, impl)
     x, y = inputs(n, size, device)
     step(loss, x, y, True)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step(loss, x, y, True)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    base = _status("VmRSS")
-    step(loss, x, y, True)
-    return _status("VmHWM") - base
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
+    return peak_bytes(lambda: step(loss, x, y, True), device)
 
 
 def measure_memory(case: str, impl: str, n: int, size: int, device: str) -> int:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks'); import compare; "
-        f"print(json.dumps(compare.memory_case({case!r}, {impl!r}, {n}, {size}, {device!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return in_fresh_process("compare", "memory_case", case, impl, n, size, device)
 
 
 def import_times(reps: int = 5) -> tuple[float, float]:

@@ -1,0 +1,50 @@
+"""Peak-memory measurement shared by the benchmarks.
+
+``peak_bytes(run, device)``: peak memory above the current level while ``run()`` executes (the CUDA
+allocator on a GPU; on Linux CPUs the process' peak resident set size, reset first).
+``in_fresh_process(module, function, *args)``: call ``benchmarks/<module>.<function>(*args)`` in a new
+Python process with glibc told to return freed memory at once, and return its JSON result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import torch
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_bytes(run: Callable[[], object], device: str) -> int:
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak resident set size (VmHWM)
+    base = _status("VmRSS")
+    run()
+    return _status("VmHWM") - base
+
+
+def in_fresh_process(module: str, function: str, *args):
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    code = (
+        f"import json, sys; sys.path.insert(0, 'benchmarks'); import {module}; "
+        f"print(json.dumps({module}.{function}(*{args!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
