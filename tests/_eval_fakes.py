@@ -68,21 +68,65 @@ def make_kadid(root: Path, refs: int = 2, types: int = 2, levels: int = 3) -> Pa
     return root
 
 
-def make_csiq(root: Path, refs: int = 2, levels: int = 3) -> Path:
-    """CSIQ layout with the text export csiq.DMOS.csv of the sheet all_by_image."""
-    names = ["1600", "aerial_city", "boston"][:refs]
-    kinds = [("noise", "awgn", "AWGN"), ("jpeg 2000", "jpeg2000", "jpeg2000")]
-    lines = ["image,dst_idx,dst_type,dst_lev,dmos_std,dmos"]
-    for r, name in enumerate(names, 1):
+CSIQ_HEADER = ["image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"]
+
+
+def csiq_rows(refs: int = 2, levels: int = 3) -> list[list]:
+    """The rows of the sheet all_by_image: ``[image, dst_idx, dst_type, dst_lev, dmos_std, dmos]``.
+
+    ``1600`` is a number, as in the real workbook; ``dst_type`` uses the sheet's wording.
+    """
+    names = [1600, "aerial_city", "boston"][:refs]
+    rows = []
+    for name in names:
+        for idx, (sheet, _, _) in enumerate(CSIQ_KINDS, 1):
+            for lv in range(1, levels + 1):
+                rows.append([name, idx, sheet, lv, 0.05, round(0.15 * lv, 3)])
+    return rows
+
+
+# (dst_type in the sheet, folder in dst_imgs/, type in the file name), as distributed
+CSIQ_KINDS = [("noise", "awgn", "AWGN"), ("jpeg 2000", "jpeg2000", "jpeg2000"), ("fnoise", "fnoise", "fnoise")]
+
+
+def write_csiq_sheet(path: Path, rows: list[list], header: list[str] = CSIQ_HEADER) -> Path:
+    """csiq.DMOS.xlsx as distributed: a sheet all_by_distortion first, then all_by_image with title
+    rows, the header in row 4 from column D, data from row 5, and a note below the data."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "all_by_distortion"
+    book.active["A1"] = "sorted by distortion (not read)"
+    sheet = book.create_sheet("all_by_image")
+    sheet["A1"] = "CSIQ image quality database: DMOS"
+    sheet["A2"] = "Larson & Chandler"
+    for col, name in enumerate(header, 4):
+        sheet.cell(row=4, column=col, value=name)
+    for r, row in enumerate(rows, 5):
+        for col, value in enumerate(row, 4):
+            sheet.cell(row=r, column=col, value=value)
+    sheet.cell(row=len(rows) + 7, column=1, value="note: dmos in 0..1")
+    book.save(path)
+    return path
+
+
+def make_csiq(root: Path, refs: int = 2, levels: int = 3, scores: str = "xlsx") -> Path:
+    """CSIQ as distributed: src_imgs/1600.png, dst_imgs/<type>/1600.<TYPE>.<level>.png, and the scores in
+    csiq.DMOS.xlsx (``scores="xlsx"``, needs openpyxl) or the sheet's text export csiq.DMOS.csv (``"csv"``)."""
+    rows = csiq_rows(refs, levels)
+    tokens = {sheet: (folder, token) for sheet, folder, token in CSIQ_KINDS}
+    for r, name in enumerate(dict.fromkeys(row[0] for row in rows), 1):
         ref = _ref(r)
         _save(root / "src_imgs" / f"{name}.png", ref)
-        for idx, (sheet, folder, token) in enumerate(kinds, 1):
-            for lv in range(1, levels + 1):
-                _save(
-                    root / "dst_imgs" / folder / f"{name}.{token}.{lv}.png", _distort(ref, lv, r * 100 + idx * 10 + lv)
-                )
-                lines.append(f"{name},{idx},{sheet},{lv},0.05,{0.15 * lv:.3f}")
-    (root / "csiq.DMOS.csv").write_text("\n".join(lines) + "\n")
+        for row in (row for row in rows if row[0] == name):
+            folder, token = tokens[row[2]]
+            path = root / "dst_imgs" / folder / f"{name}.{token}.{row[3]}.png"
+            _save(path, _distort(ref, row[3], r * 100 + row[1] * 10 + row[3]))
+    if scores == "xlsx":
+        write_csiq_sheet(root / "csiq.DMOS.xlsx", rows)
+    else:
+        lines = [",".join(CSIQ_HEADER)] + [",".join(map(str, row)) for row in rows]
+        (root / "csiq.DMOS.csv").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -125,19 +169,39 @@ def make_live(root: Path, realigned: bool = False) -> Path:
     return root
 
 
-def make_cidiq(root: Path, refs: int = 2, levels: int = 3) -> Path:
-    """CID:IQ layout: Images/Original/final01.bmp, Images/Reproduction/<k>_<Name>/final01_d<k>_l<l>.bmp."""
+CIDIQ_FOLDERS = {1: "JPEG2000_Compression", 4: "Gaussian_Blur"}  # two of the six, named as distributed
+
+
+def cidiq_mos(level: int, distance: int) -> float:
+    """The known MOS of a level at a viewing distance (100 cm: 0.5 higher)."""
+    return 5.0 - level + (0.5 if distance == 100 else 0.0)
+
+
+def make_cidiq(root: Path, refs: int = 2, levels: int = 3, scores: str = "mat") -> Path:
+    """CID:IQ as distributed: Images/Original/final01.bmp, Images/Reproduction/<k>_<Name>/final01_d<k>_l<l>.bmp
+    and MOS50.mat / MOS100.mat (variables MOS50, MOS100: a column, folder by folder, then by file name), or
+    with ``scores="csv"`` a table CIDIQ_scores.csv (image,mos50,mos100)."""
+    import scipy.io
+
     lines = ["image,mos50,mos100"]
-    kinds = {1: "JPEG2000_Compression", 4: "Blur"}
+    mos: dict[int, list[float]] = {50: [], 100: []}
     for r in range(1, refs + 1):
-        ref = _ref(r)
-        _save(root / "Images" / "Original" / f"final{r:02d}.bmp", ref)
-        for k, label in kinds.items():
+        _save(root / "Images" / "Original" / f"final{r:02d}.bmp", _ref(r))
+    for k, label in CIDIQ_FOLDERS.items():
+        for r in range(1, refs + 1):
             for lv in range(1, levels + 1):
                 stem = f"final{r:02d}_d{k}_l{lv}"
-                _save(root / "Images" / "Reproduction" / f"{k}_{label}" / f"{stem}.bmp", _distort(ref, lv, r + k + lv))
-                lines.append(f"{stem},{5 - lv:.2f},{5.5 - lv:.2f}")
-    (root / "CIDIQ_scores.csv").write_text("\n".join(lines) + "\n")
+                _save(
+                    root / "Images" / "Reproduction" / f"{k}_{label}" / f"{stem}.bmp", _distort(_ref(r), lv, r + k + lv)
+                )
+                lines.append(f"{stem},{cidiq_mos(lv, 50):.2f},{cidiq_mos(lv, 100):.2f}")
+                for d in mos:
+                    mos[d].append(cidiq_mos(lv, d))
+    if scores == "mat":
+        for d, values in mos.items():
+            scipy.io.savemat(root / f"MOS{d}.mat", {f"MOS{d}": np.array(values)[:, None]})
+    else:
+        (root / "CIDIQ_scores.csv").write_text("\n".join(lines) + "\n")
     return root
 
 

