@@ -86,6 +86,15 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    rank, sep, world = text.partition("/")
+    if not sep or not rank.strip().isdigit() or not world.strip().isdigit():
+        raise InputError(f"--shard must be K/N with 0 <= K < N, e.g. 0/4, got {text!r}")
+    return int(rank), int(world)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``percept sweep``: every tap of the backbones, the tables and the plots."""
     from percept.eval.sweep import run_sweep
@@ -106,7 +115,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         plots=not args.no_plots,
         progress=not args.no_progress,
+        shard=_shard(args.shard),
     )
+    if args.shard:
+        chunks = result.scores[["backbone", "pair"]].drop_duplicates()
+        print(f"shard {args.shard}: {len(chunks)} (backbone, pair) rows in {args.out}/partial; "
+              f"run again without --shard on the same --out to merge")  # fmt: skip
+        return 0
     table = result.correlations
     best = table[table["backbone"] != "baseline"].sort_values("srocc", ascending=False)
     print(f"{db.name}: {len(db)} pairs, {db.table['ref_id'].nunique()} references; best taps by SROCC:")
@@ -150,6 +165,9 @@ def add_commands(subparsers) -> None:
     sweep.add_argument("--out", default="percept-sweep", help="output folder (default percept-sweep)")
     sweep.add_argument("--no-plots", action="store_true", help="write no plots")
     sweep.add_argument("--top", type=int, default=10, help="rows of the printed ranking (default 10)")
+    sweep.add_argument("--shard", default=None, metavar="K/N",
+                       help="one job of N (K = 0..N-1): compute this share of the references into OUT/partial; "
+                       "a final run without --shard merges (cluster array jobs)")  # fmt: skip
     sweep.set_defaults(func=cmd_sweep)
     _add_select(subparsers)
     _add_finetune(subparsers)

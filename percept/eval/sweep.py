@@ -430,6 +430,71 @@ def iterate_chunks(
         yield i, chunks[i][0], ref[None], dists, rows
 
 
+Shard = tuple[int, int]
+
+
+def shard_chunks(chunks: list[tuple[str, list[int]]], rank: int, world: int) -> set[int]:
+    """The chunk indices that shard ``rank`` of ``world`` computes: whole references, balanced by image count.
+
+    References (with all their chunks) go, largest first, to the shard holding the fewest images so
+    far, so each reference image runs through the network on one shard only. Deterministic: every
+    process computes the same split from the same chunks.
+
+    Args:
+        chunks: from :func:`make_chunks`.
+        rank: this shard, ``0 <= rank < world``.
+        world: number of shards.
+
+    Example:
+        >>> chunks = [("a", [0, 1]), ("a", [2]), ("b", [3]), ("c", [4, 5])]
+        >>> sorted(shard_chunks(chunks, 0, 2)), sorted(shard_chunks(chunks, 1, 2))
+        ([0, 1], [2, 3])
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"shard must be (rank, world) with 0 <= rank < world, got ({rank}, {world})")
+    groups: dict[str, list[int]] = {}
+    sizes: dict[str, int] = {}
+    for i, (ref_id, rows) in enumerate(chunks):
+        groups.setdefault(ref_id, []).append(i)
+        sizes[ref_id] = sizes.get(ref_id, 0) + len(rows)
+    load = [0] * world
+    mine: set[int] = set()
+    for ref_id in sorted(groups, key=lambda r: -sizes[r]):  # stable: ties keep database order
+        target = min(range(world), key=lambda k: (load[k], k))
+        load[target] += sizes[ref_id]
+        if target == rank:
+            mine.update(groups[ref_id])
+    return mine
+
+
+def _distributed() -> Shard | None:
+    """``(rank, world)`` when torch.distributed is initialised with more than one process, else ``None``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _check_shard(shard) -> Shard:
+    try:
+        rank, world = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise InputError(f"shard must be (rank, world), e.g. (0, 4), got {shard!r}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"shard must be (rank, world) with 0 <= rank < world, got ({rank}, {world})")
+    return rank, world
+
+
+def _gather(obj):
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    import torch.distributed as dist
+
+    objects: list = [None] * dist.get_world_size()
+    dist.all_gather_object(objects, obj)
+    return objects
+
+
 # -- the sweep ---------------------------------------------------------------------------------------
 
 
@@ -489,6 +554,7 @@ def sweep_backbone(
     device: str | torch.device = "cpu",
     partial_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    shard: Shard | None = None,
 ) -> pd.DataFrame:
     """Distances at every tap of one backbone for every pair of ``db``: a tidy DataFrame.
 
@@ -504,6 +570,12 @@ def sweep_backbone(
         device: where the network runs.
         partial_dir: folder for per-chunk results; chunks already there are not recomputed.
         progress: show a tqdm progress bar.
+        shard: ``(rank, world)``: compute only this shard's references (:func:`shard_chunks`) and
+            return only their rows; with ``partial_dir`` shared by the shards, a later call without
+            ``shard`` finds every chunk done and merges them (one job per shard on a cluster). When
+            ``None`` and ``torch.distributed`` is initialised with several processes, each rank
+            computes its shard and the rows are gathered: every rank returns the whole table, in the
+            order one process would give.
 
     Returns:
         Columns ``backbone, tap, module, depth, canonical, measure, pair, distance``.
@@ -526,16 +598,24 @@ def sweep_backbone(
     scorer = TapScorer(net, tap_list, fns)
     min_size = net.min_size([t.module for t in tap_list if t.module]) if any(t.module for t in tap_list) else 1
     chunks = make_chunks(db, batch_size)
+    gather = False
+    if shard is None:
+        shard = _distributed()
+        gather = shard is not None
+    else:
+        shard = _check_shard(shard)
+    mine = set(range(len(chunks))) if shard is None else shard_chunks(chunks, *shard)
     partial = None
     done: set[int] = set()
     if partial_dir is not None:
         partial = Path(partial_dir) / f"{name}-{_config_key(db, name, weights, tap_list, measures, resize, batch_size)}"
         partial.mkdir(parents=True, exist_ok=True)
-        done = {int(p.stem[1:]) for p in partial.glob("c*.csv")}
+        done = {int(p.stem[1:]) for p in partial.glob("c*.csv")} & mine
     frames: dict[int, pd.DataFrame] = {}
     current_ref = None
-    iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=done)
-    for index, ref_id, ref, dists, rows in _progress(iterator, len(chunks) - len(done), name, progress):
+    skip = done | (set(range(len(chunks))) - mine)
+    iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=skip)
+    for index, ref_id, ref, dists, rows in _progress(iterator, len(chunks) - len(skip), name, progress):
         if min(ref.shape[-2:]) < min_size:
             raise InputError(
                 f"images of {ref.shape[-2]}x{ref.shape[-1]} pixels are smaller than the {min_size}x{min_size} that "
@@ -560,7 +640,13 @@ def sweep_backbone(
     if partial is not None:
         for index in done:
             frames[index] = pd.read_csv(partial / f"c{index:06d}.csv")
-    scores = pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)
+    if gather:
+        everyone: dict[int, pd.DataFrame] = {}
+        for part in _gather(frames):
+            everyone.update(part)
+        frames = everyone
+    empty = pd.DataFrame({"tap": [], "measure": [], "pair": pd.Series([], dtype=int), "distance": []})
+    scores = pd.concat([frames[i] for i in sorted(frames)] or [empty], ignore_index=True)
     info = pd.DataFrame(
         {
             "tap": [t.name for t in tap_list],
@@ -571,7 +657,7 @@ def sweep_backbone(
     )
     scores = scores.merge(info, on="tap", how="left")
     scores.insert(0, "backbone", name)
-    if "flat-l2" in measures:
+    if "flat-l2" in measures and len(scores):
         scores = pd.concat([scores, _cumulative(scores)], ignore_index=True)
     return scores[["backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"]]
 
@@ -607,13 +693,16 @@ def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def baseline_scores(
-    db: IQADatabase, names: Sequence[str] = BASELINES, *, resize=None, weights="imagenet", device="cpu"
+    db: IQADatabase, names: Sequence[str] = BASELINES, *, resize=None, weights="imagenet", device="cpu", shard=None
 ) -> pd.DataFrame:
     """Classic and published metrics on every pair, as reference lines for the sweep's plots.
 
     ``psnr``, ``ssim`` and ``ms-ssim`` are piq's (data range 1); any other name is a percept spec or
     preset (``lpips-vgg``, ``dists`` where registered), built with ``weights``. A metric that cannot be
     computed (piq missing, images too small for MS-SSIM, weights missing) is left out with a warning.
+
+    ``shard``: as in :func:`sweep_backbone` (under ``torch.distributed`` each rank scores its
+    references and every rank gets all rows).
 
     Returns:
         Tidy rows with ``backbone = "baseline"``, ``tap = measure = <name>``, ``depth = NaN``.
@@ -643,7 +732,15 @@ def baseline_scores(
             except PerceptError as exc:
                 warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
     records = []
-    for _, _, ref, dists, rows in iterate_chunks(db, make_chunks(db, 16), resize=resize):
+    chunks = make_chunks(db, 16)
+    gather = False
+    if shard is None:
+        shard = _distributed()
+        gather = shard is not None
+    else:
+        shard = _check_shard(shard)
+    skip = set() if shard is None else set(range(len(chunks))) - shard_chunks(chunks, *shard)
+    for index, _, ref, dists, rows in iterate_chunks(db, chunks, resize=resize, skip=skip):
         ref, dists = ref.to(device), dists.to(device)
         for name, fn in list(fns.items()):
             try:
@@ -652,10 +749,17 @@ def baseline_scores(
             except (ValueError, AssertionError, RuntimeError, PerceptError) as exc:
                 warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
                 del fns[name]
-                records = [r for r in records if r[0] != name]
+                records = [r for r in records if r[1] != name]
                 continue
-            records += [(name, int(p), float(v)) for p, v in zip(rows.tolist(), values.tolist(), strict=True)]
-    frame = pd.DataFrame(records, columns=["measure", "pair", "distance"])
+            pairs = zip(rows.tolist(), values.tolist(), strict=True)
+            records += [(index, name, int(p), float(v)) for p, v in pairs]
+    if gather:
+        # A baseline that failed on any rank is left out on every rank; rows in one process's order.
+        parts = _gather((records, set(fns)))
+        kept = set.intersection(*(done for _, done in parts))
+        order = {name: k for k, name in enumerate(names)}
+        records = sorted((r for part, _ in parts for r in part if r[1] in kept), key=lambda r: (r[0], order[r[1]]))
+    frame = pd.DataFrame([r[1:] for r in records], columns=["measure", "pair", "distance"])
     frame.insert(0, "backbone", "baseline")
     frame.insert(1, "tap", frame["measure"])
     frame.insert(2, "module", "")
@@ -733,6 +837,7 @@ def run_sweep(
     bootstrap: int = 0,
     plots: bool = True,
     progress: bool = False,
+    shard: Shard | None = None,
 ) -> SweepResult:
     """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
 
@@ -746,19 +851,33 @@ def run_sweep(
         bootstrap: resamples of references for SROCC intervals (0: none).
         plots: draw ``depth_<measure>.png`` (all backbones) and ``depth_<backbone>.png``.
         progress: tqdm progress bars.
+        shard: ``(rank, world)``: one job of several (a cluster array job): computes this shard's
+            references into ``out_dir/partial`` and returns their rows, without baselines,
+            correlations or plots; a final run without ``shard`` on the same ``out_dir`` merges
+            the shards (no network pass is repeated) and adds the rest. Under ``torch.distributed``
+            (several processes initialised) sharding and gathering are automatic and only rank 0
+            writes files.
 
     Returns:
-        A :class:`SweepResult`.
+        A :class:`SweepResult` (a shard's: its scores and an empty correlation table).
 
     Example:
         >>> run_sweep(db, ["alexnet"], weights=None, out_dir="out", measures=["flat-l2"])  # doctest: +SKIP
+        >>> run_sweep(db, ["alexnet"], out_dir="out", shard=(0, 4))  # job 0 of 4  # doctest: +SKIP
     """
     import pandas as pd
 
     out = None if out_dir is None else Path(out_dir)
+    if shard is not None:
+        shard = _check_shard(shard)
+        if out is None:
+            raise InputError("a shard's results go to out_dir/partial for the merge run: pass out_dir")
+    distributed = _distributed()
+    writer = out is not None and (distributed is None or distributed[0] == 0)
     files: list[Path] = []
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if writer and shard is None:
         db.table.rename_axis("pair").to_csv(out / "pairs.csv")
         files.append(out / "pairs.csv")
     frames = []
@@ -776,14 +895,19 @@ def run_sweep(
                 device=device,
                 partial_dir=None if out is None else out / "partial",
                 progress=progress,
+                shard=shard,
             )
         )
+    if shard is not None:
+        scores = pd.concat(frames, ignore_index=True)
+        scores.insert(0, "database", db.name)
+        return SweepResult(scores, pd.DataFrame(), out, [])
     if baselines:
         frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
     scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     scores.insert(0, "database", db.name)
     table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
-    if out is not None:
+    if writer:
         scores.to_csv(out / "scores.csv", index=False)
         table.to_csv(out / "correlations.csv", index=False)
         files += [out / "scores.csv", out / "correlations.csv"]
