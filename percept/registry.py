@@ -46,6 +46,7 @@ BUILTIN_MODULES = (
     "percept.distances.style",
     "percept.backbones.timm",
     "percept.backbones.kornia",
+    "percept.eval.presets",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 

@@ -63,6 +63,37 @@ def test_finetuned_metric_reproduces_the_fitted_distance(db, tmp_path):
         d = float(pipe(ref, dist))
     assert d == pytest.approx(float(errors.matrix[0] @ result.weights["relu1"]), rel=1e-3)
 
+    # The built-in preset "channel-weights" loads the same file by name, with the weights it recorded
+    # (here random: the warning says so), in the loss and in the metric.
+    from percept import PerceptualLoss, PerceptualMetric
+
+    with pytest.warns(RandomWeightsWarning):
+        loss = PerceptualLoss("channel-weights", file=str(path))
+    loss.pipeline.backbone.load_state_dict(net.state_dict())
+    x = dist.clone().requires_grad_(True)
+    value = loss(x, ref)
+    value.backward()
+    assert value.item() == pytest.approx(d, rel=1e-6) and torch.isfinite(x.grad).all()
+    with pytest.warns(RandomWeightsWarning):
+        metric = PerceptualMetric("channel-weights", pipeline_kwargs={"file": str(path)})
+    metric.pipeline.backbone.load_state_dict(net.state_dict())
+    metric.update(dist, ref)
+    assert float(metric.compute()) == pytest.approx(d, rel=1e-6)
+
+
+def test_toolkit_presets_are_built_in(tmp_path):
+    from percept import list_presets
+    from percept.errors import SpecError
+    from percept.pipeline import build_pipeline
+
+    assert {"map-selection", "channel-weights"} <= set(list_presets())
+    with pytest.raises(SpecError, match="needs file="):
+        build_pipeline("channel-weights")
+    with pytest.raises(SpecError, match="needs selection="):
+        build_pipeline("map-selection")
+    with pytest.raises(TypeError, match="unexpected options"):
+        build_pipeline("channel-weights", file=str(tmp_path / "w.json"), lin_weights="x")
+
 
 def test_cli_finetune(db, tmp_path, capsys):
     from percept.cli import main

@@ -19,7 +19,6 @@ from percept.eval.select import (
     forward_select,
     load_selection,
     map_scores,
-    register_preset,
     selection_pipeline,
 )
 from percept.eval.stats import srocc
@@ -132,8 +131,7 @@ def test_map_scores_end_to_end_and_saved_metric(tid_db, tmp_path):
     want = 1 - ms.matrix[0, sel.maps].mean()
     assert float(d) == pytest.approx(float(want), abs=1e-4)
 
-    # ... and loads through PerceptualLoss as the preset "map-selection", differentiable.
-    register_preset()
+    # ... and loads through PerceptualLoss as the built-in preset "map-selection", differentiable.
     loss = PerceptualLoss("map-selection", weights=None, selection=str(path))
     loss.pipeline.backbone.load_state_dict(net.state_dict())
     x = dist.clone().requires_grad_(True)

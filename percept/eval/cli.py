@@ -223,8 +223,8 @@ def cmd_select(args: argparse.Namespace) -> int:
         print(f"{args.folds}-fold cross-validation by reference (test pairs):")
         print(cv[["fold", "maps", "test_srocc", "test_plcc_logistic", "all_maps_test_srocc",
                   "all_maps_test_plcc_logistic"]].to_string(**fmt))  # fmt: skip
-    print(f"wrote {out / 'selection.json'} (load: PerceptualLoss('map-selection', selection=FILE) after "
-          "percept.eval.select.register_preset())", file=sys.stderr)  # fmt: skip
+    print(f"wrote {out / 'selection.json'} (load: PerceptualLoss('map-selection', selection=FILE))",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -281,9 +281,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for split, row in result.report.items():
         print(f"{split:5s}  {row['pairs']:5d}  {row['srocc_before']:12.4f}  {row['srocc_after']:11.4f}  "
               f"{row['plcc_before']:11.4f}  {row['plcc_after']:10.4f}")  # fmt: skip
-    print(
-        f"wrote {out / 'channel_weights.json'} (load: percept.eval.finetune.finetuned_pipeline(FILE))", file=sys.stderr
-    )
+    print(f"wrote {out / 'channel_weights.json'} (load: PerceptualLoss('channel-weights', file=FILE))", file=sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ Choices the study leaves open are options here:
   correlation on the others (folds by reference).
 
 A selection saves as JSON (:meth:`Selection.save`) and loads as a metric
-(:func:`selection_pipeline`, or the preset ``map-selection`` after :func:`register_preset`):
+(:func:`selection_pipeline`, or the built-in preset ``map-selection``):
 ``1 - mean SSIM`` over the selected maps, exactly the pooled score that was selected, differentiable.
 
 Why not a :class:`~percept.readouts.base.ChannelWeightedReadout` with 0/1 weights: that weights
@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,6 @@ import torch
 from percept.distances.base import Distance
 from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
-from percept.hookspecs import hookimpl
 from percept.readouts.base import Readout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -614,33 +613,3 @@ def selection_pipeline(
     layer_weights = [len(data["maps"][t]) / total for t in taps]
     spec = f"map-selection({data['backbone']}, {total} maps)"
     return Pipeline(backbone, taps, readouts, MapSSIMDistance(), layer_weights, spec=spec, check_inputs=check_inputs)
-
-
-def _selection_preset(weights="from-file", input_range=(0.0, 1.0), selection=None, **kwargs):
-    if selection is None:
-        raise SpecError("preset 'map-selection' needs selection=<file written by percept select>")
-    if kwargs:
-        raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'map-selection'")
-    return selection_pipeline(selection, weights=weights, input_range=input_range)
-
-
-@hookimpl
-def register_presets(register: Callable[..., None]) -> None:
-    register("map-selection", _selection_preset, description="1 - mean SSIM over feature maps chosen by percept select")
-
-
-def register_preset() -> None:
-    """Register the ``map-selection`` preset (once), so that ``PerceptualLoss("map-selection", selection=FILE)`` works.
-
-    Example:
-        >>> register_preset()
-        >>> from percept import PerceptualMetric
-        >>> metric = PerceptualMetric("map-selection", pipeline_kwargs={"selection": "sel.json"})  # doctest: +SKIP
-    """
-    import sys
-
-    from percept.registry import get_registry
-
-    registry = get_registry()
-    if not registry.has("preset", "map-selection"):
-        registry.register_plugin(sys.modules[__name__], "percept.eval.select")

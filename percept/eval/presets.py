@@ -1,0 +1,68 @@
+"""Presets for the metrics the research toolkit writes: ``map-selection`` and ``channel-weights``.
+
+Both are registered with the built-ins (this module imports neither pandas nor scipy; the loaders
+are imported when a preset is built), so a file written by ``percept select`` or ``percept
+finetune`` loads by name, with no registration step:
+
+    >>> from percept import PerceptualLoss, PerceptualMetric
+    >>> loss = PerceptualLoss("map-selection", selection="select-out/selection.json")  # doctest: +SKIP
+    >>> kwargs = {"file": "ft-out/channel_weights.json"}
+    >>> metric = PerceptualMetric("channel-weights", pipeline_kwargs=kwargs)  # doctest: +SKIP
+
+Backbone weights: those recorded in the file (the ones the maps were selected or the channel
+weights fitted with). ``weights="imagenet"``, the default of ``PerceptualLoss`` and
+``build_pipeline``, means "as recorded"; any other value (a tag, a path, ``None``) overrides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from percept.errors import SpecError
+from percept.hookspecs import hookimpl
+
+
+def _recorded(weights):
+    return "from-file" if isinstance(weights, str) and weights == "imagenet" else weights
+
+
+def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, check_inputs=True, **kwargs):
+    if selection is None:
+        raise SpecError(
+            "preset 'map-selection' needs selection=<selection.json written by percept select>, got no selection="
+        )
+    if kwargs:
+        expected = "expected selection=, weights="
+        raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'map-selection' ({expected})")
+    from percept.eval.select import selection_pipeline
+
+    return selection_pipeline(selection, weights=_recorded(weights), input_range=input_range, check_inputs=check_inputs)
+
+
+def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, check_inputs=True, **kwargs):
+    if file is None:
+        raise SpecError(
+            "preset 'channel-weights' needs file=<channel_weights.json written by percept finetune>, got no file="
+        )
+    if kwargs:
+        expected = "expected file=, weights="
+        raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'channel-weights' ({expected})")
+    from percept.eval.finetune import finetuned_pipeline
+
+    pipeline = finetuned_pipeline(file, weights=_recorded(weights), input_range=input_range)
+    pipeline.check_inputs = check_inputs
+    return pipeline
+
+
+@hookimpl
+def register_presets(register: Callable[..., None]) -> None:
+    register(
+        "map-selection",
+        _map_selection,
+        description="1 - mean SSIM over the feature maps chosen by percept select (selection=FILE)",
+    )
+    register(
+        "channel-weights",
+        _channel_weights,
+        description="LPIPS-like metric with the channel weights learned by percept finetune (file=FILE)",
+    )
