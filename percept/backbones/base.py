@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from percept.errors import InputError, SpecError, unknown_name
@@ -22,6 +24,8 @@ from percept.validation import check_images
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What a network raises when it cannot run at an input size: PyTorch's shape errors, timm's assertions.
+SHAPE_ERRORS = (RuntimeError, AssertionError, ValueError, IndexError)
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,17 @@ class Backbone(nn.Module):
         to_map: ``to_map(stage index, stage output, input (H, W))`` gives a tap's ``(N, C, h, w)`` map
             when stages pass something else along (a transformer's tokens, channels-last maps); a
             module-level function or ``functools.partial``, so the backbone pickles.
+        input_size: ``(H, W)`` the weights were trained at (shapes are traced there; ``None``: 224).
+        resize: resize every input to ``input_size`` first (:func:`resize_images`: ``interpolation``,
+            antialiased when shrinking, differentiable); the taps are then maps of the resized image.
+        interpolation: ``"bicubic"``, ``"bilinear"``, ``"nearest"`` or ``"area"`` (for ``resize``).
+        fixed_size: the network runs at ``input_size`` only (a Swin or MaxViT with fixed windows, a
+            transformer with a fixed position embedding); without ``resize``, other sizes are refused
+            with an :class:`~percept.errors.InputError` naming the size and the ``resize=True`` option.
 
     Inputs to :meth:`forward` are ``(N, C, H, W)`` with ``C`` 1 (grey, repeated) or 3, values in
-    ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``.
+    ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``
+    (with ``resize``, ``H, W`` are those of ``input_size``).
     """
 
     def __init__(
@@ -99,8 +111,18 @@ class Backbone(nn.Module):
         stage_fn: Callable[[nn.Module], Sequence[tuple[str, nn.Module]]] | None = None,
         pretrained_cfg: PretrainedCfg | None = None,
         to_map: Callable[[int, torch.Tensor, tuple[int, int]], torch.Tensor] | None = None,
+        input_size: tuple[int, int] | None = None,
+        resize: bool = False,
+        interpolation: str = "bilinear",
+        fixed_size: bool = False,
     ) -> None:
         super().__init__()
+        if (resize or fixed_size) and input_size is None:
+            raise ValueError(f"backbone {name!r}: resize and fixed_size need an input_size")
+        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+        self.resize = bool(resize)
+        self.interpolation = check_interpolation(interpolation)
+        self.fixed_size = bool(fixed_size)
         self.name = name
         self.model = model
         self._stages = list(stages)
@@ -173,69 +195,96 @@ class Backbone(nn.Module):
 
     # -- shapes ------------------------------------------------------------------------------------
 
-    def _shape_model(self) -> tuple[list[nn.Module], torch.device]:
-        if self._arch is not None and self._stage_fn is not None:
+    def _network(self, trace: bool = False) -> tuple[Any, torch.device]:
+        """What :meth:`_run` runs: the stage modules (``trace``: copies on the meta device where the
+        backbone knows how to build one, for shape tracing without weights) and their device."""
+        if trace and self._arch is not None and self._stage_fn is not None:
             with torch.device("meta"):
                 model = self._arch()
-            return [m for _, m in self._stage_fn(model)], torch.device("meta")
+            return [m.eval() for _, m in self._stage_fn(model)], torch.device("meta")
         return [m for _, m in self._stages], torch.device("cpu")
 
-    def _trace_shapes(self, size: int = 224) -> list[tuple[int, int]]:
-        """(channels, reduction) of every stage output, traced once on a ``size`` x ``size`` input."""
+    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, torch.Tensor]:
+        """Run ``net`` (see :meth:`_network`) on a preprocessed batch up to stage ``last``; the raw outputs
+        of the stages in ``wanted``. Subclasses that run their network otherwise override this pair."""
+        found: dict[int, torch.Tensor] = {}
+        for i in range(last + 1):
+            x = net[i](x)
+            if i in wanted:
+                # An in-place activation next would overwrite this tap's output.
+                found[i] = x.clone() if i < last and getattr(net[i + 1], "inplace", False) else x
+        return found
+
+    def _trace_shapes(self) -> list[tuple[int, int]]:
+        """(channels, reduction) of every stage output, traced once at ``input_size`` (else 224)."""
         if self._shapes is None:
-            self._shapes = self._trace(size)
+            self._shapes = self._trace(max(self.input_size) if self.input_size else 224)
         return self._shapes
 
     def _trace(self, size: int) -> list[tuple[int, int]]:
-        stages, device = self._shape_model()
+        net, device = self._network(trace=True)
+        last = len(self._stages) - 1
+        was_training = [m.training for _, m in self._stages]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                outputs = self._run(net, torch.zeros(1, 3, size, size, device=device), last, set(range(last + 1)))
+        finally:
+            for (_, m), t in zip(self._stages, was_training, strict=True):
+                m.train(t)
         out: list[tuple[int, int]] = []
-        was_training = [m.training for m in stages]
-        for m in stages:
-            m.eval()
-        with torch.no_grad():
-            x = torch.zeros(1, 3, size, size, device=device)
-            for i, m in enumerate(stages):
-                x = m(x)
-                y = self._tap_map(i, x, (size, size))
-                reduction = 2 ** round(math.log2(size / max(y.shape[-1], 1)))
-                out.append((int(y.shape[1]), int(reduction)))
-        for m, t in zip(stages, was_training, strict=True):
-            m.train(t)
+        for i in range(last + 1):
+            y = self._tap_map(i, outputs[i], (size, size))
+            reduction = 2 ** round(math.log2(size / max(y.shape[-1], 1)))
+            out.append((int(y.shape[1]), int(reduction)))
         return out
 
+    def runs_at(self, size: int | tuple[int, int], last: int | None = None) -> bool:
+        """Whether the network runs on a ``size`` input up to stage ``last`` (default: every stage) and
+        every stage gives at least one pixel; tried without weights where possible (meta device).
+
+        Example:
+            >>> create_backbone("alexnet", weights=None).runs_at(8)  # doctest: +SKIP
+            False
+        """
+        height, width = (size, size) if isinstance(size, int) else size
+        last = len(self._stages) - 1 if last is None else last
+        net, device = self._network(trace=True)
+        try:
+            with torch.no_grad():
+                x = torch.zeros(1, 3, height, width, device=device)
+                outputs = self._run(net, x, last, set(range(last + 1)))
+                for i, y in outputs.items():
+                    y = self._tap_map(i, y, (height, width))
+                    if y.dim() < 4 or min(y.shape[-2:]) < 1:
+                        return False
+            return True
+        except SHAPE_ERRORS:
+            return False
+
     def min_size(self, taps: Sequence[str] | None = None) -> int:
-        """Smallest height/width of input for which every tap in ``taps`` has at least one pixel."""
+        """Smallest height/width of input for which every tap in ``taps`` has at least one pixel.
+
+        With ``resize`` every size runs (1); a ``fixed_size`` network without it needs ``input_size``.
+        """
+        if self.resize:
+            return 1
+        if self.fixed_size:
+            return max(self.input_size)
         last = max(t.index for t in self.resolve_taps(taps))
         if last not in self._min_size_cache:
             self._min_size_cache[last] = self._search_min_size(last)
         return self._min_size_cache[last]
 
     def _search_min_size(self, last: int) -> int:
-        stages, device = self._shape_model()
-        stages = stages[: last + 1]
-
-        def fits(size: int) -> bool:
-            try:
-                with torch.no_grad():
-                    x = torch.zeros(1, 3, size, size, device=device)
-                    for i, m in enumerate(stages):
-                        m.eval()
-                        x = m(x)
-                        y = self._tap_map(i, x, (size, size))
-                        if y.dim() < 4 or min(y.shape[-2:]) < 1:
-                            return False
-                return True
-            except RuntimeError:
-                return False
-
         low, high = 1, 16
-        while not fits(high):
+        while not self.runs_at(high, last):
             low, high = high, high * 2
             if high > 8192:
                 raise RuntimeError(f"backbone {self.name!r}: found no input size up to 8192 that reaches stage {last}")
         while low < high:
             mid = (low + high) // 2
-            if fits(mid):
+            if self.runs_at(mid, last):
                 high = mid
             else:
                 low = mid + 1
@@ -265,8 +314,11 @@ class Backbone(nn.Module):
         return self
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """Map images in ``input_range`` to the network's input: grey to colour, range, mean/std."""
+        """Map images in ``input_range`` to the network's input: grey to colour, range, mean/std, and with
+        ``resize`` the size the network expects."""
         (low, high), (d_low, d_high) = self.input_range, self.norm_domain
+        if self.resize:
+            x = resize_images(x, self.input_size, self.interpolation)
         if (low, high) != (d_low, d_high):
             if (low, high) == (0.0, 1.0):
                 x = x * (d_high - d_low) + d_low
@@ -280,7 +332,18 @@ class Backbone(nn.Module):
 
     def check_input(self, x: torch.Tensor, taps: Sequence[str] | None = None, name: str = "x") -> torch.Tensor:
         """Validate an image batch for this backbone and the given taps (see :func:`check_images`)."""
-        return check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
+        x = check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
+        self._check_size(x, name)
+        return x
+
+    def _check_size(self, x: torch.Tensor, name: str = "x") -> None:
+        if self.fixed_size and not self.resize and tuple(x.shape[-2:]) != self.input_size:
+            h, w = self.input_size
+            raise InputError(
+                f"backbone {self.name!r} runs at {h}x{w} only, got {name} of size {x.shape[-2]}x{x.shape[-1]}: crop "
+                f"or resize your images to {h}x{w}, or build it with resize=True to resize them to {h}x{w} "
+                f"({self.interpolation}, antialiased) on the way in"
+            )
 
     def forward(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Run ``x`` up to the deepest of ``taps`` and return each tap's output.
@@ -293,28 +356,67 @@ class Backbone(nn.Module):
         Returns:
             ``{tap name: (N, C_tap, H_tap, W_tap)}`` in the order asked for.
 
+        Raises:
+            InputError: a ``fixed_size`` network without ``resize`` got another size.
+
         Example:
             >>> bb = create_backbone("alexnet", weights=None)  # doctest: +SKIP
             >>> {k: v.shape for k, v in bb(torch.rand(1, 3, 64, 64), ["conv1"]).items()}  # doctest: +SKIP
             {'conv1': torch.Size([1, 64, 15, 15])}
         """
+        self._check_size(x)
         infos = self.resolve_taps(taps)
         wanted: dict[int, list[str]] = {}
         for info in infos:
             wanted.setdefault(info.index, []).append(info.name)
-        last = max(wanted)
-        size = (int(x.shape[-2]), int(x.shape[-1]))
         h = self.preprocess(x)
+        size = (int(h.shape[-2]), int(h.shape[-1]))
+        outputs = self._run(self._network()[0], h, max(wanted), set(wanted))
         found: dict[str, torch.Tensor] = {}
-        for i in range(last + 1):
-            h = self._stages[i][1](h)
-            if i in wanted:
-                # An in-place activation next would overwrite this tap's output.
-                keep = h.clone() if i < last and getattr(self._stages[i + 1][1], "inplace", False) else h
-                keep = self._tap_map(i, keep, size)
-                for tap_name in wanted[i]:
-                    found[tap_name] = keep
+        for i, names in wanted.items():
+            keep = self._tap_map(i, outputs[i], size)
+            for tap_name in names:
+                found[tap_name] = keep
         return {info.name: found[info.name] for info in infos}
+
+
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
+_INTERPOLATION_ALIASES = {"lanczos": "bicubic", "hamming": "bicubic", "box": "area", "random": "bicubic"}
+
+
+def check_interpolation(mode: str) -> str:
+    """The :func:`torch.nn.functional.interpolate` mode for a PIL/timm interpolation name.
+
+    PIL's ``lanczos`` and ``hamming`` (which ``interpolate`` lacks) become ``bicubic``, the closest
+    antialiased kernel it has; ``box`` becomes ``area``.
+
+    Example:
+        >>> check_interpolation("bicubic"), check_interpolation("lanczos")
+        ('bicubic', 'bicubic')
+    """
+    mode = str(mode).lower()
+    mode = _INTERPOLATION_ALIASES.get(mode, mode)
+    if mode not in INTERPOLATIONS:
+        raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {mode!r}")
+    return mode
+
+
+def resize_images(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` images to ``size = (h, w)``, differentiably; unchanged if already that size.
+
+    ``bilinear`` and ``bicubic`` are antialiased (as PIL, so shrinking does not alias); values keep
+    their range up to bicubic overshoot.
+
+    Example:
+        >>> resize_images(torch.rand(2, 3, 64, 48), (32, 32), "bicubic").shape
+        torch.Size([2, 3, 32, 32])
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    mode = check_interpolation(mode)
+    if mode in ("bilinear", "bicubic"):
+        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False, antialias=True)
+    return F.interpolate(x, size=tuple(size), mode=mode)
 
 
 def _check_range(input_range: Sequence[float]) -> tuple[float, float]:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from percept.backbones.base import Backbone, PretrainedCfg
+from percept.backbones.base import SHAPE_ERRORS, Backbone, PretrainedCfg, flatten_stages
 from percept.backbones.weights import WeightsArg, is_path, search_dirs, warn_random
 from percept.errors import SpecError, WeightsError, unknown_name
 from percept.hookspecs import hookimpl
@@ -99,82 +100,178 @@ def _local_file(name: str) -> Path | None:
     return None
 
 
-class TokenEmbed(nn.Module):
-    """A timm ``VisionTransformer``'s input stage: patches, prefix tokens, position embedding, pre-norm."""
+# Keyword sets tried in order: any input size where the architecture allows it (vision transformers
+# pad to whole patches and resample their position embedding; Swin pads to whole windows).
+Dynamic = tuple[tuple[str, bool], ...]
+_DYNAMIC: tuple[Dynamic, ...] = (
+    (("dynamic_img_size", True), ("dynamic_img_pad", True)),
+    (("dynamic_img_size", True),),
+    (),
+)
 
-    def __init__(self, vit: nn.Module) -> None:
-        super().__init__()
-        self.__dict__["vit"] = vit  # not a submodule: its parameters belong to the model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        vit = self.vit
-        x = vit._pos_embed(vit.patch_embed(x))
-        x = vit.patch_drop(x)
-        return vit.norm_pre(x)
+SEQUENTIAL, INTERMEDIATES = "sequential", "intermediates"
 
 
-def tokens_to_map(index: int, out: torch.Tensor, size: tuple[int, int], *, patch: int, prefix: int) -> torch.Tensor:
-    """Tokens ``(N, prefix + h*w, D)`` to a map ``(N, D, h, w)``, ``h, w = ceil(H / patch), ceil(W / patch)``
-    (the input is padded to whole patches).
+def channels_last_to_map(index: int, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Channels-last maps ``(N, h, w, C)`` (timm's Swin family) to ``(N, C, h, w)``.
 
     Example:
-        >>> tokens_to_map(0, torch.zeros(2, 1 + 4, 8), (32, 32), patch=16, prefix=1).shape
-        torch.Size([2, 8, 2, 2])
+        >>> channels_last_to_map(0, torch.zeros(2, 7, 5, 96), (224, 160)).shape
+        torch.Size([2, 96, 7, 5])
     """
-    h, w = -(-size[0] // patch), -(-size[1] // patch)
-    return out[:, prefix:].transpose(1, 2).reshape(out.shape[0], out.shape[2], h, w)
+    return out.permute(0, 3, 1, 2)
 
 
-def _vit_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    stages: list[tuple[str, nn.Module]] = [("embed", TokenEmbed(model))]
-    stages += [(f"blocks.{i}", block) for i, block in enumerate(model.blocks)]
-    stages.append(("norm", model.norm))
-    return stages
+def _timm_model(name: str, dynamic: Dynamic, **kwargs) -> nn.Module:
+    return _timm().create_model(name, **kwargs, **dict(dynamic))
 
 
-def _feature_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return list(model.items())
+@functools.lru_cache(maxsize=64)
+def _plan(name: str) -> tuple[Dynamic, str]:
+    """The size keywords the architecture accepts (the first set of :data:`_DYNAMIC` its constructor takes) and
+    how timm's own ``features_only`` runs it: its modules in sequence (``FeatureListNet`` and the model-specific
+    feature classes) or through ``forward_intermediates`` (``FeatureGetterNet``: vision transformers, whose
+    position embeddings, rotary embeddings and prefix tokens live in ``forward``). Built on the meta device."""
+    for dynamic in _DYNAMIC:
+        try:
+            with torch.device("meta"):
+                features = _timm_model(name, dynamic, pretrained=False, features_only=True)
+        except TypeError:  # the constructor does not take the keywords
+            continue
+        except Exception:  # noqa: BLE001 - no features_only mode: the sequential cut says why it fails
+            break
+        getter = type(features).__name__ in ("FeatureGetterNet", "FeatureHooksNet")
+        return dynamic, INTERMEDIATES if getter else SEQUENTIAL
+    for dynamic in _DYNAMIC:
+        try:
+            with torch.device("meta"):
+                _timm_model(name, dynamic, pretrained=False)
+            return dynamic, SEQUENTIAL
+        except TypeError:
+            continue
+    return (), SEQUENTIAL
 
 
-def _is_vit(model: nn.Module) -> bool:
-    from timm.models.vision_transformer import VisionTransformer
-
-    return isinstance(model, VisionTransformer)
-
-
-def _build(name: str, pretrained: bool, overlay: dict | None, features: bool, vit: bool | None = None) -> nn.Module:
-    """The timm model: its ``FeatureListNet`` (CNNs) or the plain model (vision transformers, ``vit``;
-    ``None``: find out by building it)."""
-    timm = _timm()
+def _build(
+    name: str, kind: str, dynamic: Dynamic, pretrained: bool = False, overlay: dict | None = None
+) -> tuple[nn.Module, str]:
+    """The timm model ready to cut, and how: a ``FeatureListNet`` over its feature modules (``SEQUENTIAL``) or
+    the model without its head (``INTERMEDIATES``, also where the sequential cut fails)."""
     kwargs: dict = {"pretrained": pretrained}
     if overlay:
         kwargs["pretrained_cfg_overlay"] = overlay
-    # Any input size for vision transformers: padded to whole patches, the position embedding resampled.
-    dynamic = {"dynamic_img_size": True, "dynamic_img_pad": True}
-    model = timm.create_model(name, **kwargs, **(dynamic if vit else {}))
-    if _is_vit(model):
-        if not vit:
-            model = timm.create_model(name, **kwargs, **dynamic)
-        return model
-    if not features:
-        return model
+    model = _timm_model(name, dynamic, **kwargs)
+    if kind == INTERMEDIATES:
+        if not hasattr(model, "forward_intermediates"):
+            raise SpecError(
+                f"timm model {name!r} runs its features in its own forward and has no forward_intermediates; "
+                "percept supports timm models with a sequential feature path or forward_intermediates"
+            )
+        model.prune_intermediate_layers(list(range(len(model.feature_info))), prune_norm=True, prune_head=True)
+        return model, INTERMEDIATES
     from timm.models import FeatureListNet
 
     indices = tuple(range(len(model.feature_info)))
     errors = []
     for flatten in (False, True):
         try:
-            return FeatureListNet(model, out_indices=indices, flatten_sequential=flatten)
+            features = FeatureListNet(model, out_indices=indices, flatten_sequential=flatten)
         except AssertionError as exc:  # timm asserts the feature modules are reachable in sequence
             errors.append(str(exc))
+            continue
+        fmt = getattr(model, "output_fmt", "NCHW")
+        features.output_fmt = str(getattr(fmt, "value", fmt))  # timm's Format enum or a string
+        return features, SEQUENTIAL
+    if hasattr(model, "forward_intermediates"):
+        return _build(name, INTERMEDIATES, dynamic, pretrained, overlay)
     raise SpecError(
-        f"timm model {name!r} cannot be cut into sequential stages ({errors[-1]}); percept supports timm CNNs with "
-        "a sequential feature path and timm's VisionTransformer family"
+        f"timm model {name!r} cannot be cut into sequential stages ({errors[-1]}) and has no forward_intermediates; "
+        "percept supports timm models with a sequential feature path or forward_intermediates"
     )
 
 
-def _arch(name: str, vit: bool) -> nn.Module:
-    return _build(name, False, None, True, vit)
+@functools.lru_cache(maxsize=8)
+def _arch(name: str, kind: str, dynamic: Dynamic, expanded: frozenset[str] = frozenset()) -> nn.Module:
+    """The cut model without weights, on the meta device, for shape tracing (cached: it holds no data)."""
+    with torch.device("meta"):
+        model, _ = _build(name, kind, dynamic)
+    if kind == SEQUENTIAL:
+        model._percept_expanded = set(expanded)
+    return model
+
+
+def _sequence_of(path: str, module: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The blocks a feature module runs one after the other, if it shows them: an ``nn.Sequential``, or a
+    timm stage made of ``downsample`` then ``blocks`` (ConvNeXt, Swin, MaxViT, DaViT ...)."""
+    if isinstance(module, nn.Sequential):
+        return [(f"{path}.{n}", m) for n, m in module.named_children()]
+    names = [n for n, _ in module.named_children()]
+    if names in (["downsample", "blocks"], ["blocks"]) and isinstance(module.blocks, nn.Sequential):
+        head = [(f"{path}.downsample", module.downsample)] if names[0] == "downsample" else []
+        return head + [(f"{path}.blocks.{n}", m) for n, m in module.blocks.named_children()]
+    return None
+
+
+def _feature_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    stages: list[tuple[str, nn.Module]] = []
+    expanded = getattr(model, "_percept_expanded", set())
+    for path, module in model.items():
+        parts = _sequence_of(path, module) if path in expanded else None
+        for sub_path, sub in parts or [(path, module)]:
+            stages.extend(flatten_stages(sub, sub_path))
+    return stages
+
+
+def _expand_blocks(model: nn.Module, native: int) -> None:
+    """Mark the feature modules whose blocks may be run (and tapped) one by one: those :func:`_sequence_of`
+    splits and whose blocks, run in order on the model's own activations (a 64-pixel random image, or one
+    at the ``native`` size for a network that runs at that size only), give the module's output exactly.
+    A stage whose ``forward`` does more (TinyViT's and MetaFormer's reshape their tokens) stays whole."""
+    candidates = {path for path, module in model.items() if _sequence_of(path, module) is not None}
+    model._percept_expanded = set()
+    for size in (64, native) if candidates else ():
+        x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+        expanded: set[str] = set()
+        try:
+            with torch.no_grad():
+                for path, module in model.items():
+                    y = module(x)
+                    if path in candidates and _same_in_sequence(_sequence_of(path, module) or [], x, y):
+                        expanded.add(path)
+                    x = y
+        except SHAPE_ERRORS:  # the network does not run at this size
+            continue
+        model._percept_expanded = expanded
+        return
+
+
+def _same_in_sequence(parts: list[tuple[str, nn.Module]], x: torch.Tensor, y: torch.Tensor) -> bool:
+    try:
+        for _, part in parts:
+            x = part(x)
+    except SHAPE_ERRORS:
+        return False
+    return x.shape == y.shape and bool(torch.allclose(x, y, rtol=1e-5, atol=1e-6))
+
+
+class IntermediatesBackbone(Backbone):
+    """A :class:`Backbone` over a timm model that runs through ``forward_intermediates``: one stage per entry
+    of the model's ``feature_info`` (a vision transformer's blocks, a Hiera's stages), tokens without prefix
+    tokens reshaped to ``(N, C, h, w)`` maps by timm, stopping after the deepest tap asked for."""
+
+    def _network(self, trace: bool = False) -> tuple[Any, torch.device]:
+        if trace and self._arch is not None:
+            with torch.device("meta"):
+                model = self._arch()
+            return model.eval(), torch.device("meta")
+        return self.model, torch.device("cpu")
+
+    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, torch.Tensor]:
+        indices = sorted(wanted)
+        outputs = net.forward_intermediates(
+            x, indices=indices, norm=False, stop_early=True, output_fmt="NCHW", intermediates_only=True
+        )
+        return dict(zip(indices, outputs, strict=True))
 
 
 def create_timm_backbone(
@@ -182,6 +279,7 @@ def create_timm_backbone(
     weights: WeightsArg = "imagenet",
     *,
     input_range: tuple[float, float] = (0.0, 1.0),
+    resize: bool = False,
 ) -> Backbone:
     """Build timm's model ``name`` (``"resnet50"``, ``"resnet50.a1_in1k"``) as a :class:`Backbone`.
 
@@ -191,9 +289,18 @@ def create_timm_backbone(
             from ``$PERCEPT_WEIGHTS_DIR/<model>.<tag>.safetensors``, Hugging Face's cache, or a
             download), another pretrained tag, a path to a timm-format file, or ``None`` (random).
         input_range: range of the images passed, ``(0, 1)`` or ``(-1, 1)``.
+        resize: resize every input to the model's ``pretrained_cfg["input_size"]`` with its
+            ``interpolation`` (antialiased, differentiable) before the network, as timm's own
+            transforms do. Off by default: networks that run at any size see the images as given.
+            Networks that run at their input size only (BEiT, CaiT, LeViT, Hiera, MaxViT ...; found by
+            trying other sizes without weights) then refuse other sizes with an
+            :class:`~percept.errors.InputError` naming the size and this option, rather than
+            silently rescaling what the loss compares.
 
     Returns:
-        A frozen :class:`Backbone` with taps ``stages_0``.. (and, for vision transformers, ``block0``..).
+        A frozen :class:`Backbone` with taps ``stages_0``.. (timm's ``feature_info``, as maps ``(N, C, h, w)``),
+        ``stages_<k>_block<j>`` for the blocks inside a stage where timm runs them in sequence, and the
+        module paths of the cut (``layer3.2``, ``stages_2.blocks.1``, ``blocks.5``).
 
     Raises:
         SpecError: unknown model or tag (with the closest names), or a model percept cannot cut into stages.
@@ -228,8 +335,9 @@ def create_timm_backbone(
             if local is not None:
                 overlay, cfg_source = {"file": str(local)}, str(local)
             full = resolved
+    dynamic, kind = _plan(full)
     try:
-        model = _build(full, pretrained, overlay, True)
+        model, kind = _build(full, kind, dynamic, pretrained, overlay)
     except SpecError:
         raise
     except Exception as exc:
@@ -241,23 +349,24 @@ def create_timm_backbone(
     mean, std = tuple(pcfg.get("mean", (0.485, 0.456, 0.406))), tuple(pcfg.get("std", (0.229, 0.224, 0.225)))
     if len(mean) == 1:
         mean, std = mean * 3, std * 3
-    if _is_vit(model):
-        stages = _vit_stages(model)
-        depth = len(model.blocks)
-        default = {depth - 1}
-        if hasattr(model, "feature_info"):
-            default = {int(f["module"].split(".")[-1]) for f in model.feature_info if f["module"].startswith("blocks.")}
-        taps = [(f"stages_{k}", f"blocks.{i}", True) for k, i in enumerate(sorted(default))]
-        taps += [(f"block{i}", f"blocks.{i}", False) for i in range(depth) if i not in default]
-        taps += [("embed", "embed", False), ("norm", "norm", False)]
-        patch = model.patch_embed.patch_size
-        to_map = functools.partial(tokens_to_map, patch=int(patch[0]), prefix=int(model.num_prefix_tokens))
-        stage_fn = _vit_stages
-    else:
+    input_size = tuple(pcfg.get("input_size") or (3, 224, 224))[-2:]
+    interpolation = pcfg.get("interpolation") or "bicubic"
+    if kind == SEQUENTIAL:
+        _expand_blocks(model, max(input_size))
         stages = _feature_stages(model)
         taps = [(f"stages_{i}", key, True) for i, key in enumerate(model.return_layers)]
+        for i, key in enumerate(model.return_layers):
+            if key in model._percept_expanded:
+                parts = _sequence_of(key, model[key]) or []
+                blocks = [p for p, _ in parts if not p.endswith(".downsample")]
+                taps += [(f"stages_{i}_block{j}", p, False) for j, p in enumerate(blocks)]
+        to_map = channels_last_to_map if model.output_fmt == "NHWC" else None
+        cls = Backbone
+    else:
+        stages = [(f["module"], model.get_submodule(f["module"])) for f in model.feature_info]
+        taps = [(f"stages_{i}", path, True) for i, (path, _) in enumerate(stages)]
         to_map = None
-        stage_fn = _feature_stages
+        cls = IntermediatesBackbone
     info = PretrainedCfg(
         tag=pcfg.get("tag") or "default",
         source=cfg_source or (pcfg.get("hf_hub_id") or pcfg.get("url") or "timm"),
@@ -268,7 +377,7 @@ def create_timm_backbone(
         std=std,
         extra={k: pcfg[k] for k in ("input_size", "interpolation", "crop_pct", "hf_hub_id") if pcfg.get(k)},
     )
-    return Backbone(
+    backbone = cls(
         f"timm.{name}",
         model,
         stages,
@@ -276,11 +385,25 @@ def create_timm_backbone(
         mean=mean,
         std=std,
         input_range=input_range,
-        arch=functools.partial(_arch, full, _is_vit(model)),
-        stage_fn=stage_fn,
+        arch=functools.partial(_arch, full, kind, dynamic, frozenset(getattr(model, "_percept_expanded", ()))),
+        stage_fn=_feature_stages if kind == SEQUENTIAL else None,
         pretrained_cfg=info if pretrained else None,
         to_map=to_map,
+        input_size=input_size,
+        interpolation=interpolation,
     )
+    if kind == INTERMEDIATES:
+        declared = [int(f["num_chs"]) for f in model.feature_info]
+        traced = [t.channels for t in backbone.feature_info]
+        if declared != traced:
+            raise SpecError(
+                f"timm model {full!r}: forward_intermediates gives {traced} channels where feature_info declares "
+                f"{declared}; percept cannot tell its stages apart"
+            )
+    native = max(input_size)
+    backbone.fixed_size = not all(backbone.runs_at(s) for s in (native + 32, max(32, native * 3 // 4)))
+    backbone.resize = bool(resize)
+    return backbone
 
 
 def _default_name(arch: str) -> str:
@@ -333,4 +456,4 @@ def register_backbones(register: Callable[..., None]) -> None:
         register(f"{PREFIX}.{name}", functools.partial(_create, name), description=f"{description}; {task}, {data}")
 
 
-__all__: Sequence[str] = ("CATALOGUE", "create_timm_backbone", "tokens_to_map")
+__all__: Sequence[str] = ("CATALOGUE", "IntermediatesBackbone", "channels_last_to_map", "create_timm_backbone")
