@@ -9,8 +9,11 @@
     percept demo [--backbone B] [--weights W] [--levels L] [--size S] [--images ...] [--out DIR]
 
 Exit codes: 0 success; 2 an error percept reports (bad spec, missing weights, unreadable image,
-images of different sizes, bad arguments), printed as ``percept: error: <message>`` without a
-traceback; 1 ``list`` matched nothing or ``plugins`` found a plugin it had to skip.
+images of different sizes, an image without a partner in folder mode, bad arguments), printed as
+``percept: error: <message>`` without a traceback; 1 ``list`` matched nothing or ``plugins`` found a
+plugin it had to skip. ``score`` on folders scores every pair it can: one that fails is named on
+stderr (and under ``errors`` with ``--json``) while the others are still scored and written, also
+when the run is interrupted.
 
 Heavy modules (torch, torchvision) load inside the commands, so ``percept --help`` is quick.
 """
@@ -111,14 +114,20 @@ class ImagePair:
     dist: Path
 
 
-def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike) -> tuple[list[ImagePair], list[str]]:
+def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike, *, return_unpaired: bool = False):
     """Pair two files, or the files of two folders by file name.
 
-    In folders, hidden files and files without an image extension are left out; files present in
-    only one folder are not scored and are named in the returned warnings.
+    In folders, hidden files and files without an image extension are left out (named in the returned
+    warnings); an image present in only one folder has no partner and cannot be scored.
+
+    Args:
+        ref, dist: two image files, or two folders.
+        return_unpaired: also return the images without a partner as ``(ref, dist, message)`` triples
+            (the missing side is ``None``), for the caller to report as errors; otherwise they are
+            named in the warnings.
 
     Returns:
-        ``(pairs, warnings)``, pairs sorted by name.
+        ``(pairs, warnings)``, pairs sorted by name; ``(pairs, warnings, unpaired)`` with ``return_unpaired``.
 
     Raises:
         InputError: a path does not exist, a file is paired with a folder, or no name is in both folders.
@@ -128,7 +137,9 @@ def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike) -> tuple[list[Im
         if not path.exists():
             raise InputError(f"'{path}' does not exist; expected two image files or two folders of images")
     if ref.is_file() and dist.is_file():
-        return [ImagePair(str(dist), ref, dist)], []
+        return (
+            ([ImagePair(str(dist), ref, dist)], [], []) if return_unpaired else ([ImagePair(str(dist), ref, dist)], [])
+        )
     if not (ref.is_dir() and dist.is_dir()):
         kinds = " and ".join(f"'{p}' is a {'folder' if p.is_dir() else 'file'}" for p in (ref, dist))
         raise InputError(f"expected two image files or two folders of images, got a mix: {kinds}")
@@ -148,10 +159,15 @@ def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike) -> tuple[list[Im
     ref_files, dist_files = listed
     names = sorted(set(ref_files) & set(dist_files))
     notes = []
-    for folder, files, other in ((ref, ref_files, dist_files), (dist, dist_files, ref_files)):
+    unpaired = []
+    for folder, files, other, partner in ((ref, ref_files, dist_files, dist), (dist, dist_files, ref_files, ref)):
         alone = sorted(set(files) - set(other))
-        if alone:
+        if alone and not return_unpaired:
             notes.append(f"{_count(len(alone), 'file')} only in '{folder}', not scored: {_shorten(alone)}")
+        for name in alone:
+            pair = (str(files[name]), None) if folder is ref else (None, str(files[name]))
+            unpaired.append((*pair, f"'{files[name]}' has no partner: '{partner / name}' does not exist; "
+                                    "files are paired by identical name"))  # fmt: skip
     if ignored:
         notes.append(f"{_count(len(ignored), 'file')} without an image extension ignored: {_shorten(ignored)}")
     if not names:
@@ -159,7 +175,8 @@ def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike) -> tuple[list[Im
             f"no file name is in both '{ref}' ({_count(len(ref_files), 'image')}) and '{dist}' "
             f"({_count(len(dist_files), 'image')}); files are paired by identical name, e.g. ref/a.png with dist/a.png"
         )
-    return [ImagePair(n, ref_files[n], dist_files[n]) for n in names], notes
+    pairs = [ImagePair(n, ref_files[n], dist_files[n]) for n in names]
+    return (pairs, notes, unpaired) if return_unpaired else (pairs, notes)
 
 
 def _count(n: int, noun: str) -> str:
@@ -223,11 +240,9 @@ def _open_output(path: str | None) -> Iterator[TextIO]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    pairs, notes = find_pairs(args.ref, args.dist)
+    pairs, notes, unpaired = find_pairs(args.ref, args.dist, return_unpaired=True)
     for note in notes:
         _warn(note)
-
-    import torch
 
     from percept.pipeline import build_pipeline
 
@@ -235,37 +250,65 @@ def cmd_score(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(args.spec, weights=_weights_arg(args.weights)).to(device)
     scores: list[dict] = []
     errors: list[dict] = []
+    for ref, dist, message in unpaired:
+        errors.append({"ref": ref, "dist": dist, "error": message})
+        _error(message)
     with _open_output(args.output) as out:
-        for pair in pairs:
-            try:
-                x, y = load_pair(pair)
-                x, y = x.to(device), y.to(device)
-                pipeline.check(x, y, names=(str(pair.ref), str(pair.dist)))
-                with torch.no_grad():
-                    score = float(pipeline(x, y)[0])
-            except PerceptError as exc:
-                errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": str(exc)})
-                _error(str(exc))
-                continue
-            scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
-            if not args.json:
-                print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
-        if args.json:
-            result = {
-                "spec": pipeline.spec or args.spec,
-                "weights": args.weights,
-                "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
-                "errors": errors,
-            }
-            json.dump(result, out, indent=2)
-            out.write("\n")
+        try:
+            for pair in pairs:
+                try:
+                    score = _score_pair(pipeline, pair, device)
+                except (PerceptError, RuntimeError, MemoryError) as exc:
+                    # RuntimeError/MemoryError: a failure inside the network (out of memory, a backend
+                    # error) stops this pair, not the run; the scores so far are kept.
+                    message = _pair_message(pair, exc)
+                    errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
+                    _error(message)
+                    continue
+                scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
+                if not args.json:
+                    print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
+        finally:
+            # Also on Ctrl-C: the scores computed so far are written out.
+            if args.json:
+                result = {
+                    "spec": pipeline.spec or args.spec,
+                    "weights": args.weights,
+                    "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
+                    "errors": errors,
+                }
+                json.dump(result, out, indent=2)
+                out.write("\n")
+                out.flush()
     if errors:
-        if len(pairs) > 1:
-            _error(
-                f"{len(errors)} of {_count(len(pairs), 'pair')} could not be scored (see above); {len(scores)} scored"
-            )
+        if len(pairs) + len(unpaired) > 1:
+            summary = f"{len(errors) - len(unpaired)} of {_count(len(pairs), 'pair')} could not be scored"
+            if unpaired:
+                summary += f" and {_count(len(unpaired), 'image')} had no partner"
+            _error(f"{summary} (see above); {len(scores)} scored")
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _score_pair(pipeline, pair: ImagePair, device: torch.device) -> float:
+    """Load, check and score one pair (without a graph); raises :class:`InputError` naming its files."""
+    import torch
+
+    x, y = load_pair(pair)
+    x, y = x.to(device), y.to(device)
+    pipeline.check(x, y, names=(str(pair.ref), str(pair.dist)))
+    with torch.no_grad():
+        return float(pipeline(x, y)[0])
+
+
+def _pair_message(pair: ImagePair, exc: BaseException) -> str:
+    """The error's message, naming the pair's files where it does not already name one."""
+    message = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, PerceptError):
+        message = f"{type(exc).__name__}: {message.splitlines()[0]}"
+    if str(pair.ref) in message or str(pair.dist) in message:
+        return message
+    return f"pair '{pair.ref}' and '{pair.dist}': {message}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:

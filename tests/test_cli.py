@@ -87,17 +87,19 @@ def test_score_default_spec_is_lpips_alex(tmp_path, capsys):
     assert result["scores"][0]["score"] > 0
 
 
-def test_score_folders_pair_by_name_and_warn_about_the_rest(tmp_path, capsys, squeeze_weights):
+def test_score_folders_pair_by_name_and_name_the_rest(tmp_path, capsys, squeeze_weights):
     ref, dist = make_folders(tmp_path, ["a.png", "b.png", "only_ref.png"], ["a.png", "b.png", "only_dist.png"])
     (ref / "notes.txt").write_text("not an image")
     (ref / ".hidden.png").write_bytes(b"")
     code, out, err = score(capsys, str(ref), str(dist), "--spec", SPEC, "--weights", squeeze_weights)
-    assert code == 0, err
+    assert code == 2, err  # an image without a partner is an error: the run did not score everything
     lines = [line.split("\t") for line in out.strip().splitlines()]
     assert [name for name, _ in lines] == ["a.png", "b.png"]
     assert all(float(v) > 0 for _, v in lines)
-    assert "percept: warning:" in err
-    assert "only_ref.png" in err and "only_dist.png" in err and "notes.txt" in err
+    assert f"percept: error: '{ref / 'only_ref.png'}' has no partner: '{dist / 'only_ref.png'}' does not exist" in err
+    assert f"percept: error: '{dist / 'only_dist.png'}' has no partner" in err
+    assert "0 of 2 pairs could not be scored and 2 images had no partner (see above); 2 scored" in err
+    assert "percept: warning: 1 file without an image extension ignored" in err and "notes.txt" in err
     assert ".hidden" not in err
 
 

@@ -7,7 +7,10 @@ The counts quoted in the project notes come from this file: ``pytest tests/test_
 from __future__ import annotations
 
 import functools
+import json
+import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -253,3 +256,225 @@ def test_backbone_with_wrong_taps_names_its_plugin():
         assert percept.create_backbone("alexnet", weights=None) is not None  # built-ins unaffected
     finally:
         registry.unregister_plugin("wrong-taps-plugin")
+
+
+# -- the command line: `percept score` on bad files, alone and inside folders ---------------------
+
+CLI_SPEC = "squeezenet1_1:relu1,fire3/unit/l2"  # quick to build with random weights; needs 5x5 pixels
+
+
+def _png_bytes(size=(64, 64), mode="RGB", seed=0) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "LA": 2}.get(mode)
+    shape = (size[1], size[0]) if channels is None else (size[1], size[0], channels)
+    image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), "L" if channels is None else mode)
+    if mode in ("P", "1"):
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_array(path, array, mode=None) -> None:
+    from PIL import Image
+
+    Image.fromarray(array, mode).save(path)
+
+
+def _bad_files():
+    """(case, file name, writer(path), needle in the error or None where the file is converted and scored,
+    size of the good partner image)."""
+    import numpy as np
+    from PIL import Image
+
+    def raw(data: bytes):
+        return lambda path: path.write_bytes(data)
+
+    def grey16(path):
+        _write_array(path, (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16))
+
+    def int32(path):
+        _write_array(path, np.full((64, 64), 70000, dtype=np.int32), "I")
+
+    def float_tiff(value):
+        def write(path):
+            array = np.full((64, 64), 0.5, dtype=np.float32)
+            array[3, 4] = value
+            _write_array(path, array, "F")
+
+        return write
+
+    def cmyk(path):
+        Image.open(__import__("io").BytesIO(_png_bytes(seed=3))).convert("CMYK").save(path, format="JPEG")
+
+    valid = _png_bytes(seed=7)
+    return [
+        ("corrupt bytes", "b.png", raw(b"this is not a png"), "cannot read image"),
+        ("truncated png", "b.png", raw(valid[: len(valid) // 2]), "cannot read image"),
+        ("zero-byte file", "b.png", raw(b""), "cannot read image"),
+        ("text with an image extension", "b.jpg", raw(b"hello, world\n"), "cannot read image"),
+        ("32-bit integer image", "b.tif", int32, "holds 32-bit integers; expected 8- or 16-bit data"),
+        ("float image above 1", "b.tif", float_tiff(3.0), "values in [0, 1]"),
+        ("float image with NaN", "b.tif", float_tiff(float("nan")), "NaN or Inf"),
+        ("float image with Inf", "b.tif", float_tiff(float("inf")), "NaN or Inf"),
+        ("different size", "b.png", raw(_png_bytes((80, 64))), "must have the same size"),
+        ("too small for the taps", "b.png", raw(_png_bytes((4, 4))), "pixels for the taps", (4, 4)),
+        ("too small in one side", "b.png", raw(_png_bytes((64, 4))), "pixels for the taps", (64, 4)),
+        ("decompression bomb", "b.png", raw(_png_bytes((400, 400))), "cannot read image"),
+        ("too big for memory", "b.png", raw(_png_bytes((256, 256))), "pass fewer images at a time", (256, 256)),
+        # Converted and scored: the conversions load_image documents.
+        ("16-bit grey png", "b.png", grey16, None),
+        ("8-bit grey png", "b.png", raw(_png_bytes(mode="L")), None),
+        ("RGBA png (alpha dropped)", "b.png", raw(_png_bytes(mode="RGBA")), None),
+        ("grey + alpha png", "b.png", raw(_png_bytes(mode="LA")), None),
+        ("palette png", "b.png", raw(_png_bytes(mode="P")), None),
+        ("1-bit png", "b.png", raw(_png_bytes(mode="1")), None),
+        ("CMYK jpeg", "b.jpg", cmyk, None),
+        ("png data named .jpg", "b.jpg", raw(_png_bytes(seed=5)), None),
+    ]
+
+
+BAD_FILES = [case if len(case) == 5 else (*case, (64, 64)) for case in _bad_files()]
+
+
+@pytest.fixture
+def cli_limits(monkeypatch):
+    """Small limits so that 'huge' inputs are small files: Pillow refuses images over 2 x 70,000 pixels
+    and percept sees 2 MiB free, which fits a 64x64 pass but not a 256x256 one."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 70_000)
+    monkeypatch.setattr("percept.memory.available_bytes", lambda device: 2 * 2**20)
+
+
+def _score(capsys, *args):
+    from percept.cli import main
+
+    code = main(["score", *args, "--spec", CLI_SPEC, "--weights", "none", "--device", "cpu"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.usefixtures("cli_limits")
+@pytest.mark.parametrize(("case", "name", "write", "needle", "size"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+@pytest.mark.parametrize("side", ["ref", "dist"])
+def test_cli_bad_file_is_named_and_exits_2(tmp_path, capsys, side, case, name, write, needle, size):
+    good = tmp_path / "good.png"
+    good.write_bytes(_png_bytes(size, seed=1))
+    bad = tmp_path / name
+    write(bad)
+    ref, dist = (bad, good) if side == "ref" else (good, bad)
+    code, out, err = _score(capsys, str(ref), str(dist), "--json")
+    assert "Traceback" not in err
+    result = json.loads(out)
+    if needle is None:
+        assert code == 0, err
+        assert result["errors"] == [] and result["scores"][0]["score"] > 0
+        assert math.isfinite(result["scores"][0]["score"])
+        return
+    assert code == 2, err
+    assert result["scores"] == [] and len(result["errors"]) == 1
+    assert "percept: error: " in err and needle in err, err
+    # Where the partner has the bad one's size (too small, too big) both are at fault; either may be named.
+    named = [str(bad)] if size == (64, 64) else [str(ref), str(dist)]
+    assert any(n in err and n in result["errors"][0]["error"] for n in named), err
+
+
+@pytest.mark.usefixtures("cli_limits")
+@pytest.mark.parametrize(("case", "name", "write", "needle", "size"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_cli_bad_file_in_folders_keeps_the_other_scores(tmp_path, capsys, case, name, write, needle, size):
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    ref.mkdir()
+    dist.mkdir()
+    for i, other in enumerate(["a.png", "c.png"]):
+        (ref / other).write_bytes(_png_bytes(seed=i))
+        (dist / other).write_bytes(_png_bytes(seed=10 + i))
+    (ref / name).write_bytes(_png_bytes(size, seed=2))
+    write(dist / name)
+    target = tmp_path / "scores.tsv"
+    code, _, err = _score(capsys, str(ref), str(dist), "-o", str(target))
+    assert "Traceback" not in err
+    names = [line.split("\t")[0] for line in target.read_text().splitlines()]
+    if needle is None:
+        assert code == 0, err
+        assert names == sorted(["a.png", "c.png", name])
+        return
+    assert code == 2, err
+    assert names == ["a.png", "c.png"]  # written although a later pair failed
+    named = [str(dist / name)] if size == (64, 64) else [str(dist / name), str(ref / name)]
+    assert needle in err and any(n in err for n in named), err
+    assert "1 of 3 pairs could not be scored (see above); 2 scored" in err
+
+
+def test_cli_missing_partner_and_missing_paths(tmp_path, capsys):
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    ref.mkdir()
+    dist.mkdir()
+    for folder in (ref, dist):
+        (folder / "a.png").write_bytes(_png_bytes(seed=0))
+    (dist / "lonely.png").write_bytes(_png_bytes(seed=1))
+    code, out, err = _score(capsys, str(ref), str(dist))
+    assert code == 2 and out.startswith("a.png\t")
+    assert f"'{dist / 'lonely.png'}' has no partner: '{ref / 'lonely.png'}' does not exist" in err
+    for args, needle in [
+        ((str(tmp_path / "nope.png"), str(ref / "a.png")), f"'{tmp_path / 'nope.png'}' does not exist"),
+        ((str(ref / "a.png"), str(tmp_path / "nope")), f"'{tmp_path / 'nope'}' does not exist"),
+        ((str(ref / "a.png"), str(dist)), "got a mix"),
+    ]:
+        code, out, err = _score(capsys, *args)
+        assert code == 2 and out == "" and needle in err and "Traceback" not in err, err
+
+
+def test_cli_failure_inside_the_network_names_the_pair_and_keeps_the_rest(tmp_path, capsys, monkeypatch):
+    from percept.pipeline import Pipeline
+
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    for folder in (ref, dist):
+        folder.mkdir()
+        for i, name in enumerate(["a.png", "b.png", "c.png"]):
+            (folder / name).write_bytes(_png_bytes(seed=i + (folder == dist) * 10))
+    calls = {"n": 0}
+    forward = Pipeline.forward
+
+    def flaky(self, x, y, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, x, y, **kw)
+
+    monkeypatch.setattr(Pipeline, "forward", flaky)
+    code, out, _ = _score(capsys, str(ref), str(dist), "--json")
+    result = json.loads(out)
+    assert code == 2
+    assert [Path(s["dist"]).name for s in result["scores"]] == ["a.png", "c.png"]
+    message = result["errors"][0]["error"]
+    assert message.startswith(f"pair '{ref / 'b.png'}' and '{dist / 'b.png'}': RuntimeError: CUDA out of memory")
+
+
+def test_cli_interrupted_run_still_writes_the_scores_so_far(tmp_path, capsys, monkeypatch):
+    from percept.pipeline import Pipeline
+
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    for folder in (ref, dist):
+        folder.mkdir()
+        for i, name in enumerate(["a.png", "b.png"]):
+            (folder / name).write_bytes(_png_bytes(seed=i + (folder == dist) * 10))
+    forward = Pipeline.forward
+    calls = {"n": 0}
+
+    def interrupted(self, x, y, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return forward(self, x, y, **kw)
+
+    monkeypatch.setattr(Pipeline, "forward", interrupted)
+    target = tmp_path / "scores.json"
+    code, _, err = _score(capsys, str(ref), str(dist), "--json", "-o", str(target))
+    assert code == 130 and "interrupted" in err
+    assert [Path(s["dist"]).name for s in json.loads(target.read_text())["scores"]] == ["a.png"]
