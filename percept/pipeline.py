@@ -282,7 +282,8 @@ def build_pipeline(
             the spec's ``tap=weight`` entries.
         input_range: the range of the images you pass: ``(0, 1)`` (default) or ``(-1, 1)``.
         check_inputs: validate images on every call.
-        **preset_kwargs: options of a preset (``lin_weights=`` for LPIPS).
+        **preset_kwargs: options of a preset (``lin_weights=`` for LPIPS), or else of the backbone's
+            factory (``resize=True`` for a timm model that runs at its input size only).
 
     Example:
         >>> p = build_pipeline("alexnet:conv1,conv2=0.5/unit/l2", weights=None)  # doctest: +SKIP
@@ -306,9 +307,15 @@ def build_pipeline(
             )
         pipeline.check_inputs = check_inputs
         return pipeline
-    if preset_kwargs:
-        raise TypeError(f"unexpected keyword arguments {sorted(preset_kwargs)} for spec {str(parsed)!r}")
-    backbone = create_backbone(parsed.backbone, weights=weights, input_range=input_range)
+    try:
+        backbone = create_backbone(parsed.backbone, weights=weights, input_range=input_range, **preset_kwargs)
+    except TypeError as exc:
+        if not preset_kwargs:
+            raise
+        raise TypeError(
+            f"unexpected keyword arguments {sorted(preset_kwargs)} for spec {str(parsed)!r}: not options of backbone "
+            f"{parsed.backbone!r} ({exc})"
+        ) from exc
     tap_names = None if parsed.taps is None else [t.name for t in parsed.taps]
     infos = backbone.resolve_taps(tap_names)
     taps = [info.name for info in infos]

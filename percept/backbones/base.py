@@ -332,9 +332,9 @@ class Backbone(nn.Module):
 
     def check_input(self, x: torch.Tensor, taps: Sequence[str] | None = None, name: str = "x") -> torch.Tensor:
         """Validate an image batch for this backbone and the given taps (see :func:`check_images`)."""
-        x = check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
-        self._check_size(x, name)
-        return x
+        if isinstance(x, torch.Tensor) and x.dim() == 4:
+            self._check_size(x, name)  # before the size check of check_images: it names the resize option
+        return check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
 
     def _check_size(self, x: torch.Tensor, name: str = "x") -> None:
         if self.fixed_size and not self.resize and tuple(x.shape[-2:]) != self.input_size:

@@ -5,14 +5,31 @@ so no list of timm's ~1200 architectures is built (nor timm imported) until such
 for; a few configurations worth listing (small ones of each kind, self-supervised ones) are also
 registered by name (:data:`CATALOGUE`).
 
-Taps come from timm's ``feature_info``: ``stages_0``, ``stages_1``, ... (canonical), the features
-timm's ``features_only`` mode returns, with their channels and reductions; each module of the
-feature extractor (``layer1``, ``stages_2``, ``blocks_3`` ...) also works as a tap. Vision
-transformers (timm's ``VisionTransformer`` and its variants: DeiT, DINO, MAE, CLIP image towers ...)
-are cut block by block, built with ``dynamic_img_size=True`` so any size that holds one patch runs;
-their taps ``block0``.. are the tokens without prefix (class, register) tokens, reshaped to maps, and
-``stages_0``.. the blocks timm's ``forward_intermediates`` reports by default. The model's own
-``pretrained_cfg`` mean and std are applied (CLIP towers: CLIP's), after mapping the input range.
+One rule cuts every family, the one timm's own ``features_only`` follows for the model:
+
+* where timm runs the feature modules in sequence (CNNs, Swin, MaxViT, ConvNeXt, DaViT, PVT ...),
+  the stages are those modules (timm's ``FeatureListNet``), and channels-last outputs (Swin) are
+  turned into ``(N, C, h, w)`` maps;
+* where timm reads features through ``forward_intermediates`` (ViT, DeiT, DINO, CLIP towers, EVA,
+  BEiT, CaiT, LeViT, Hiera ...: position and rotary embeddings and prefix tokens live in the model's
+  ``forward``), the backbone runs ``forward_intermediates`` with ``stop_early``, one stage per
+  entry of the model's ``feature_info`` (a transformer's blocks), prefix tokens dropped and tokens
+  reshaped to maps by timm.
+
+Taps: ``stages_0``, ``stages_1``, ... (canonical: timm's ``feature_info``, with its channels and
+reductions); ``stages_<k>_block<j>``, the blocks inside stage ``k`` where the stage is an
+``nn.Sequential`` or timm's ``downsample`` + ``blocks`` (ConvNeXt ``stages.2.blocks.1`` is
+``stages_2_block1``, ResNet ``layer3.2`` is ``stages_3_block2``), offered only where running the
+blocks in order was checked, at construction, to give the stage's output exactly (TinyViT and
+MetaFormer stages reshape between blocks and stay whole); and the module paths of the cut
+(``layer3.2``, ``stages_2.blocks.1``, ``blocks.5``). A hierarchical model on the
+``forward_intermediates`` path (Hiera, MViT) has no finer taps: timm exposes none there.
+
+Input: the model's ``pretrained_cfg`` mean and std are applied (CLIP towers: CLIP's), after mapping
+the input range. Models are built with ``dynamic_img_size`` (and ``dynamic_img_pad``) where the
+architecture takes them, so ViTs, EVAs and Swins run at any size; ``resize=True`` resizes inputs to
+the configuration's ``input_size`` with its ``interpolation`` (antialiased, differentiable), and
+models that run at that size only are detected and refuse other sizes unless ``resize=True``.
 
 Weights: ``weights="imagenet"`` loads the pretrained tag named (or timm's default tag for the
 architecture) through timm, which reads Hugging Face's cache and downloads there; before that,
@@ -61,6 +78,14 @@ CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
     ("vit_small_patch14_dinov2.lvd142m", "self-supervised", "LVD-142M (no labels)", "ViT-S/14 DINOv2 (Oquab 2023)"),
     ("vit_base_patch16_clip_224.openai", "image-text contrastive", "WIT-400M image-text pairs", "CLIP ViT-B/16 tower"),
     ("deit_tiny_patch16_224", "classification (distillation recipe)", "ImageNet-1k", "DeiT-Ti/16 (Touvron 2021)"),
+    ("swin_tiny_patch4_window7_224.ms_in1k", "classification", "ImageNet-1k", "Swin-T (Liu 2021), any input size"),
+    (
+        "eva02_tiny_patch14_224.mim_in22k",
+        "self-supervised (masked image modelling of EVA-CLIP features)",
+        "ImageNet-22k (no labels)",
+        "EVA-02-Ti/14 (Fang 2023), rotary position embedding",
+    ),
+    ("levit_128s.fb_dist_in1k", "classification (distillation)", "ImageNet-1k", "LeViT-128S (Graham 2021), 224 only"),
 )
 
 

@@ -11,6 +11,8 @@ resnet, wide_resnet,       ``stem`` (after the first ReLU), ``layer1``..``layer4
 resnext, fcn/deeplabv3     (segmentation nets: dilated ``layer3``/``layer4`` at stride 8, and ``head``)
 regnet_x/y                 ``stem``, ``block1``..``block4``
 swin_t/s/b, swin_v2_*      ``stage1``..``stage4`` (channels-last outputs turned into maps)
+maxvit_t                   ``stem``, ``stage1``..``stage4`` (runs at 224x224 only: ``resize=True`` resizes)
+lraspp_mobilenet_v3_large  ``stage1``..: the dilated MobileNetV3 trunk (its two-input head is not a tap)
 vit_b/l/h                  every quarter of the encoder blocks (tokens without the class token, as maps)
 everything else            ``stage1``, ``stage2``, ...: the last block at each resolution
 =========================  ==========================================================================
@@ -58,6 +60,8 @@ class Family:
             builder computes its widths with tensors and cannot).
         norm: ``(mean, std)`` the weights expect, when not ImageNet's.
         task, data: what the default weights were trained for, and on what.
+        fixed_size: the network runs at its weights' crop size only (MaxViT's windows and grids are
+            fixed at construction): other sizes are refused unless the backbone is built with ``resize``.
     """
 
     stages: Callable[[nn.Module], Stages]
@@ -73,6 +77,7 @@ class Family:
     norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     task: str = "classification"
     data: str = "ImageNet-1k"
+    fixed_size: bool = False
 
 
 # -- stages ----------------------------------------------------------------------------------------
@@ -106,6 +111,20 @@ def _seg_stages(model: nn.Module) -> Stages:
 
 def _regnet_stages(model: nn.Module) -> Stages:
     return _children(model, ("stem", "trunk_output"))
+
+
+def _maxvit_stages(model: nn.Module) -> Stages:
+    # Each MaxViT block runs its layers (MBConv, block attention, grid attention) from a ModuleList.
+    out = flatten_stages(model.stem, "stem")
+    for i, block in enumerate(model.blocks):
+        out += [(f"blocks.{i}.layers.{j}", layer) for j, layer in enumerate(block.layers)]
+    return out
+
+
+def _maxvit_taps(model: nn.Module) -> Taps:
+    taps: Taps = [("stem", "stem", True)] + [(f"stage{i + 1}", f"blocks.{i}", True) for i in range(len(model.blocks))]
+    layers = [f"blocks.{i}.layers.{j}" for i, block in enumerate(model.blocks) for j in range(len(block.layers))]
+    return taps + [(f"block{n}", path, False) for n, path in enumerate(layers)]
 
 
 def _named_children(names: Sequence[str]) -> Callable[[nn.Module], Stages]:
@@ -537,6 +556,23 @@ FAMILIES: dict[str, Family] = {
             ("deeplabv3_mobilenet_v3_large", "DeepLabV3 MobileNetV3-Large"),
         )
     },
+    "lraspp_mobilenet_v3_large": Family(
+        _seg_stages,
+        _seg_taps,
+        ("classifier",),  # LR-ASPP's head takes the trunk's low and high features at once: not a stage
+        "LR-ASPP MobileNetV3-Large segmentation (torchvision), COCO subset with the 20 VOC classes",
+        build_kwargs={"weights_backbone": None},
+        task="segmentation",
+        data="COCO-train2017 (VOC classes)",
+    ),
+    "maxvit_t": Family(
+        _maxvit_stages,
+        _maxvit_taps,
+        ("classifier",),
+        "MaxViT-T (Tu 2022), ImageNet-1k; runs at 224x224 only",
+        meta_init=False,
+        fixed_size=True,
+    ),
 }
 
 
@@ -634,6 +670,7 @@ def create_torchvision_backbone(
     weights: WeightsArg = "imagenet",
     *,
     input_range: tuple[float, float] = (0.0, 1.0),
+    resize: bool = False,
 ) -> Backbone:
     """Build the torchvision network ``arch`` as a :class:`Backbone`.
 
@@ -645,6 +682,10 @@ def create_torchvision_backbone(
             ``"imagenet1k_v1"``, a path to a torchvision-format state_dict file, or ``None`` for
             random initialisation (warns: the scores then mean nothing).
         input_range: range of the images that will be passed: ``(0, 1)`` or ``(-1, 1)``.
+        resize: resize every input to the crop size of the architecture's default weights (224 for
+            most) with their interpolation (antialiased, differentiable) before the network. Off by
+            default; networks that run at one size only (``maxvit_t``: 224x224) then refuse other
+            sizes with an :class:`~percept.errors.InputError` naming the size and this option.
 
     Returns:
         A frozen :class:`Backbone`; its taps are ``(N, C, h, w)`` maps whatever the architecture.
@@ -699,6 +740,11 @@ def create_torchvision_backbone(
     mean, std = family.norm or (IMAGENET_MEAN, IMAGENET_STD)
     if family.patch is _l2pool_patch:  # the image is tapped as given; the network normalises it itself
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    size: dict = {}
+    if resize or family.fixed_size:
+        crop, interpolation = _input_size(arch)
+        size = {"input_size": (crop, crop), "interpolation": interpolation, "fixed_size": family.fixed_size}
+        size["resize"] = bool(resize)
     return Backbone(
         arch,
         model,
@@ -711,7 +757,21 @@ def create_torchvision_backbone(
         stage_fn=family.stages if family.meta_trace else None,
         pretrained_cfg=cfg,
         to_map=family.to_map,
+        **size,
     )
+
+
+def _input_size(arch: str) -> tuple[int, str]:
+    """Crop size and interpolation of the default weights' transforms (224 and bilinear if they name none).
+
+    Example:
+        >>> _input_size("maxvit_t")
+        (224, 'bicubic')
+    """
+    keywords = getattr(weight_tags(arch)["imagenet"].transforms, "keywords", {}) or {}
+    crop = keywords.get("crop_size", 224)
+    interpolation = keywords.get("interpolation")
+    return int(crop if isinstance(crop, int) else crop[0]), str(getattr(interpolation, "value", "bilinear"))
 
 
 def _factory(arch: str) -> Callable[..., Backbone]:
