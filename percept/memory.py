@@ -57,7 +57,12 @@ def estimate_pass_bytes(
 
 
 def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Raise :class:`InputError` if a pipeline pass over ``x`` and ``y`` cannot fit in memory."""
+    """Raise :class:`InputError` if a pipeline pass over ``x`` and ``y`` cannot fit in memory.
+
+    The message says how many pairs of this size would fit, so the caller can split the batch
+    (``torch.split(x, k)``). percept does not split it itself: convolution kernels pick their algorithm
+    by batch size, so scores computed in chunks can differ from one pass in the last bits.
+    """
     free = available_bytes(x.device)
     if free is None:
         return
@@ -66,12 +71,30 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
     shapes = backbone._trace_shapes()
     grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     element = x.element_size() if x.is_floating_point() else 4
-    need = estimate_pass_bytes(shapes, last, x.shape, element, graph=grad)
-    need += estimate_pass_bytes(shapes, last, y.shape, element, graph=grad and y.requires_grad)
-    if need > free:
-        gib = 2**30
-        raise InputError(
-            f"scoring images of shape {tuple(x.shape)} needs at least {need / gib:.1f} GiB for the network's "
-            f"activations ({'with' if grad else 'without'} a graph), and {free / gib:.1f} GiB are available on "
-            f"{x.device}: pass fewer images at a time, smaller images, or shallower taps"
+
+    def need(n: int, graph: bool) -> int:
+        return estimate_pass_bytes(shapes, last, (n, *x.shape[1:]), element, graph=graph) + estimate_pass_bytes(
+            shapes, last, (n, *y.shape[1:]), element, graph=graph and y.requires_grad
         )
+
+    total = need(x.shape[0], grad)
+    if total <= free:
+        return
+    fits = free // max(need(1, grad), 1)
+    if fits >= 1:
+        advice = f"split the batch into chunks of at most {fits} (e.g. torch.split(x, {fits}))"
+    else:
+        advice = "even one pair of this size does not fit: pass smaller images or shallower taps"
+    without_graph = free // max(need(1, False), 1)
+    if grad and without_graph > fits:
+        fit = "1 pair fits" if without_graph == 1 else f"{without_graph} pairs fit"
+        advice += f"; without a graph (under torch.no_grad()) {fit}"
+    raise InputError(
+        f"scoring images of shape {tuple(x.shape)} needs at least {_size(total)} for the network's "
+        f"activations ({'with' if grad else 'without'} a graph), and {_size(free)} are available on "
+        f"{x.device}: {advice}"
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

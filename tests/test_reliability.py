@@ -121,6 +121,39 @@ def test_bad_input_is_refused_with_a_clear_message(entry, case, x, y, needle):
     assert needle in str(info.value), str(info.value)
 
 
+def _budget(pipeline, pairs: int, shape=(3, 48, 48)) -> int:
+    """Bytes the memory check asks for to score ``pairs`` pairs of ``shape`` without a graph."""
+    from percept.memory import estimate_pass_bytes
+
+    last = max(pipeline.backbone.tap_info(t).index for t in pipeline.taps)
+    return 2 * estimate_pass_bytes(pipeline.backbone._trace_shapes(), last, (pairs, *shape), 4, graph=False)
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_batch_too_big_for_memory_is_refused_with_the_chunk_that_fits(entry, monkeypatch):
+    # Memory for 3 pairs without a graph: 2 pass (the metric's first, good update), 8 are refused with
+    # the advice to split into chunks of 3. Nothing big is allocated: the limit is pretended.
+    pipeline = lpips_fn() if entry == "lpips" else loss_fn().pipeline
+    monkeypatch.setattr("percept.memory.available_bytes", lambda device: _budget(pipeline, 3))
+    big = GOOD.repeat(4, 1, 1, 1)
+    with torch.no_grad(), pytest.raises(InputError) as info:
+        ENTRY_POINTS[entry](big, big.flip(0))
+    message = str(info.value)
+    assert "scoring images of shape (8, 3, 48, 48) needs at least" in message, message
+    assert "split the batch into chunks of at most 3 (e.g. torch.split(x, 3))" in message, message
+
+
+def test_graph_too_big_for_memory_says_what_fits_without_one(monkeypatch):
+    pipeline = loss_fn().pipeline
+    monkeypatch.setattr("percept.memory.available_bytes", lambda device: _budget(pipeline, 1) // 2)
+    with pytest.raises(InputError, match=r"even one pair of this size does not fit: pass smaller images or "
+                       r"shallower taps"):  # fmt: skip
+        loss_fn()(GOOD.clone().requires_grad_(), GOOD)
+    monkeypatch.setattr("percept.memory.available_bytes", lambda device: _budget(pipeline, 2))
+    with pytest.raises(InputError, match=r"with a graph.*without a graph \(under torch.no_grad\(\)\) 2 pairs fit"):
+        loss_fn()(GOOD.repeat(2, 1, 1, 1).requires_grad_(), GOOD.repeat(2, 1, 1, 1))
+
+
 def test_device_mismatch_is_named():
     meta = torch.empty(2, 3, 48, 48, device="meta")
     with pytest.raises(InputError, match="on the same device, got cpu and meta"):
@@ -326,7 +359,13 @@ def _bad_files():
         ("too small for the taps", "b.png", raw(_png_bytes((4, 4))), "pixels for the taps", (4, 4)),
         ("too small in one side", "b.png", raw(_png_bytes((64, 4))), "pixels for the taps", (64, 4)),
         ("decompression bomb", "b.png", raw(_png_bytes((400, 400))), "cannot read image"),
-        ("too big for memory", "b.png", raw(_png_bytes((256, 256))), "pass fewer images at a time", (256, 256)),
+        (
+            "too big for memory",
+            "b.png",
+            raw(_png_bytes((256, 256))),
+            "even one pair of this size does not fit",
+            (256, 256),
+        ),
         # Converted and scored: the conversions load_image documents.
         ("16-bit grey png", "b.png", grey16, None),
         ("8-bit grey png", "b.png", raw(_png_bytes(mode="L")), None),
