@@ -450,6 +450,26 @@ def test_cli_bad_file_in_folders_keeps_the_other_scores(tmp_path, capsys, case, 
     assert "1 of 3 pairs could not be scored (see above); 2 scored" in err
 
 
+def test_cli_unreadable_file_is_named(tmp_path, capsys, monkeypatch):
+    # chmod 000 does not stop root (CI containers), so the refusal is simulated where Pillow opens files.
+    from PIL import Image
+
+    good, locked = tmp_path / "good.png", tmp_path / "locked.png"
+    good.write_bytes(_png_bytes(seed=1))
+    locked.write_bytes(_png_bytes(seed=2))
+    open_image = Image.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", refuse)
+    code, out, err = _score(capsys, str(good), str(locked))
+    assert code == 2 and out == ""
+    assert f"percept: error: cannot read image '{locked}': [Errno 13] Permission denied" in err
+
+
 def test_cli_missing_partner_and_missing_paths(tmp_path, capsys):
     ref, dist = tmp_path / "ref", tmp_path / "dist"
     ref.mkdir()
