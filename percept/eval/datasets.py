@@ -778,8 +778,9 @@ def read_cidiq(
         scores = found[0] if found else root / names[0]
     scores = Path(scores)
     originals_dir = root / "Images" / "Original"
+    mos, table = None, None
     if scores.suffix.lower() == ".mat":
-        _need_file(scores, layout)
+        mos = _mat_vector(_loadmat(_need_file(scores, layout), layout), (variable, variable.lower()), scores, layout)
     else:
         table = _read_text_table(scores, layout, ("image", variable))
     originals = _index(originals_dir, layout)
@@ -812,8 +813,7 @@ def read_cidiq(
         )
 
     rows = []
-    if scores.suffix.lower() == ".mat":
-        mos = _mat_vector(_loadmat(scores, layout), (variable, variable.lower()), scores, layout)
+    if mos is not None:
         refs = sorted(Path(n).stem for n in originals if _CIDIQ_REF.match(n))
         if not refs:
             raise DatabaseError(f"'{originals_dir}' holds no references like final01.bmp; expected {layout}")
