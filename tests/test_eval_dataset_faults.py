@@ -32,6 +32,7 @@ from percept.eval.datasets import DatabaseError, load_database
 FAULTS = (
     "missing score file",
     "empty score file",
+    "corrupt score file",
     "too few fields",
     "too many fields",
     "non-numeric score",
@@ -268,6 +269,8 @@ def test_reader_fault_names_the_file_and_the_layout(tmp_path, key, fault):
         score_file.unlink()
     elif fault == "empty score file":
         score_file.write_bytes(b"")
+    elif fault == "corrupt score file":
+        score_file.write_bytes(b"\x00\xff\xfe garbage \x89PNG\r\n")
     elif fault == "missing image":
         (root / reader.image).unlink()
         needles = [Path(reader.image).name, score_file.name]

@@ -47,6 +47,7 @@ import contextlib
 import math
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,7 +396,7 @@ def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) 
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             raise DatabaseError(f"'{path}' has no sheet {sheet!r} ({exc}); expected {layout}") from None
         raise DatabaseError(f"cannot read '{path}': {exc}; expected {layout}") from None
-    except (OSError, KeyError, TypeError, EOFError) as exc:
+    except (OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise DatabaseError(f"cannot read '{path}' as an Excel workbook: {exc}; expected {layout}") from None
     cells = [[_cell_text(v) for v in row] for row in grid.itertuples(index=False)]
     wanted = {_normalise(c) for c in required}
@@ -640,7 +641,7 @@ def _loadmat(path: Path, layout: str) -> dict:
 
     try:
         return scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
+    except (scipy.io.matlab.MatReadError, ValueError, OSError, TypeError, NotImplementedError) as exc:
         raise DatabaseError(f"cannot read '{path}' as a MATLAB file: {exc}; expected {layout}") from None
 
 
