@@ -315,8 +315,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     from percept.registry import get_registry
 
     kind = _KINDS[args.kind]
-    if args.weights and kind != "backbone":
-        raise SpecError(f"--weights lists the weight tags of backbones; it does not apply to `list {args.kind}`")
+    if args.weights and kind not in ("backbone", "preset"):
+        raise SpecError(
+            f"--weights lists the weight sets of backbones and presets; it does not apply to `list {args.kind}`"
+        )
     entries = get_registry().entries(kind)
     if args.pattern:
         entries = [e for e in entries if fnmatch.fnmatchcase(e.name, args.pattern)]
@@ -330,16 +332,34 @@ def cmd_list(args: argparse.Namespace) -> int:
         description = entry.description + (f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else "")
         row = [entry.name, entry.plugin]
         if args.weights:
-            row.append(_weight_tags_text(entry))
+            row.append(_weight_tags_text(entry, kind))
         rows.append([*row, description])
     _print_table(header, rows)
+    if args.weights and kind == "backbone" and not args.pattern:
+        _print_preset_files()
     return EXIT_OK
 
 
-def _weight_tags_text(entry) -> str:
-    from percept.backbones.catalogue import weights_text
+def _weight_tags_text(entry, kind: str = "backbone") -> str:
+    from percept.backbones.catalogue import preset_weights_text, weights_text
 
-    return weights_text(entry.name)
+    return preset_weights_text(entry.name) if kind == "preset" else weights_text(entry.name)
+
+
+def _print_preset_files() -> None:
+    """The presets' own weight files (LPIPS heads, DISTS alpha/beta), below the backbones' weight sets."""
+    from percept.backbones.catalogue import preset_weight_sets, verify_preset_file
+    from percept.registry import get_registry
+
+    rows = []
+    for entry in get_registry().entries("preset"):
+        for cfg in preset_weight_sets(entry.name):
+            state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
+            checksum = f"sha256 {cfg.checksum[:12]}... ({state[verify_preset_file(entry.name)]})"
+            rows.append([entry.name, f"{cfg.filename} {cfg.tag}", cfg.data, cfg.license, checksum, cfg.source])
+    if rows:
+        print("\nweight files of the presets (on top of their backbone's weights):")
+        _print_table(["PRESET", "FILE", "DATA", "LICENCE", "CHECKSUM", "SOURCE"], rows)
 
 
 def cmd_taps(args: argparse.Namespace) -> int:
@@ -448,7 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         help="score image pairs with a perceptual metric",
         description="Score two image files, or two folders whose files are paired by file name. "
-        "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), or JSON with --json.",
+        "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), or JSON with --json. "
+        "Images are read by content, whatever the extension: grey ones (8- or 16-bit) stay grey and are "
+        "repeated against a colour partner, alpha is dropped, palette and CMYK become RGB, 16-bit data is "
+        "divided by 65535, float images are taken as they are (values must lie in [0, 1]); 32-bit integer images are "
+        "refused. A pair that cannot be scored (unreadable file, "
+        "different sizes, too small, no partner in the other folder) is named on stderr and the exit code "
+        "is 2, but every other pair is still scored and written.",
     )
     score.add_argument("ref", metavar="REF", help="reference image file, or folder of reference images")
     score.add_argument("dist", metavar="DIST", help="distorted image file, or folder of images named as in REF")
@@ -471,7 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list registered backbones, readouts, distances or presets")
     lister.add_argument("kind", choices=list(_KINDS), help="what to list")
     lister.add_argument("--pattern", default=None, help="shell pattern on the names, e.g. 'vgg*'")
-    lister.add_argument("--weights", action="store_true", help="backbones: show the weight tags they accept")
+    lister.add_argument(
+        "--weights",
+        action="store_true",
+        help="backbones and presets: show their weight sets (source, data, licence, checksum)",
+    )
     lister.set_defaults(func=cmd_list)
 
     taps = sub.add_parser(
