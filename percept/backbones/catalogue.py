@@ -6,7 +6,10 @@ Nothing is downloaded or imported at ``import percept``: the records are made wh
 torchvision's weight enums (``torchvision.models.get_model_weights``; the file names carry the
 first hex digits of the file's SHA-256, which :func:`percept.backbones.weights.fetch_url` checks,
 for downloads and for files found in ``$PERCEPT_WEIGHTS_DIR`` alike) and from timm's pretrained
-configurations. ``percept list backbones --weights`` prints them.
+configurations. The presets' own files (LPIPS' linear heads, DISTS' alpha/beta, read from the copies
+torchmetrics ships) have records too (:func:`preset_weight_sets`), with the SHA-256 of the published
+file, which :func:`verify_preset_file` checks the installed copy against. ``percept list backbones
+--weights`` and ``percept list presets --weights`` print them.
 
 Example:
     >>> [c.tag for c in weight_sets("vgg16")]  # doctest: +SKIP
@@ -16,8 +19,10 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from percept.backbones.base import IMAGENET_MEAN, IMAGENET_STD, PretrainedCfg
 
@@ -147,4 +152,134 @@ def weights_text(name: str) -> str:
     return ", ".join(parts)
 
 
-__all__: Sequence[str] = ("checksum_of", "weight_sets", "weights_text")
+# -- the presets' own weight files ------------------------------------------------------------------
+
+_LPIPS_SHA256 = {  # lpips 0.1.4's lpips/weights/v0.1/<net>.pth; torchmetrics ships the same bytes
+    "alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+    "vgg": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    "squeeze": "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76",
+}
+_DISTS_SHA256 = "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"  # DISTS_pytorch 0.1 weights.pt
+
+
+def _lpips_record(net: str) -> PretrainedCfg:
+    from percept.presets import LPIPS_NETS, LPIPS_SCALE, LPIPS_SHIFT
+
+    backbone, taps = LPIPS_NETS[net]
+    return PretrainedCfg(
+        tag="v0.1",
+        source=f"torchmetrics/functional/image/lpips_models/{net}.pth (a copy of the lpips package's file)",
+        url=f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth",
+        filename=f"{net}.pth",
+        license="BSD-2-Clause (LPIPS, Zhang et al. 2018); redistributed in torchmetrics (Apache-2.0)",
+        task="linear heads: one non-negative weight per channel of each tap, fit to human 2AFC judgements",
+        data="BAPPS 2AFC (Zhang 2018): 64x64 patches, traditional and CNN-based distortions",
+        mean=LPIPS_SHIFT,
+        std=LPIPS_SCALE,
+        input_range=(-1.0, 1.0),
+        extra={"backbone": backbone, "taps": tuple(taps), "keys": "lin<i>.model.1.weight, (1, C, 1, 1) each"},
+        checksum=_LPIPS_SHA256[net],
+    )
+
+
+def _dists_record() -> PretrainedCfg:
+    return PretrainedCfg(
+        tag="v0.1",
+        source="torchmetrics/functional/image/dists_models/weights.pt (a copy of DISTS_pytorch's weights.pt)",
+        url="https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",
+        filename="weights.pt",
+        license="MIT (DISTS, Ding et al. 2020); redistributed in torchmetrics (Apache-2.0)",
+        task="alpha/beta: structure and texture weights per channel of the image and 5 VGG16 (L2-pooling) stages",
+        data="KADID-10k (Ding 2020): mean opinion scores of distorted images",
+        extra={"backbone": "vgg16_l2pool", "keys": "alpha, beta: (1, 1475, 1, 1) each"},
+        checksum=_DISTS_SHA256,
+    )
+
+
+def preset_weight_sets(name: str) -> tuple[PretrainedCfg, ...]:
+    """The weight files a built-in preset reads besides its backbone's (empty for other presets).
+
+    Args:
+        name: a preset name (``"lpips-alex"``, ``"dists"``).
+
+    Returns:
+        One record per file: source, licence, what it holds, training data, input convention and the
+        published file's SHA-256 (full 64 hex digits).
+
+    Example:
+        >>> cfg = preset_weight_sets("lpips-vgg")[0]
+        >>> cfg.filename, cfg.checksum[:8], cfg.extra["backbone"]
+        ('vgg.pth', 'a78928a0', 'vgg16')
+    """
+    if name.startswith("lpips-") and name[6:] in _LPIPS_SHA256:
+        return (_lpips_record(name[6:]),)
+    if name == "dists":
+        return (_dists_record(),)
+    return ()
+
+
+def installed_preset_file(name: str) -> Path | None:
+    """Where the installed copy of a built-in preset's weight file is (``None``: no such preset, or not installed).
+
+    Example:
+        >>> installed_preset_file("dists").name  # doctest: +SKIP
+        'weights.pt'
+    """
+    from percept.errors import WeightsError
+
+    try:
+        if name.startswith("lpips-") and name[6:] in _LPIPS_SHA256:
+            from percept.presets import torchmetrics_lpips_file
+
+            return torchmetrics_lpips_file(name[6:])
+        if name == "dists":
+            from percept.presets_dists import torchmetrics_dists_file
+
+            return torchmetrics_dists_file()
+    except WeightsError:
+        return None
+    return None
+
+
+def verify_preset_file(name: str, path: str | Path | None = None) -> bool | None:
+    """Whether a preset's weight file (by default the installed copy) has the published SHA-256.
+
+    Returns:
+        ``True`` or ``False``; ``None`` when the preset has no record or no file is installed.
+
+    Example:
+        >>> verify_preset_file("lpips-alex")  # doctest: +SKIP
+        True
+    """
+    records = preset_weight_sets(name)
+    path = installed_preset_file(name) if path is None else Path(path)
+    if not records or path is None or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() == records[0].checksum
+
+
+def preset_weights_text(name: str) -> str:
+    """One line for ``percept list presets --weights``: each file with its data, licence, checksum and whether
+    the installed copy matches it.
+
+    Example:
+        >>> preset_weights_text("map-selection")
+        '-'
+    """
+    parts = []
+    for cfg in preset_weight_sets(name):
+        state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
+        details = [cfg.data, cfg.license, f"sha256 {cfg.checksum[:12]}...", state[verify_preset_file(name)]]
+        parts.append(f"{cfg.filename} {cfg.tag} [{'; '.join(details)}]")
+    return ", ".join(parts) or "-"
+
+
+__all__: Sequence[str] = (
+    "checksum_of",
+    "installed_preset_file",
+    "preset_weight_sets",
+    "preset_weights_text",
+    "verify_preset_file",
+    "weight_sets",
+    "weights_text",
+)
