@@ -108,7 +108,7 @@ def build(case: str, impl: str) -> Loss:
                 ref = tm_dists.DISTSNetwork(load_weights=True).eval()
             finally:
                 tm_dists.vgg16 = original
-            return lambda x, y: ref(x, y).sum()
+            return lambda x, y: ref(x, y, require_grad=x.requires_grad).sum()
     raise ValueError(f"no implementation {impl!r} for case {case!r}")
 
 

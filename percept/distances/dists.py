@@ -29,14 +29,80 @@ C1 = C2 = 1e-6
 TERMS = ("texture", "structure")
 
 
+def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``sum over H, W of u * v`` per (sample, channel), ``(N, C, H, W) -> (N, C)``, without a product tensor."""
+    n, c = u.shape[:2]
+    return torch.bmm(u.reshape(n * c, 1, -1), v.reshape(n * c, -1, 1)).reshape(n, c)
+
+
+class _DISTSTerms(torch.autograd.Function):
+    """Texture and structure similarities with a hand-written backward.
+
+    Autograd of the textbook expression keeps four full-size temporaries per tap (the centred maps,
+    their squares and product) and runs about ten elementwise passes over the features in backward;
+    here the forward keeps only the inputs (which the backbone keeps anyway) and per-channel
+    statistics, and the backward is one ``a * k_a + b * k_b + k_0`` per input that needs a gradient,
+    from (with ``n = H W``, ``D = mu_a^2 + mu_b^2 + c1``, ``E = s_a^2 + s_b^2 + c2``)::
+
+        dl/dmu_b = 2 (mu_a - l mu_b) / D          dl/db = dl/dmu_b / n
+        ds/dcov = 2 / E,  ds/ds_b^2 = -s / E      ds/db = (2 (a - mu_a) / E - 2 s (b - mu_b) / E) / n
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = a.shape[2] * a.shape[3]
+        acc = torch.promote_types(a.dtype, torch.float32)  # half precision accumulates in float32
+        af, bf = a.to(acc), b.to(acc)
+        a_mean = af.mean([2, 3], keepdim=True)
+        b_mean = bf.mean([2, 3], keepdim=True)
+        ac, bc = af - a_mean, bf - b_mean
+        # One kernel (_dot) for variances and covariance: with a == b they agree to the bit, d(a, a) = 0.
+        a_var, b_var = _dot(ac, ac) / n, _dot(bc, bc) / n
+        cov = _dot(ac, bc) / n
+        del ac, bc
+        a_mean, b_mean = a_mean.flatten(1), b_mean.flatten(1)
+        d = a_mean**2 + b_mean**2 + C1
+        e = a_var + b_var + C2
+        texture = (2 * a_mean * b_mean + C1) / d
+        structure = (2 * cov + C2) / e
+        ctx.save_for_backward(a, b, a_mean, b_mean, d, e, texture, structure)
+        return texture, structure
+
+    @staticmethod
+    def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor):
+        a, b, a_mean, b_mean, d, e, texture, structure = ctx.saved_tensors
+        n = a.shape[2] * a.shape[3]
+        grads = []
+        for x, x_mean, other, other_mean, need in (
+            (a, a_mean, b, b_mean, ctx.needs_input_grad[0]),
+            (b, b_mean, a, a_mean, ctx.needs_input_grad[1]),
+        ):
+            if not need:
+                grads.append(None)
+                continue
+            k_mu = g_texture * 2 * (other_mean - texture * x_mean) / d  # through mu_x
+            k_other = g_structure * 2 / e  # through the covariance: (other - other_mean)
+            k_self = -g_structure * 2 * structure / e  # through the variance: (x - x_mean)
+            k_0 = k_mu - k_other * other_mean - k_self * x_mean
+            grad = torch.addcmul(k_0[:, :, None, None], other.to(k_0.dtype), k_other[:, :, None, None])
+            grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None]).div_(n)
+            grads.append(grad.to(x.dtype))
+        return grads[0], grads[1]
+
+
 def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """DISTS' per-channel texture (mean) and structure (covariance) similarities.
+
+    Population statistics over ``H, W`` (in float32 for half-precision inputs), the covariance of
+    centred maps (so identical features give exactly 1); differentiable in both inputs with a
+    backward that keeps no temporaries as large as the features.
 
     Args:
         a, b: ``(N, C, H, W)`` features of one tap (``(N, C)`` vectors count as 1x1 maps).
 
     Returns:
-        ``(texture, structure)``, each ``(N, C)`` in ``[-1, 1]`` (1 for identical features).
+        ``(texture, structure)``, each ``(N, C)`` in ``[-1, 1]`` (1 for identical features), float32
+        for half-precision inputs.
 
     Example:
         >>> x = torch.rand(2, 4, 8, 8)
@@ -50,17 +116,7 @@ def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
         )
     if a.dim() == 2:  # vectors (a descriptor readout) count as 1x1 maps
         a, b = a[:, :, None, None], b[:, :, None, None]
-    # The arithmetic follows DISTS_pytorch, so float32 results agree with it to rounding.
-    a_mean = a.mean([2, 3], keepdim=True)
-    b_mean = b.mean([2, 3], keepdim=True)
-    texture = (2 * a_mean * b_mean + C1) / (a_mean**2 + b_mean**2 + C1)
-    a_var = ((a - a_mean) ** 2).mean([2, 3], keepdim=True)
-    b_var = ((b - b_mean) ** 2).mean([2, 3], keepdim=True)
-    # Centred before multiplying (DISTS_pytorch: mean(a b) - mean(a) mean(b), equal in exact arithmetic):
-    # with a == b the covariance is then the variance to the bit, so d(a, a) = 0 exactly.
-    ab_cov = ((a - a_mean) * (b - b_mean)).mean([2, 3], keepdim=True)
-    structure = (2 * ab_cov + C2) / (a_var + b_var + C2)
-    return texture.flatten(1), structure.flatten(1)
+    return _DISTSTerms.apply(a, b)
 
 
 class DISTSDistance(Distance):
