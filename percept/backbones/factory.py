@@ -13,7 +13,9 @@ def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
         name: a registered backbone (``percept list backbones``), e.g. ``"vgg16"``.
         weights: ``"imagenet"`` (default), another tag the backbone knows, a path to a local
             state_dict file, or ``None`` for random weights (with a warning).
-        **kwargs: passed to the backbone's factory (``input_range=(-1, 1)`` ...).
+        **kwargs: passed to the backbone's factory (``input_range=(-1, 1)``; ``resize=True`` for timm
+            and torchvision backbones: inputs resized to the weights' input size with their
+            interpolation, which networks that run at one size only, such as ``maxvit_t``, need).
 
     Returns:
         A frozen :class:`Backbone` in eval mode.
