@@ -233,3 +233,19 @@ def test_fixed_size_timm_model_is_detected_refused_and_resized_on_request():
     with torch.no_grad():
         assert resized(torch.rand(1, 3, 100, 100), ["stages_0"])["stages_0"].shape == (1, 128, 14, 14)
     check_backbone(resized, size=224)  # declared reductions hold at the size it runs at
+
+
+def test_feature_info_naming_a_missing_module_falls_back_to_the_stage_container():
+    from percept import SpecError
+    from percept.backbones.timm import _intermediate_stages
+
+    model = nn.Module()
+    model.stages = nn.ModuleList([nn.Identity(), nn.ReLU()])
+    model.feature_info = [{"module": "block.0"}, {"module": "block.1"}]  # as timm's MViTv2 declares them
+    assert [(p, type(m).__name__) for p, m in _intermediate_stages(model)] == [
+        ("stages.0", "Identity"),
+        ("stages.1", "ReLU"),
+    ]
+    model.blocks = nn.ModuleList([nn.Identity(), nn.Identity()])  # two candidates: "stages" and "blocks"
+    with pytest.raises(SpecError, match=r"feature_info names module 'block.0', which it does not have"):
+        _intermediate_stages(model)

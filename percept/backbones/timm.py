@@ -299,6 +299,35 @@ class IntermediatesBackbone(Backbone):
         return dict(zip(indices, outputs, strict=True))
 
 
+def _intermediate_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """One ``(module path, module)`` per ``feature_info`` entry of a model run by ``forward_intermediates``.
+
+    Where timm's ``feature_info`` names a module the model lacks (MViTv2 says ``block.1`` for ``stages.1``),
+    the entry of the model's one top-level container with as many children (preferring ``stages``,
+    ``blocks`` or ``layers``) stands in.
+    """
+    out = []
+    count = len(model.feature_info)
+    for k, f in enumerate(model.feature_info):
+        try:
+            out.append((f["module"], model.get_submodule(f["module"])))
+            continue
+        except AttributeError:
+            pass
+        containers = [
+            n for n, m in model.named_children() if isinstance(m, nn.Sequential | nn.ModuleList) and len(m) == count
+        ]
+        if len(containers) > 1:  # Twins: blocks, patch_embeds and pos_block have one entry per stage each
+            containers = [n for n in containers if n in ("stages", "blocks", "layers")]
+        if len(containers) != 1:
+            raise SpecError(
+                f"timm model {type(model).__name__}: feature_info names module {f['module']!r}, which it does not "
+                "have; percept cannot tell where its stages are"
+            )
+        out.append((f"{containers[0]}.{k}", model.get_submodule(f"{containers[0]}.{k}")))
+    return out
+
+
 def create_timm_backbone(
     name: str,
     weights: WeightsArg = "imagenet",
@@ -388,7 +417,7 @@ def create_timm_backbone(
         to_map = channels_last_to_map if model.output_fmt == "NHWC" else None
         cls = Backbone
     else:
-        stages = [(f["module"], model.get_submodule(f["module"])) for f in model.feature_info]
+        stages = _intermediate_stages(model)
         taps = [(f"stages_{i}", path, True) for i, (path, _) in enumerate(stages)]
         to_map = None
         cls = IntermediatesBackbone
@@ -425,8 +454,10 @@ def create_timm_backbone(
                 f"timm model {full!r}: forward_intermediates gives {traced} channels where feature_info declares "
                 f"{declared}; percept cannot tell its stages apart"
             )
+    # Fixed size: runs neither one 32-pixel step above nor below the size it was trained at (a network
+    # that needs multiples of 32, such as DLA, runs at both).
     native = max(input_size)
-    backbone.fixed_size = not all(backbone.runs_at(s) for s in (native + 32, max(32, native * 3 // 4)))
+    backbone.fixed_size = not any(backbone.runs_at(s) for s in (native + 32, native - 32))
     backbone.resize = bool(resize)
     return backbone
 
