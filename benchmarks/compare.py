@@ -178,16 +178,37 @@ def measure_memory(case: str, impl: str, n: int, size: int, device: str) -> int:
     return in_fresh_process("compare", "memory_case", case, impl, n, size, device)
 
 
-def import_times(reps: int = 5) -> tuple[float, float]:
-    def run(code: str) -> float:
-        samples = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
+IMPORT_CODE = """
+import time
+t0 = time.perf_counter()
+import torch, torchvision
+t1 = time.perf_counter()
+import percept
+t2 = time.perf_counter()
+from percept import PerceptualLoss
+percept.list_backbones()
+t3 = time.perf_counter()
+import sys
+heavy = [m for m in ("timm", "kornia", "torchmetrics", "scipy", "matplotlib", "pandas") if m in sys.modules]
+print(t1 - t0, t2 - t1, t3 - t2, ",".join(heavy) or "-")
+"""
 
-    return run("import torch, torchvision"), run("import torch, torchvision, percept")
+
+def import_times(reps: int = 7) -> tuple[float, float, float, str]:
+    """Medians over fresh interpreters: ``import torch, torchvision``; ``import percept`` after them;
+    then ``PerceptualLoss`` and the registry (every built-in plugin); and which heavy optional
+    packages that loaded.
+
+    Timed inside one process each, so the percept figures do not carry the run-to-run noise of
+    loading torch (seconds here, varying with the page cache).
+    """
+    samples = []
+    for _ in range(reps):
+        out = subprocess.run([sys.executable, "-c", IMPORT_CODE], check=True, capture_output=True, text=True)
+        *times, heavy = out.stdout.split()
+        samples.append([float(v) for v in times])
+    base, added, registry = (statistics.median(column) for column in zip(*samples, strict=True))
+    return base, added, registry, heavy
 
 
 def main() -> None:
@@ -199,8 +220,10 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     args = parser.parse_args()
     print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}")
-    base, with_percept = import_times()
-    print(f"# import torch, torchvision: {base:.2f} s; + percept: {with_percept:.2f} s (+{with_percept - base:.2f} s)")
+    base, added, registry, heavy = import_times()
+    print(f"# import torch, torchvision: {base:.2f} s; then import percept: +{added:.3f} s; then PerceptualLoss "
+          f"and the registry of built-ins: +{registry:.3f} s (loaded of timm, kornia, torchmetrics, scipy, "
+          f"matplotlib, pandas: {heavy})")  # fmt: skip
     print("| case | N x size | impl | fwd ms | fwd+bwd ms | percept speed-up | peak MiB (fwd+bwd) | percept / impl |")
     print("|---|---|---|---|---|---|---|---|")
     for size_text in args.sizes:

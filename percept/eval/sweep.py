@@ -491,6 +491,17 @@ def _check_shard(shard) -> Shard:
     return rank, world
 
 
+def _my_chunks(chunks: list[tuple[str, list[int]]], shard) -> tuple[set[int], bool]:
+    """The chunks this process computes and whether rows are then gathered from every rank: ``shard``
+    given, its share; else under torch.distributed the rank's share (gathered); else all of them."""
+    if shard is not None:
+        return shard_chunks(chunks, *_check_shard(shard)), False
+    ranks = _distributed()
+    if ranks is None:
+        return set(range(len(chunks))), False
+    return shard_chunks(chunks, *ranks), True
+
+
 def _gather(obj):
     """Every rank's ``obj`` (picklable), in rank order, on every rank."""
     import torch.distributed as dist
@@ -603,13 +614,7 @@ def sweep_backbone(
     scorer = TapScorer(net, tap_list, fns)
     min_size = net.min_size([t.module for t in tap_list if t.module]) if any(t.module for t in tap_list) else 1
     chunks = make_chunks(db, batch_size)
-    gather = False
-    if shard is None:
-        shard = _distributed()
-        gather = shard is not None
-    else:
-        shard = _check_shard(shard)
-    mine = set(range(len(chunks))) if shard is None else shard_chunks(chunks, *shard)
+    mine, gather = _my_chunks(chunks, shard)
     partial = None
     done: set[int] = set()
     if partial_dir is not None:
@@ -738,13 +743,8 @@ def baseline_scores(
                 warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
     records = []
     chunks = make_chunks(db, 16)
-    gather = False
-    if shard is None:
-        shard = _distributed()
-        gather = shard is not None
-    else:
-        shard = _check_shard(shard)
-    skip = set() if shard is None else set(range(len(chunks))) - shard_chunks(chunks, *shard)
+    mine, gather = _my_chunks(chunks, shard)
+    skip = set(range(len(chunks))) - mine
     for index, _, ref, dists, rows in iterate_chunks(db, chunks, resize=resize, skip=skip):
         ref, dists = ref.to(device), dists.to(device)
         for name, fn in list(fns.items()):
