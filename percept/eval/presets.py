@@ -26,7 +26,7 @@ def _recorded(weights):
     return "from-file" if isinstance(weights, str) and weights == "imagenet" else weights
 
 
-def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, check_inputs=True, **kwargs):
+def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, **kwargs):
     if selection is None:
         raise SpecError(
             "preset 'map-selection' needs selection=<selection.json written by percept select>, got no selection="
@@ -36,10 +36,10 @@ def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, 
         raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'map-selection' ({expected})")
     from percept.eval.select import selection_pipeline
 
-    return selection_pipeline(selection, weights=_recorded(weights), input_range=input_range, check_inputs=check_inputs)
+    return selection_pipeline(selection, weights=_recorded(weights), input_range=input_range)
 
 
-def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, check_inputs=True, **kwargs):
+def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, **kwargs):
     if file is None:
         raise SpecError(
             "preset 'channel-weights' needs file=<channel_weights.json written by percept finetune>, got no file="
@@ -49,9 +49,7 @@ def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, che
         raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'channel-weights' ({expected})")
     from percept.eval.finetune import finetuned_pipeline
 
-    pipeline = finetuned_pipeline(file, weights=_recorded(weights), input_range=input_range)
-    pipeline.check_inputs = check_inputs
-    return pipeline
+    return finetuned_pipeline(file, weights=_recorded(weights), input_range=input_range)
 
 
 @hookimpl

@@ -455,8 +455,7 @@ def shard_chunks(chunks: list[tuple[str, list[int]]], rank: int, world: int) -> 
         >>> sorted(shard_chunks(chunks, 0, 2)), sorted(shard_chunks(chunks, 1, 2))
         ([0, 1], [2, 3])
     """
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"shard must be (rank, world) with 0 <= rank < world, got ({rank}, {world})")
+    rank, world = _check_shard((rank, world))
     groups: dict[str, list[int]] = {}
     sizes: dict[str, int] = {}
     for i, (ref_id, rows) in enumerate(chunks):
