@@ -3,10 +3,10 @@
 Cases (same random inputs; random backbone weights copied from percept into every peer, since
 weights do not change speed):
 
-* ``lpips-vgg`` / ``lpips-alex``: percept, the ``lpips`` package, torchmetrics' LPIPS;
+* ``lpips-vgg`` / ``lpips-alex``: percept, the ``lpips`` package, torchmetrics' LPIPS (and piq's LPIPS for VGG);
 * ``vgg16:conv3`` (content loss, mse on relu3_3): percept, piq's ``ContentLoss``;
 * ``floor:<net>``: percept's backbone alone (same network, same taps, no readout or distance);
-* ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS (when percept has the preset).
+* ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS, piq's DISTS;
 
 Measures forward (no graph), forward+backward (gradient for the prediction only, as in training)
 as medians of interleaved repetitions, and peak memory of forward+backward: the CUDA allocator on
@@ -78,6 +78,8 @@ def build(case: str, impl: str) -> Loss:
             ref = _LPIPS(pretrained=True, net=net, pnet_rand=True).eval()
             _copy_lpips_net(ref.net, features)
             return lambda x, y: ref(x, y, normalize=True).sum()
+    if impl == "piq" and case in ("lpips-vgg", "dists"):
+        return _piq(case)
     if case == "vgg16:conv3" and impl == "piq":
         import piq
 
@@ -112,13 +114,43 @@ def build(case: str, impl: str) -> Loss:
     raise ValueError(f"no implementation {impl!r} for case {case!r}")
 
 
+def _piq(case: str) -> Loss:
+    """piq's LPIPS or DISTS on a copy of percept's random VGG16 and its heads (or DISTS' alpha, beta).
+
+    piq downloads both the network and the heads at construction; the benchmark hands it the same
+    tensors instead (piq's LPIPS normalises with ImageNet statistics, not LPIPS' scaling layer: the
+    same work, not the same numbers).
+    """
+    import copy
+    from types import SimpleNamespace
+    from unittest import mock
+
+    import piq.perceptual
+
+    _, pipeline = _percept(case)
+    vgg = SimpleNamespace(features=copy.deepcopy(pipeline.backbone.model.features))
+    if case == "lpips-vgg":
+        weights = [r.weight.detach().reshape(1, -1, 1, 1).clone() for r in pipeline.readouts]
+        cls = piq.LPIPS
+    else:  # alpha, beta over every tap, the image itself first (as piq splits them)
+        alpha = torch.cat([r.alpha.reshape(1, -1) for r in pipeline.readouts], 1)
+        beta = torch.cat([r.beta.reshape(1, -1) for r in pipeline.readouts], 1)
+        weights, cls = {"alpha": alpha[..., None, None], "beta": beta[..., None, None]}, piq.DISTS
+    with (
+        mock.patch.object(piq.perceptual, "vgg16", lambda *a, **k: vgg),
+        mock.patch.object(torch.hub, "load_state_dict_from_url", lambda *a, **k: weights),
+    ):
+        ref = cls(reduction="sum")
+    return lambda x, y: ref(x, y)
+
+
 IMPLS = {
-    "lpips-vgg": ["percept", "lpips", "torchmetrics"],
+    "lpips-vgg": ["percept", "lpips", "torchmetrics", "piq"],
     "lpips-alex": ["percept", "lpips", "torchmetrics"],
     "floor:lpips-vgg": ["percept"],
     "vgg16:conv3": ["percept", "piq"],
     "floor:vgg16:conv3": ["percept"],
-    "dists": ["percept", "DISTS_pytorch", "torchmetrics"],
+    "dists": ["percept", "DISTS_pytorch", "torchmetrics", "piq"],
     "floor:dists": ["percept"],
 }
 

@@ -54,3 +54,30 @@ def test_half_precision_accumulates_in_float32():
     assert texture.dtype == structure.dtype == torch.float32
     (texture + structure).sum().backward()
     assert x.grad.dtype == torch.float16 and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("block", [5, 7, 64, 1 << 19])
+def test_blocked_statistics_agree_with_the_formulas(monkeypatch, block):
+    """The statistics run in blocks of rows and columns (one row split across blocks when it is longer
+    than a block); every blocking gives the textbook values, and identical maps stay exactly similar."""
+    import percept.distances.dists as dists
+
+    monkeypatch.setattr(dists, "_BLOCK", block)
+    g = torch.Generator().manual_seed(2)
+    a = torch.rand(3, 5, 4, 6, generator=g, dtype=torch.float64)
+    b = (a + 0.1 * torch.randn(3, 5, 4, 6, generator=g, dtype=torch.float64)).clamp(0, 1)
+    for x, y in zip(dists_terms(a, b), textbook(a, b), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert bool((dists_terms(a, a.clone())[1] == 1).all())
+
+
+def test_nearly_identical_maps_lose_less_to_rounding_than_the_formula():
+    """``1 - s = var(a - b) / (s_a^2 + s_b^2 + c2)`` in float32 is nearer float64 than the centred
+    textbook formula in float32 (whose ``2 cov`` and ``s_a^2 + s_b^2`` nearly cancel)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(1, 16, 32, 32, generator=g, dtype=torch.float64) + 10
+    b = a + 1e-2 * torch.randn(1, 16, 32, 32, generator=g, dtype=torch.float64)
+    want = 1 - textbook(a, b)[1]
+    ours = ((1 - dists_terms(a.float(), b.float())[1].double() - want) / want).abs().max().item()
+    formula = ((1 - textbook(a.float(), b.float())[1].double() - want) / want).abs().max().item()
+    assert ours < 1e-3 and ours < formula

@@ -194,11 +194,42 @@ def channels_last_to_map(index: int, out: torch.Tensor, size: tuple[int, int]) -
 # -- patches ---------------------------------------------------------------------------------------
 
 
+class _L2PoolFunction(torch.autograd.Function):
+    """``sqrt(depthwise_conv(x^2, g, stride) + 1e-12)`` keeping only ``x`` and the output for backward.
+
+    Autograd of the three steps keeps ``x^2`` as well (as large as ``x``) and takes three passes over
+    ``x`` for ``d(x^2)/dx``; here ``dx = x * conv_transpose(dout / out)`` (the 2 of ``d(x^2)`` and the
+    1/2 of ``d sqrt`` cancel): one pass at the input's size. The forward's arithmetic is unchanged.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+        out = F.conv2d(x * x, weight, stride=stride, padding=padding, groups=x.shape[1])
+        out = out.add_(1e-12).sqrt_()
+        ctx.save_for_backward(x, weight, out)
+        ctx.stride, ctx.padding = stride, padding
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, out = ctx.saved_tensors
+        # conv_transpose's output_padding recovers the rows and columns the strided conv dropped.
+        extra = [
+            size + 2 * ctx.padding - ((o - 1) * ctx.stride + weight.shape[-1])
+            for size, o in zip(x.shape[2:], out.shape[2:], strict=True)
+        ]
+        back = F.conv_transpose2d(
+            grad / out, weight, stride=ctx.stride, padding=ctx.padding, output_padding=extra, groups=x.shape[1]
+        )
+        return back.mul_(x), None, None, None
+
+
 class L2Pool(nn.Module):
     """Hanning-window L2 pooling (DISTS, Ding et al. 2020): ``sqrt(conv(x^2, g) + 1e-12)``, stride 2.
 
     ``g`` is the outer product of ``hanning(filter_size)[1:-1]`` with itself, normalised to sum 1;
-    the arithmetic is that of ``DISTS_pytorch`` and torchmetrics, so results agree to the bit.
+    the arithmetic is that of ``DISTS_pytorch`` and torchmetrics, so results agree to the bit. The
+    backward is written by hand (:class:`_L2PoolFunction`): it keeps no squared copy of the input.
 
     Example:
         >>> L2Pool()(torch.ones(1, 2, 8, 8))[0, 0, 1, 1].item()  # a flat input passes unchanged
@@ -216,10 +247,8 @@ class L2Pool(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x**2
-        weight = self.filter.to(x.dtype).repeat(x.shape[1], 1, 1, 1)
-        out = F.conv2d(x, weight, stride=self.stride, padding=self.padding, groups=x.shape[1])
-        return (out + 1e-12).sqrt()
+        weight = self.filter.to(x.dtype).expand(x.shape[1], 1, -1, -1)
+        return _L2PoolFunction.apply(x, weight, self.stride, self.padding)
 
 
 class Normalize(nn.Module):

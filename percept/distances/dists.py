@@ -29,10 +29,33 @@ C1 = C2 = 1e-6
 TERMS = ("texture", "structure")
 
 
-def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``sum over H, W of u * v`` per (sample, channel), ``(N, C, H, W) -> (N, C)``, without a product tensor."""
-    n, c = u.shape[:2]
-    return torch.bmm(u.reshape(n * c, 1, -1), v.reshape(n * c, -1, 1)).reshape(n, c)
+_BLOCK = 1 << 19  # elements per block of the statistics' temporaries (2 MiB in float32)
+
+
+def _centred_sums(a: torch.Tensor, b: torch.Tensor, a_mean: torch.Tensor, b_mean: torch.Tensor):
+    """Per row of ``(R, n)`` maps: ``sum (a - mu_a)^2``, ``sum (b - mu_b)^2`` and ``sum (a' - b')^2``.
+
+    ``a' = a - mu_a`` and ``b' = b - mu_b`` are formed one block of at most ``_BLOCK`` elements at a
+    time in two reused buffers (in float32, or the inputs' wider type), so no temporary is as large
+    as the features and each block is read from memory once. With ``a == b`` the third sum is 0
+    exactly, whatever the rounding.
+    """
+    rows, n = a.shape
+    block_rows, block_cols = max(1, _BLOCK // n), min(n, _BLOCK)
+    acc = a_mean.dtype
+    work = torch.empty(2, min(rows, block_rows), block_cols, dtype=acc, device=a.device)
+    sums = torch.zeros(3, rows, dtype=acc, device=a.device)
+    for r0 in range(0, rows, block_rows):
+        r1 = min(rows, r0 + block_rows)
+        for c0 in range(0, n, block_cols):
+            c1 = min(n, c0 + block_cols)
+            ac, bc = work[0, : r1 - r0, : c1 - c0], work[1, : r1 - r0, : c1 - c0]
+            torch.sub(a[r0:r1, c0:c1], a_mean[r0:r1], out=ac)
+            torch.sub(b[r0:r1, c0:c1], b_mean[r0:r1], out=bc)
+            sums[0, r0:r1] += torch.linalg.vector_norm(ac, dim=1).square()
+            sums[1, r0:r1] += torch.linalg.vector_norm(bc, dim=1).square()
+            sums[2, r0:r1] += torch.linalg.vector_norm(ac.sub_(bc), dim=1).square()
+    return sums[0], sums[1], sums[2]
 
 
 class _DISTSTerms(torch.autograd.Function):
@@ -40,7 +63,8 @@ class _DISTSTerms(torch.autograd.Function):
 
     Autograd of the textbook expression keeps four full-size temporaries per tap (the centred maps,
     their squares and product) and runs about ten elementwise passes over the features in backward;
-    here the forward keeps only the inputs (which the backbone keeps anyway) and per-channel
+    here the forward computes its statistics block by block in cache-sized buffers
+    (:func:`_centred_sums`) and keeps only the inputs (which the backbone keeps anyway) and per-channel
     statistics, and the backward is one ``a * k_a + b * k_b + k_0`` per input that needs a gradient,
     from (with ``n = H W``, ``D = mu_a^2 + mu_b^2 + c1``, ``E = s_a^2 + s_b^2 + c2``)::
 
@@ -50,21 +74,19 @@ class _DISTSTerms(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels = a.shape[:2]
         n = a.shape[2] * a.shape[3]
         acc = torch.promote_types(a.dtype, torch.float32)  # half precision accumulates in float32
-        af, bf = a.to(acc), b.to(acc)
-        a_mean = af.mean([2, 3], keepdim=True)
-        b_mean = bf.mean([2, 3], keepdim=True)
-        ac, bc = af - a_mean, bf - b_mean
-        # One kernel (_dot) for variances and covariance: with a == b they agree to the bit, d(a, a) = 0.
-        a_var, b_var = _dot(ac, ac) / n, _dot(bc, bc) / n
-        cov = _dot(ac, bc) / n
-        del ac, bc
-        a_mean, b_mean = a_mean.flatten(1), b_mean.flatten(1)
+        a2, b2 = a.reshape(batch * channels, n), b.reshape(batch * channels, n)
+        a_mean, b_mean = a2.mean(1, keepdim=True, dtype=acc), b2.mean(1, keepdim=True, dtype=acc)
+        a_ss, b_ss, diff_ss = _centred_sums(a2, b2, a_mean, b_mean)
+        a_mean, b_mean = a_mean.reshape(batch, channels), b_mean.reshape(batch, channels)
         d = a_mean**2 + b_mean**2 + C1
-        e = a_var + b_var + C2
+        e = (a_ss + b_ss).reshape(batch, channels) / n + C2
         texture = (2 * a_mean * b_mean + C1) / d
-        structure = (2 * cov + C2) / e
+        # 2 cov = s_a^2 + s_b^2 - var(a - b), so s = 1 - var(a - b) / e: identical maps give exactly 1,
+        # and nearly identical ones lose less to rounding than through 2 cov against s_a^2 + s_b^2.
+        structure = 1 - diff_ss.reshape(batch, channels) / n / e
         ctx.save_for_backward(a, b, a_mean, b_mean, d, e, texture, structure)
         return texture, structure
 
@@ -80,12 +102,13 @@ class _DISTSTerms(torch.autograd.Function):
             if not need:
                 grads.append(None)
                 continue
-            k_mu = g_texture * 2 * (other_mean - texture * x_mean) / d  # through mu_x
-            k_other = g_structure * 2 / e  # through the covariance: (other - other_mean)
-            k_self = -g_structure * 2 * structure / e  # through the variance: (x - x_mean)
+            # The 1 / n of every term is folded into the per-channel factors: two passes over the maps.
+            k_mu = g_texture * 2 * (other_mean - texture * x_mean) / (d * n)  # through mu_x
+            k_other = g_structure * 2 / (e * n)  # through the covariance: (other - other_mean)
+            k_self = -g_structure * 2 * structure / (e * n)  # through the variance: (x - x_mean)
             k_0 = k_mu - k_other * other_mean - k_self * x_mean
             grad = torch.addcmul(k_0[:, :, None, None], other.to(k_0.dtype), k_other[:, :, None, None])
-            grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None]).div_(n)
+            grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None])
             grads.append(grad.to(x.dtype))
         return grads[0], grads[1]
 
