@@ -5,13 +5,15 @@ weights do not change speed):
 
 * ``lpips-vgg`` / ``lpips-alex``: percept, the ``lpips`` package, torchmetrics' LPIPS (and piq's LPIPS for VGG);
 * ``vgg16:conv3`` (content loss, mse on relu3_3): percept, piq's ``ContentLoss``;
-* ``floor:<net>``: percept's backbone alone (same network, same taps, no readout or distance);
+* ``floor`` in every case: percept's backbone alone (same network, same taps, no readout or
+  distance), timed in turn with the others;
 * ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS, piq's DISTS;
 
 Measures forward (no graph), forward+backward (gradient for the prediction only, as in training)
 as medians of interleaved repetitions, and peak memory of forward+backward: the CUDA allocator on
 a GPU; on CPU a fresh subprocess per case and its peak resident memory above the inputs. Also the
-import time of ``percept`` against ``import torch, torchvision``.
+import time of ``percept`` against ``import torch, torchvision``, and each backbone's forward work per
+image (GMAC to its taps), the bound on what truncation can save.
 
     python benchmarks/compare.py [--sizes 8x256 1x1024] [--reps 5] [--cases lpips-vgg vgg16:conv3 ...]
 """
@@ -48,9 +50,8 @@ def _copy_lpips_net(ref_net, features) -> None:
 
 def build(case: str, impl: str) -> Loss:
     """A loss ``(x, y) -> scalar`` for ``case`` as implemented by ``impl``."""
-    if case.startswith("floor:"):
-        spec = case.split(":", 1)[1]
-        _, pipeline = _percept(spec)
+    if impl == "floor":
+        _, pipeline = _percept(case)
         backbone, taps = pipeline.backbone, pipeline.taps
 
         def floor(x, y):
@@ -145,13 +146,10 @@ def _piq(case: str) -> Loss:
 
 
 IMPLS = {
-    "lpips-vgg": ["percept", "lpips", "torchmetrics", "piq"],
-    "lpips-alex": ["percept", "lpips", "torchmetrics"],
-    "floor:lpips-vgg": ["percept"],
-    "vgg16:conv3": ["percept", "piq"],
-    "floor:vgg16:conv3": ["percept"],
-    "dists": ["percept", "DISTS_pytorch", "torchmetrics", "piq"],
-    "floor:dists": ["percept"],
+    "lpips-vgg": ["percept", "floor", "lpips", "torchmetrics", "piq"],
+    "lpips-alex": ["percept", "floor", "lpips", "torchmetrics"],
+    "vgg16:conv3": ["percept", "floor", "piq"],
+    "dists": ["percept", "floor", "DISTS_pytorch", "torchmetrics", "piq"],
 }
 
 
@@ -243,6 +241,18 @@ def import_times(reps: int = 7) -> tuple[float, float, float, str]:
     return base, added, registry, heavy
 
 
+def backbone_gmac(spec: str, size: int) -> float:
+    """Multiply-accumulates (GMAC) of one image's forward through ``spec``'s backbone to its taps: the
+    bound on what truncating a network can save (``torch.utils.flop_counter``; convolutions and
+    matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _, pipeline = _percept(spec)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        pipeline.backbone(torch.rand(1, 3, size, size), pipeline.taps)
+    return counter.get_total_flops() / 2e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["8x256", "1x1024"], help="NxSIZE batches")
@@ -256,6 +266,10 @@ def main() -> None:
     print(f"# import torch, torchvision: {base:.2f} s; then import percept: +{added:.3f} s; then PerceptualLoss "
           f"and the registry of built-ins: +{registry:.3f} s (loaded of timm, kornia, torchmetrics, scipy, "
           f"matplotlib, pandas: {heavy})")  # fmt: skip
+    for size_text in args.sizes:
+        size = int(size_text.split("x")[1])
+        work = ", ".join(f"{case} {backbone_gmac(case, size):.2f}" for case in args.cases)
+        print(f"# backbone forward per image at {size}x{size}, GMAC: {work}")
     print("| case | N x size | impl | fwd ms | fwd+bwd ms | percept speed-up | peak MiB (fwd+bwd) | percept / impl |")
     print("|---|---|---|---|---|---|---|---|")
     for size_text in args.sizes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from percept.errors import InputError
@@ -64,9 +66,9 @@ def check_images(
             "resize the images up or ask for shallower taps"
         )
     if check_values:
-        lo, hi = torch.aminmax(x.detach())
-        lo, hi = float(lo), float(hi)
-        if lo != lo or hi != hi or not torch.isfinite(x.detach()).all():
+        # One reduction: min and max propagate NaN, and an infinity is the min or the max.
+        lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputError(f"{name} holds NaN or Inf values: {describe(x)}")
         if input_range is not None:
             low, high = input_range

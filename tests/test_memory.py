@@ -50,3 +50,15 @@ def test_pipeline_checks_memory(vgg, monkeypatch):
     x = torch.rand(1, 3, 64, 64)
     with pytest.raises(InputError, match="available"):
         vgg(x, x)
+
+
+def test_resizing_backbone_is_estimated_at_its_input_size(monkeypatch):
+    """With ``resize=True`` the network runs at its input size: a huge image is no reason to refuse."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resized = percept.build_pipeline("vgg16:conv3", weights=None, resize=True)
+    x = torch.empty(1, 3, 16384, 16384, device="meta")  # 3 GiB of pixels; 224x224 once resized
+    monkeypatch.setattr("percept.memory.available_bytes", lambda device: 256 * 2**20)
+    check_memory(resized, x, x)
+    with pytest.raises(InputError, match="available"):
+        check_memory(resized, x.expand(4096, -1, -1, -1), x.expand(4096, -1, -1, -1))

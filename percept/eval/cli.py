@@ -67,7 +67,9 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("database", metavar="DATABASE", help="tid2013, tid2008, kadid10k, csiq, live, cidiq-50, "
                         "cidiq-100, pipal or csv (a manifest: dis_img_path,ref_img_path,score)")  # fmt: skip
     parser.add_argument("path", metavar="PATH", help="the database's folder, as distributed (the file, for csv)")
-    parser.add_argument("--scores", default=None, help="CSIQ / CID:IQ: the score table, if not in its usual place")
+    parser.add_argument("--scores", default=None,
+                        help="the score file, if not in its usual place: CSIQ .xlsx or CSV; CID:IQ MOS50.mat / "
+                        "MOS100.mat or CSV")  # fmt: skip
     parser.add_argument("--data-root", default=None, help="csv: the folder image paths are relative to")
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--higher-is-better", dest="higher_is_better", action="store_true", default=None,
