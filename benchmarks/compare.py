@@ -4,7 +4,8 @@ Cases (same random inputs; random backbone weights copied from percept into ever
 weights do not change speed):
 
 * ``lpips-vgg`` / ``lpips-alex``: percept, the ``lpips`` package, torchmetrics' LPIPS (and piq's LPIPS for VGG);
-* ``vgg16:conv3`` (content loss, mse on relu3_3): percept, piq's ``ContentLoss``;
+* ``vgg16:conv3`` (content loss, mse on relu3_3): percept, piq's ``ContentLoss``, and percept's
+  ``lpips-vgg`` (the whole VGG16) to show what truncation gains;
 * ``floor`` in every case: percept's backbone alone (same network, same taps, no readout or
   distance), timed in turn with the others;
 * ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS, piq's DISTS;
@@ -63,6 +64,8 @@ def build(case: str, impl: str) -> Loss:
         return floor
     if impl == "percept":
         return _percept(case)[0]
+    if impl in IMPLS:  # another case's percept pipeline, timed in turn with this one (truncation's gain)
+        return _percept(impl)[0]
     if case.startswith("lpips-"):
         net = case.split("-", 1)[1]
         _, pipeline = _percept(case)
@@ -148,7 +151,7 @@ def _piq(case: str) -> Loss:
 IMPLS = {
     "lpips-vgg": ["percept", "floor", "lpips", "torchmetrics", "piq"],
     "lpips-alex": ["percept", "floor", "lpips", "torchmetrics"],
-    "vgg16:conv3": ["percept", "floor", "piq"],
+    "vgg16:conv3": ["percept", "floor", "piq", "lpips-vgg"],
     "dists": ["percept", "floor", "DISTS_pytorch", "torchmetrics", "piq"],
 }
 
@@ -174,7 +177,9 @@ def step(loss: Loss, x, y, backward: bool) -> None:
             loss(x, y)
 
 
-def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tuple[str, bool], float]:
+def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tuple[str, bool], list[float]]:
+    """Seconds per step of every implementation of ``case``, ``(impl, backward) -> one per repetition``;
+    within a repetition the implementations run back to back, so their ratios hold under slow drift."""
     impls = IMPLS[case]
     losses = {impl: build(case, impl) for impl in impls}
     for m in losses.values():
@@ -193,7 +198,7 @@ def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tupl
                 step(loss, x, y, backward)
                 sync(device)
                 times[(impl, backward)].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def memory_case(case: str, impl: str, n: int, size: int, device: str) -> int:
@@ -270,21 +275,24 @@ def main() -> None:
         size = int(size_text.split("x")[1])
         work = ", ".join(f"{case} {backbone_gmac(case, size):.2f}" for case in args.cases)
         print(f"# backbone forward per image at {size}x{size}, GMAC: {work}")
+    print("# fwd, fwd+bwd: medians; percept speed-up: median [min, max] over repetitions of impl / percept "
+          "(fwd+bwd) within one repetition")  # fmt: skip
     print("| case | N x size | impl | fwd ms | fwd+bwd ms | percept speed-up | peak MiB (fwd+bwd) | percept / impl |")
     print("|---|---|---|---|---|---|---|---|")
     for size_text in args.sizes:
         n, size = (int(v) for v in size_text.split("x"))
         for case in args.cases:
-            med = time_case(case, n, size, args.device, args.reps)
+            times = time_case(case, n, size, args.device, args.reps)
             mem = {} if args.no_memory else {i: measure_memory(case, i, n, size, args.device) for i in IMPLS[case]}
-            ours = med[(IMPLS[case][0], True)]
+            ours = times[(IMPLS[case][0], True)]
             for impl in IMPLS[case]:
                 peak = mem.get(impl)
                 ratio = f"{mem[IMPLS[case][0]] / peak:.2f}" if peak else "-"
-                fwd, both = med[(impl, False)] * 1e3, med[(impl, True)] * 1e3
+                fwd, both = (statistics.median(times[(impl, b)]) * 1e3 for b in (False, True))
                 peak_text = f"{peak / 2**20:.0f}" if peak else "-"
-                speed = med[(impl, True)] / ours
-                cells = [case, f"{n} x {size}", impl, f"{fwd:.0f}", f"{both:.0f}", f"{speed:.2f}x", peak_text, ratio]
+                paired = [t / o for t, o in zip(times[(impl, True)], ours, strict=True)]
+                speed = f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"
+                cells = [case, f"{n} x {size}", impl, f"{fwd:.0f}", f"{both:.0f}", speed, peak_text, ratio]
                 print("| " + " | ".join(cells) + " |")
 
 
