@@ -37,11 +37,22 @@ warnings.filterwarnings("ignore")
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _percept(spec: str) -> tuple[Loss, object]:
+class Bound(torch.nn.Module):
+    """A loss ``(x, y) -> scalar``: ``call(module, x, y)``; moving it (``.to("cuda")``) moves the network."""
+
+    def __init__(self, module: torch.nn.Module, call: Callable) -> None:
+        super().__init__()
+        self.module, self.call = module, call
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.call(self.module, x, y)
+
+
+def _percept(spec: str) -> tuple[Bound, object]:
     import percept
 
     pipeline = percept.build_pipeline(spec, weights=None)
-    return (lambda x, y: pipeline(x, y).sum()), pipeline
+    return Bound(pipeline, lambda m, x, y: m(x, y).sum()), pipeline
 
 
 def _copy_lpips_net(ref_net, features) -> None:
@@ -49,19 +60,18 @@ def _copy_lpips_net(ref_net, features) -> None:
     ref_net.load_state_dict({k: state[".".join(k.split(".")[1:])] for k in ref_net.state_dict()})
 
 
-def build(case: str, impl: str) -> Loss:
-    """A loss ``(x, y) -> scalar`` for ``case`` as implemented by ``impl``."""
+def build(case: str, impl: str) -> Bound:
+    """A loss ``(x, y) -> scalar`` for ``case`` as implemented by ``impl``, on the CPU."""
     if impl == "floor":
         _, pipeline = _percept(case)
-        backbone, taps = pipeline.backbone, pipeline.taps
 
-        def floor(x, y):
-            fx = backbone(x, taps)
+        def floor(m, x, y):
+            fx = m.backbone(x, m.taps)
             with torch.no_grad():
-                backbone(y, taps)
+                m.backbone(y, m.taps)
             return sum(f.mean() for f in fx.values())
 
-        return floor
+        return Bound(pipeline, floor)
     if impl == "percept":
         return _percept(case)[0]
     if impl in IMPLS:  # another case's percept pipeline, timed in turn with this one (truncation's gain)
@@ -75,13 +85,13 @@ def build(case: str, impl: str) -> Loss:
 
             ref = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False).eval()
             _copy_lpips_net(ref.net, features)
-            return lambda x, y: ref(x, y, normalize=True).sum()
+            return Bound(ref, lambda m, x, y: m(x, y, normalize=True).sum())
         if impl == "torchmetrics":
             from torchmetrics.functional.image.lpips import _LPIPS
 
             ref = _LPIPS(pretrained=True, net=net, pnet_rand=True).eval()
             _copy_lpips_net(ref.net, features)
-            return lambda x, y: ref(x, y, normalize=True).sum()
+            return Bound(ref, lambda m, x, y: m(x, y, normalize=True).sum())
     if impl == "piq" and case in ("lpips-vgg", "dists"):
         return _piq(case)
     if case == "vgg16:conv3" and impl == "piq":
@@ -89,7 +99,7 @@ def build(case: str, impl: str) -> Loss:
 
         _, pipeline = _percept(case)
         ref = piq.ContentLoss(feature_extractor=pipeline.backbone.model.features, layers=("15",), reduction="sum")
-        return lambda x, y: ref(x, y)
+        return Bound(ref, lambda m, x, y: m(x, y))
     if case == "dists":
         import copy
         from types import SimpleNamespace
@@ -105,7 +115,7 @@ def build(case: str, impl: str) -> Loss:
                 ref = DISTS_pt.DISTS(load_weights=False).eval()
             finally:
                 DISTS_pt.models.vgg16 = original
-            return lambda x, y: ref(x, y, require_grad=True, batch_average=False).sum()
+            return Bound(ref, lambda m, x, y: m(x, y, require_grad=True, batch_average=False).sum())
         if impl == "torchmetrics":
             from torchmetrics.functional.image import dists as tm_dists
 
@@ -114,11 +124,11 @@ def build(case: str, impl: str) -> Loss:
                 ref = tm_dists.DISTSNetwork(load_weights=True).eval()
             finally:
                 tm_dists.vgg16 = original
-            return lambda x, y: ref(x, y, require_grad=x.requires_grad).sum()
+            return Bound(ref, lambda m, x, y: m(x, y, require_grad=x.requires_grad).sum())
     raise ValueError(f"no implementation {impl!r} for case {case!r}")
 
 
-def _piq(case: str) -> Loss:
+def _piq(case: str) -> Bound:
     """piq's LPIPS or DISTS on a copy of percept's random VGG16 and its heads (or DISTS' alpha, beta).
 
     piq downloads both the network and the heads at construction; the benchmark hands it the same
@@ -145,7 +155,7 @@ def _piq(case: str) -> Loss:
         mock.patch.object(torch.hub, "load_state_dict_from_url", lambda *a, **k: weights),
     ):
         ref = cls(reduction="sum")
-    return lambda x, y: ref(x, y)
+    return Bound(ref, lambda m, x, y: m(x, y))
 
 
 IMPLS = {
@@ -181,10 +191,7 @@ def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tupl
     """Seconds per step of every implementation of ``case``, ``(impl, backward) -> one per repetition``;
     within a repetition the implementations run back to back, so their ratios hold under slow drift."""
     impls = IMPLS[case]
-    losses = {impl: build(case, impl) for impl in impls}
-    for m in losses.values():
-        if isinstance(m, torch.nn.Module):
-            m.to(device)
+    losses = {impl: build(case, impl).to(device) for impl in impls}
     x, y = inputs(n, size, device)
     for loss in losses.values():  # warm-up (and compile where the fused op compiles)
         step(loss, x, y, False)
@@ -203,7 +210,7 @@ def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tupl
 
 def memory_case(case: str, impl: str, n: int, size: int, device: str) -> int:
     """In a fresh process: peak bytes above the inputs during one forward+backward after warm-up."""
-    loss = build(case, impl)
+    loss = build(case, impl).to(device)
     x, y = inputs(n, size, device)
     step(loss, x, y, True)
     return peak_bytes(lambda: step(loss, x, y, True), device)

@@ -1,4 +1,4 @@
-"""benchmarks/compare.py builds every peer offline and each runs forward and backward."""
+"""benchmarks/compare.py builds every peer offline, as a module holding its network; each runs fwd and bwd."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def test_every_peer_builds_and_differentiates(case, impl):
     if impl in ("lpips", "DISTS_pytorch", "piq"):
         pytest.importorskip(impl)
     loss = compare.build(case, impl)
+    # The network is part of the returned module, so .to("cuda") moves it with the inputs.
+    assert sum(p.numel() for p in loss.parameters()) > 10_000
     x, y = compare.inputs(1, 64, "cpu")
     value = loss(x, y)
     value.backward()
