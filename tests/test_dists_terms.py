@@ -81,3 +81,22 @@ def test_nearly_identical_maps_lose_less_to_rounding_than_the_formula():
     ours = ((1 - dists_terms(a.float(), b.float())[1].double() - want) / want).abs().max().item()
     formula = ((1 - textbook(a.float(), b.float())[1].double() - want) / want).abs().max().item()
     assert ours < 1e-3 and ours < formula
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_agrees_with_cpu():
+    """On a GPU the statistics run in larger blocks and L2 pooling's backward on cuDNN: same values."""
+    from percept.backbones.torchvision import L2Pool
+
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(2, 8, 40, 40, generator=g).requires_grad_()
+    b = torch.rand(2, 8, 40, 40, generator=g)
+    pool = L2Pool()
+    results = []
+    for device in ("cpu", "cuda"):
+        x = a.detach().to(device).requires_grad_()
+        texture, structure = dists_terms(pool.to(device)(x), pool(b.to(device)))
+        (texture.sum() + structure.sum()).backward()
+        results.append((texture.cpu(), structure.cpu(), x.grad.cpu()))
+    for cpu, cuda in zip(*results, strict=True):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-6)

@@ -29,7 +29,8 @@ C1 = C2 = 1e-6
 TERMS = ("texture", "structure")
 
 
-_BLOCK = 1 << 19  # elements per block of the statistics' temporaries (2 MiB in float32)
+_BLOCK = 1 << 19  # elements per block of the statistics' temporaries on the CPU (2 MiB in float32: cache-sized)
+_BLOCK_GPU = 1 << 24  # on a GPU, few large blocks: each block costs kernel launches, not cache misses
 
 
 def _centred_sums(a: torch.Tensor, b: torch.Tensor, a_mean: torch.Tensor, b_mean: torch.Tensor):
@@ -37,11 +38,12 @@ def _centred_sums(a: torch.Tensor, b: torch.Tensor, a_mean: torch.Tensor, b_mean
 
     ``a' = a - mu_a`` and ``b' = b - mu_b`` are formed one block of at most ``_BLOCK`` elements at a
     time in two reused buffers (in float32, or the inputs' wider type), so no temporary is as large
-    as the features and each block is read from memory once. With ``a == b`` the third sum is 0
-    exactly, whatever the rounding.
+    as the features and each block is read from memory once (on a GPU, blocks of ``_BLOCK_GPU``).
+    With ``a == b`` the third sum is 0 exactly, whatever the rounding.
     """
     rows, n = a.shape
-    block_rows, block_cols = max(1, _BLOCK // n), min(n, _BLOCK)
+    block = _BLOCK if a.device.type == "cpu" else _BLOCK_GPU
+    block_rows, block_cols = max(1, block // n), min(n, block)
     acc = a_mean.dtype
     work = torch.empty(2, min(rows, block_rows), block_cols, dtype=acc, device=a.device)
     sums = torch.zeros(3, rows, dtype=acc, device=a.device)
