@@ -22,12 +22,15 @@ image (GMAC to its taps), the bound on what truncation can save.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
+from unittest import mock
 
 import torch
 from _peak import in_fresh_process, peak_bytes
@@ -58,6 +61,11 @@ def _percept(spec: str) -> tuple[Bound, object]:
 def _copy_lpips_net(ref_net, features) -> None:
     state = features.state_dict()
     ref_net.load_state_dict({k: state[".".join(k.split(".")[1:])] for k in ref_net.state_dict()})
+
+
+def _vgg_copy(pipeline) -> SimpleNamespace:
+    """What the peers read off ``vgg16(pretrained=True)``: ``.features``, here a frozen copy of percept's."""
+    return SimpleNamespace(features=copy.deepcopy(pipeline.backbone.model.features).requires_grad_(False))
 
 
 def build(case: str, impl: str) -> Bound:
@@ -101,29 +109,19 @@ def build(case: str, impl: str) -> Bound:
         ref = piq.ContentLoss(feature_extractor=pipeline.backbone.model.features, layers=("15",), reduction="sum")
         return Bound(ref, lambda m, x, y: m(x, y))
     if case == "dists":
-        import copy
-        from types import SimpleNamespace
-
         _, pipeline = _percept(case)
-        # The references read ``vgg16(...).features``: hand them a copy of percept's random VGG16.
-        vgg = SimpleNamespace(features=copy.deepcopy(pipeline.backbone.model.features).requires_grad_(False))
+        vgg = _vgg_copy(pipeline)
         if impl == "DISTS_pytorch":
             from DISTS_pytorch import DISTS_pt
 
-            original, DISTS_pt.models.vgg16 = DISTS_pt.models.vgg16, lambda *a, **k: vgg
-            try:
+            with mock.patch.object(DISTS_pt.models, "vgg16", lambda *a, **k: vgg):
                 ref = DISTS_pt.DISTS(load_weights=False).eval()
-            finally:
-                DISTS_pt.models.vgg16 = original
             return Bound(ref, lambda m, x, y: m(x, y, require_grad=True, batch_average=False).sum())
         if impl == "torchmetrics":
             from torchmetrics.functional.image import dists as tm_dists
 
-            original, tm_dists.vgg16 = tm_dists.vgg16, lambda *a, **k: vgg
-            try:
+            with mock.patch.object(tm_dists, "vgg16", lambda *a, **k: vgg):
                 ref = tm_dists.DISTSNetwork(load_weights=True).eval()
-            finally:
-                tm_dists.vgg16 = original
             return Bound(ref, lambda m, x, y: m(x, y, require_grad=x.requires_grad).sum())
     raise ValueError(f"no implementation {impl!r} for case {case!r}")
 
@@ -135,14 +133,10 @@ def _piq(case: str) -> Bound:
     tensors instead (piq's LPIPS normalises with ImageNet statistics, not LPIPS' scaling layer: the
     same work, not the same numbers).
     """
-    import copy
-    from types import SimpleNamespace
-    from unittest import mock
-
     import piq.perceptual
 
     _, pipeline = _percept(case)
-    vgg = SimpleNamespace(features=copy.deepcopy(pipeline.backbone.model.features))
+    vgg = _vgg_copy(pipeline)
     if case == "lpips-vgg":
         weights = [r.weight.detach().reshape(1, -1, 1, 1).clone() for r in pipeline.readouts]
         cls = piq.LPIPS

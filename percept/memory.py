@@ -71,13 +71,14 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
     shapes = backbone._trace_shapes()
     grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     element = x.element_size() if x.is_floating_point() else 4
-    # A resizing backbone runs at its input size whatever the images' size.
-    x_hw = tuple(backbone.input_size) if backbone.resize else tuple(x.shape[2:])
-    y_hw = tuple(backbone.input_size) if backbone.resize else tuple(y.shape[2:])
+
+    def run_shape(n: int, t: torch.Tensor) -> tuple[int, ...]:
+        """``n`` images of ``t``'s kind as the network sees them: a resizing backbone runs at its input size."""
+        return (n, t.shape[1], *(backbone.input_size if backbone.resize else t.shape[2:]))
 
     def need(n: int, graph: bool) -> int:
-        return estimate_pass_bytes(shapes, last, (n, x.shape[1], *x_hw), element, graph=graph) + estimate_pass_bytes(
-            shapes, last, (n, y.shape[1], *y_hw), element, graph=graph and y.requires_grad
+        return estimate_pass_bytes(shapes, last, run_shape(n, x), element, graph=graph) + estimate_pass_bytes(
+            shapes, last, run_shape(n, y), element, graph=graph and y.requires_grad
         )
 
     total = need(x.shape[0], grad)
