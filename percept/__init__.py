@@ -14,7 +14,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from percept.errors import InputError, PerceptError, PluginWarning, RandomWeightsWarning, SpecError, WeightsError
+from percept.errors import (
+    InputError,
+    PerceptError,
+    PluginWarning,
+    RandomWeightsWarning,
+    SpecError,
+    TapError,
+    WeightsError,
+)
 from percept.hookspecs import hookimpl
 from percept.registry import list_backbones, list_distances, list_presets, list_readouts
 from percept.spec import Spec, parse_spec
@@ -67,6 +75,7 @@ __all__ = [
     "Readout",
     "Spec",
     "SpecError",
+    "TapError",
     "WeightsError",
     "build_pipeline",
     "create_backbone",

@@ -26,6 +26,10 @@ class RegistrationError(PerceptError, RuntimeError):
     """A plugin registered something invalid, or a name that is already taken."""
 
 
+class TapError(PerceptError, RuntimeError):
+    """A backbone's run did not produce a tap it declares, or produced something that is not a feature map."""
+
+
 class PluginWarning(UserWarning):
     """A plugin was skipped because it failed to import or to register."""
 

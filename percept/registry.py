@@ -44,6 +44,7 @@ BUILTIN_MODULES = (
     "percept.presets_dists",
     "percept.readouts.descriptors",
     "percept.distances.style",
+    "percept.distances.ssim",
     "percept.backbones.timm",
     "percept.backbones.kornia",
     "percept.eval.presets",

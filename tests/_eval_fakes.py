@@ -248,3 +248,18 @@ def make_manifest(root: Path, name: str = "TID2013") -> Path:
     path = root / "csv" / f"{name}.txt"
     path.write_text("\n".join(db_lines) + "\n")
     return path
+
+
+def count_network_passes(monkeypatch, backbone) -> list[int]:
+    """Record the batch size of every pass of ``backbone``'s network (through forward, iter_taps or anything
+    else), leaving out the size search, which runs without weights on the meta device."""
+    calls: list[int] = []
+    original = type(backbone)._iter_run
+
+    def counting(self, net, x, *args):
+        if not x.is_meta:
+            calls.append(x.shape[0])
+        return original(self, net, x, *args)
+
+    monkeypatch.setattr(type(backbone), "_iter_run", counting)
+    return calls

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _eval_fakes import make_tid
+from _eval_fakes import count_network_passes, make_tid
 
 from percept import RandomWeightsWarning, create_backbone
 from percept.cli import main
@@ -46,9 +46,9 @@ def test_taps_cover_input_and_every_stage(alexnet):
     assert [t.name for t in taps if t.canonical] == ["relu1", "relu2", "relu3", "relu4", "relu5"]
 
 
-def test_hooks_match_a_direct_forward(alexnet):
-    """Distances from the hooks (computed as each stage runs, before in-place ReLUs) equal those
-    from tap outputs returned by the backbone."""
+def test_streamed_taps_match_a_direct_forward(alexnet):
+    """Distances computed as each stage finishes (before in-place ReLUs run) equal those from tap
+    outputs returned by the backbone."""
     taps = sweep_taps(alexnet)
     scorer = TapScorer(alexnet, taps, {"flat-l2": make_measure("flat-l2"), "ssim": make_measure("ssim")})
     ref, dist = torch.rand(1, 3, 70, 80), torch.rand(3, 3, 70, 80)
@@ -64,14 +64,7 @@ def test_hooks_match_a_direct_forward(alexnet):
 
 
 def test_one_forward_per_chunk_and_per_reference(tid, alexnet, monkeypatch):
-    calls = []
-    original = type(alexnet).forward
-
-    def counting(self, x, taps=None):
-        calls.append(x.shape[0])
-        return original(self, x, taps)
-
-    monkeypatch.setattr(type(alexnet), "forward", counting)
+    calls = count_network_passes(monkeypatch, alexnet)
     scores = sweep_backbone(tid, alexnet, measures=["flat-l2"], resize=64, batch_size=4)
     # 3 references, 6 distorted images each: chunks of 4 and 2 -> per reference 1 + 2 passes.
     assert calls == [1, 4, 2] * 3
@@ -108,11 +101,7 @@ def test_resume_reuses_partial_results(tid, alexnet, tmp_path, monkeypatch):
     chunk_files = sorted(tmp_path.glob("*/c*.csv"))
     assert len(chunk_files) == 6
     chunk_files[-1].unlink()  # as if interrupted before the last chunk
-    calls = []
-    original = type(alexnet).forward
-    monkeypatch.setattr(
-        type(alexnet), "forward", lambda self, x, taps=None: calls.append(x.shape[0]) or original(self, x, taps)
-    )
+    calls = count_network_passes(monkeypatch, alexnet)
     second = sweep_backbone(tid, alexnet, measures=["mse"], resize=64, batch_size=4, partial_dir=tmp_path)
     assert calls == [1, 2]  # only the missing chunk (with its reference) ran again
     pd.testing.assert_frame_equal(first.reset_index(drop=True), second.reset_index(drop=True), check_exact=False)

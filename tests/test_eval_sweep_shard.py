@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from _eval_fakes import make_tid
+from _eval_fakes import count_network_passes, make_tid
 
 from percept import RandomWeightsWarning, create_backbone
 from percept.cli import main
@@ -73,9 +73,8 @@ def test_jobs_merge_into_the_single_process_table(tid, tmp_path, monkeypatch):
     assert sorted(pd.concat([p.scores for p in parts])["pair"].unique()) == list(range(len(tid)))
     assert not (out / "scores.csv").exists()
 
-    calls = []
     backbone = net()
-    monkeypatch.setattr(type(backbone), "forward", lambda self, *a, **k: calls.append(1))
+    calls = count_network_passes(monkeypatch, backbone)
     merged = run_sweep(
         tid, [backbone], out_dir=out, taps=TAPS, measures=["flat-l2", "ssim"], baselines=("psnr",), plots=False
     )
@@ -113,13 +112,14 @@ def _rank(rank: int, port: int, root: str, out: str) -> None:
         db = load_database("tid2013", root)
         calls = []
         backbone = net()
-        original = type(backbone).forward
+        original = type(backbone)._iter_run
 
-        def counting(self, x, *args, **kwargs):
-            calls.append(x.shape[0])
-            return original(self, x, *args, **kwargs)
+        def counting(self, net, x, *args):
+            if not x.is_meta:  # not the size search, which runs without weights
+                calls.append(x.shape[0])
+            return original(self, net, x, *args)
 
-        type(backbone).forward = counting
+        type(backbone)._iter_run = counting
         scores = sweep_backbone(db, backbone, taps=TAPS, measures=["flat-l2"], batch_size=2)
         baselines = baseline_scores(db, ["psnr", "ssim"])
         scores.to_pickle(os.path.join(out, f"scores{rank}.pkl"))

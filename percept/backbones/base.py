@@ -11,7 +11,7 @@ asked for.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from percept.errors import InputError, SpecError, unknown_name
+from percept.errors import InputError, SpecError, TapError, unknown_name
 from percept.validation import check_images
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -204,16 +204,19 @@ class Backbone(nn.Module):
             return [m.eval() for _, m in self._stage_fn(model)], torch.device("meta")
         return [m for _, m in self._stages], torch.device("cpu")
 
-    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, torch.Tensor]:
-        """Run ``net`` (see :meth:`_network`) on a preprocessed batch up to stage ``last``; the raw outputs
-        of the stages in ``wanted``. Subclasses that run their network otherwise override this pair."""
-        found: dict[int, torch.Tensor] = {}
+    def _iter_run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> Iterator[tuple[int, Any]]:
+        """Run ``net`` (see :meth:`_network`) on a preprocessed batch up to stage ``last``, yielding
+        ``(stage index, raw output)`` for the stages in ``wanted`` as each finishes, shallow to deep.
+        Subclasses that run their network otherwise override this and :meth:`_network`."""
         for i in range(last + 1):
             x = net[i](x)
             if i in wanted:
                 # An in-place activation next would overwrite this tap's output.
-                found[i] = x.clone() if i < last and getattr(net[i + 1], "inplace", False) else x
-        return found
+                yield i, (x.clone() if i < last and getattr(net[i + 1], "inplace", False) else x)
+
+    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, Any]:
+        """:meth:`_iter_run` collected: ``{stage index: raw output}``."""
+        return dict(self._iter_run(net, x, last, wanted))
 
     def _trace_shapes(self) -> list[tuple[int, int]]:
         """(channels, reduction) of every stage output, traced once at ``input_size`` (else 224)."""
@@ -345,8 +348,70 @@ class Backbone(nn.Module):
                 f"({self.interpolation}, antialiased) on the way in"
             )
 
+    def iter_taps(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+        """Run ``x`` once up to the deepest of ``taps``, yielding each tap's map as its stage finishes.
+
+        The one way every part of percept reads taps (:meth:`forward`, the pipeline, the research
+        toolkit): each tap's output is converted to an ``(N, C, h, w)`` map (a transformer's tokens, a
+        channels-last map, a pyramid's ``(band, lowpass)`` pair), and a consumer that is done with a
+        map before asking for the next one never holds two stages' outputs at once (in the spirit of
+        timm's ``forward_intermediates``). Networks that compute their taps in one call (timm models
+        run through ``forward_intermediates``) yield them in turn after that call.
+
+        Args:
+            x: ``(N, 1 or 3, H, W)`` images in ``input_range`` (not validated here; see
+                :meth:`check_input`).
+            taps: tap names or module paths; ``None`` or ``["all"]`` for the canonical taps. Two names
+                of one stage each get the same map.
+
+        Yields:
+            ``(tap name, (N, C_tap, H_tap, W_tap) map)``, shallow to deep (stage order; names of one
+            stage in the order asked for).
+
+        Raises:
+            InputError: a ``fixed_size`` network without ``resize`` got another size.
+            TapError: the network finished without producing a tap asked for (names backbone and tap).
+
+        Example:
+            >>> bb = create_backbone("alexnet", weights=None)  # doctest: +SKIP
+            >>> x = torch.rand(1, 3, 64, 64)  # doctest: +SKIP
+            >>> [(k, tuple(v.shape)) for k, v in bb.iter_taps(x, ["conv2", "conv1"])]  # doctest: +SKIP
+            [('conv1', (1, 64, 15, 15)), ('conv2', (1, 192, 7, 7))]
+        """
+        return self._iter_taps(x, self.resolve_taps(taps))
+
+    def _iter_taps(self, x: torch.Tensor, infos: Sequence[TapInfo]) -> Iterator[tuple[str, torch.Tensor]]:
+        self._check_size(x)
+        wanted: dict[int, list[str]] = {}
+        for info in infos:
+            names = wanted.setdefault(info.index, [])
+            if info.name not in names:
+                names.append(info.name)
+        h = self.preprocess(x)
+        size = (int(h.shape[-2]), int(h.shape[-1]))
+        seen: set[int] = set()
+        for i, output in self._iter_run(self._network()[0], h, max(wanted), set(wanted)):
+            if i not in wanted or i in seen:
+                continue
+            seen.add(i)
+            feature = self._tap_map(i, output, size)
+            if not isinstance(feature, torch.Tensor) or feature.dim() != 4:
+                got = tuple(feature.shape) if isinstance(feature, torch.Tensor) else type(feature).__name__
+                raise TapError(
+                    f"backbone {self.name!r}: tap {wanted[i][0]!r} (stage {self._paths[i]!r}) gave {got}, not an "
+                    "(N, C, h, w) map"
+                )
+            for tap_name in wanted[i]:
+                yield tap_name, feature
+        missing = [n for i, names in sorted(wanted.items()) if i not in seen for n in names]
+        if missing:
+            raise TapError(
+                f"backbone {self.name!r} ran without producing tap(s) {missing}: its network never reached those "
+                "stages (a plugin's _iter_run must yield every stage asked for)"
+            )
+
     def forward(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Run ``x`` up to the deepest of ``taps`` and return each tap's output.
+        """Run ``x`` up to the deepest of ``taps`` and return each tap's output (:meth:`iter_taps`, collected).
 
         Args:
             x: ``(N, 1 or 3, H, W)`` images in ``input_range``; not validated here (see
@@ -364,19 +429,8 @@ class Backbone(nn.Module):
             >>> {k: v.shape for k, v in bb(torch.rand(1, 3, 64, 64), ["conv1"]).items()}  # doctest: +SKIP
             {'conv1': torch.Size([1, 64, 15, 15])}
         """
-        self._check_size(x)
         infos = self.resolve_taps(taps)
-        wanted: dict[int, list[str]] = {}
-        for info in infos:
-            wanted.setdefault(info.index, []).append(info.name)
-        h = self.preprocess(x)
-        size = (int(h.shape[-2]), int(h.shape[-1]))
-        outputs = self._run(self._network()[0], h, max(wanted), set(wanted))
-        found: dict[str, torch.Tensor] = {}
-        for i, names in wanted.items():
-            keep = self._tap_map(i, outputs[i], size)
-            for tap_name in names:
-                found[tap_name] = keep
+        found = dict(self._iter_taps(x, infos))
         return {info.name: found[info.name] for info in infos}
 
 

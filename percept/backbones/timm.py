@@ -41,7 +41,7 @@ timm-format file, ``weights=None`` gives random weights.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -291,12 +291,13 @@ class IntermediatesBackbone(Backbone):
             return model.eval(), torch.device("meta")
         return self.model, torch.device("cpu")
 
-    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, torch.Tensor]:
+    def _iter_run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        # timm computes every intermediate in one call; they are handed on in turn.
         indices = sorted(wanted)
         outputs = net.forward_intermediates(
             x, indices=indices, norm=False, stop_early=True, output_fmt="NCHW", intermediates_only=True
         )
-        return dict(zip(indices, outputs, strict=True))
+        yield from zip(indices, outputs, strict=True)
 
 
 def _intermediate_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from percept.errors import InputError, SpecError, unknown_name
+from percept.distances.ssim import ssim_per_map
+from percept.errors import InputError, SpecError, TapError, unknown_name
 from percept.eval.datasets import IQADatabase
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,51 +71,6 @@ BASELINES = ("psnr", "ssim", "ms-ssim")
 SIMILARITY_BASELINES = {"psnr", "ssim", "ms-ssim"}
 
 # -- measures on features ------------------------------------------------------------------------------
-
-
-def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
-    coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim_per_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = 11) -> torch.Tensor:
-    """SSIM between corresponding feature maps, one value per map.
-
-    Args:
-        a: ``(1 or N, C, H, W)`` features (a batch of one is broadcast, as a reference).
-        b: ``(N, C, H, W)`` features.
-        data_range: ``L`` in ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``.
-        window: Gaussian window side (sigma 1.5), shrunk to the largest odd size that fits the map;
-            the SSIM map is computed where the window fits ("valid") and averaged.
-
-    Returns:
-        ``(N, C)`` SSIM in [-1, 1] (1: identical maps).
-
-    Example:
-        >>> x = torch.rand(2, 4, 16, 16)
-        >>> torch.allclose(ssim_per_map(x, x), torch.ones(2, 4))
-        True
-    """
-    if a.dim() != 4 or b.dim() != 4 or a.shape[1:] != b.shape[1:]:
-        raise InputError(f"expected two (N, C, H, W) feature maps of one shape, got {tuple(a.shape)}, {tuple(b.shape)}")
-    a, b = a.float(), b.float()
-    n, c, h, w = b.shape
-    size = min(window, h, w)
-    size = size if size % 2 == 1 else size - 1
-    g = _gaussian_window(size, 1.5, b.device, b.dtype)
-    a = a.expand(n, -1, -1, -1)
-
-    # The five local statistics go through one depthwise (separable) Gaussian convolution.
-    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    k = 5 * c
-    blurred = F.conv2d(stacked, g.view(1, 1, 1, -1).expand(k, 1, 1, size), groups=k)
-    blurred = F.conv2d(blurred, g.view(1, 1, -1, 1).expand(k, 1, size, 1), groups=k)
-    mu_a, mu_b, aa, bb, ab = blurred.split(c, dim=1)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    saa, sbb, sab = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return s.mean(dim=(2, 3))
 
 
 def mse_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -174,19 +130,20 @@ def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _meanstd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # The meanstd readout's statistics (population std, sqrt(var + 1e-8)): sqrt of raw ``meanstd/l2``.
+    from percept.readouts.descriptors import channel_mean_std
+
     def describe(x: torch.Tensor) -> torch.Tensor:
-        x = x.float().flatten(2)
-        return torch.cat([x.mean(2), x.std(2, unbiased=False)], 1)
+        return torch.cat(channel_mean_std(x.float()), 1)
 
     return (describe(a) - describe(b)).pow(2).sum(1).sqrt()
 
 
 def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    def gram(x: torch.Tensor) -> torch.Tensor:
-        x = x.float().flatten(2)
-        return x @ x.transpose(1, 2) / x.shape[2]
+    # The gram readout's matrices: sqrt of ``gram/l2``.
+    from percept.readouts.descriptors import gram_matrix
 
-    return (gram(a) - gram(b)).pow(2).flatten(1).sum(1).sqrt()
+    return (gram_matrix(a.float()) - gram_matrix(b.float())).pow(2).sum(1).sqrt()
 
 
 MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -253,28 +210,35 @@ def sweep_taps(backbone: Backbone, taps: Sequence[str] | None = None) -> list[Sw
     """The taps a sweep visits: the input (depth 0) and every stage output, or the ``taps`` named.
 
     Each stage is named by its finer tap name where the backbone has one (``relu3_3``), else its
-    module path; ``canonical`` marks the stages behind the backbone's canonical taps.
+    canonical name (ResNet's ``layer2`` for the last block of that layer), else its module path;
+    ``canonical`` marks the stages behind the backbone's canonical taps. ``depth`` is the stage's
+    position (1 for the first stage), whatever name it was asked by. A name given twice, or two names
+    of one stage, are one tap.
 
     Example:
         >>> [t.name for t in sweep_taps(create_backbone("alexnet", weights=None))][:4]  # doctest: +SKIP
         ['input', 'features.0', 'relu1', 'pool1']
     """
-    by_module: dict[str, list] = {}
+    by_index: dict[int, list] = {}
     for info in backbone.feature_info:
-        by_module.setdefault(info.module, []).append(info)
+        by_index.setdefault(info.index, []).append(info)
     paths = backbone.module_paths
     chosen = [INPUT_TAP, *paths] if taps is None or list(taps) == ["all"] else list(taps)
-    out = []
+    out: list[SweepTap] = []
+    seen: set[tuple[str, int]] = set()
     for name in chosen:
         if name == INPUT_TAP:
-            out.append(SweepTap(INPUT_TAP, "", 0, False))
-            continue
-        info = backbone.tap_info(name)
-        infos = by_module.get(info.module, [])
-        fine = [i.name for i in infos if not i.canonical]
-        named = fine or [i.name for i in infos]
-        display = name if name != info.module else (named[0] if named else info.module)
-        out.append(SweepTap(display, info.module, info.index + 1, any(i.canonical for i in infos)))
+            tap = SweepTap(INPUT_TAP, "", 0, False)
+        else:
+            info = backbone.tap_info(name)
+            infos = by_index.get(info.index, [])
+            fine = [i.name for i in infos if not i.canonical]
+            named = fine or [i.name for i in infos]
+            display = name if name != paths[info.index] else (named[0] if named else name)
+            tap = SweepTap(display, paths[info.index], info.index + 1, any(i.canonical for i in infos))
+        if (tap.name, tap.depth) not in seen:
+            seen.add((tap.name, tap.depth))
+            out.append(tap)
     return out
 
 
@@ -286,8 +250,9 @@ class TapScorer:
         taps: from :func:`sweep_taps`.
         measures: ``{name: f(a, b) -> (N,)}`` or per-map ``(N, C)`` functions.
 
-    :meth:`set_reference` runs the reference once and keeps its tap outputs; :meth:`score` runs a
-    distorted batch once, comparing each stage's output with the reference's in a forward hook.
+    :meth:`set_reference` runs the reference once and keeps its tap maps; :meth:`score` runs a distorted
+    batch once through :meth:`~percept.backbones.base.Backbone.iter_taps`, comparing each tap's map with
+    the reference's as its stage finishes, so no map of the batch outlives its comparison.
 
     Example:
         >>> scorer = TapScorer(bb, sweep_taps(bb), {"flat-l2": make_measure("flat-l2")})  # doctest: +SKIP
@@ -299,25 +264,28 @@ class TapScorer:
         self.backbone = backbone
         self.taps = list(taps)
         self.measures = measures
+        # Stage taps by module path (what the backbone is asked for); several names may share one stage.
         self._module_taps: dict[str, list[SweepTap]] = {}
         for tap in self.taps:
             if tap.module:
                 self._module_taps.setdefault(tap.module, []).append(tap)
-        self._deepest = max((t.module for t in self.taps if t.module), key=lambda m: backbone.tap_info(m).index,
-                            default=None)  # fmt: skip
         self._reference: dict[str, torch.Tensor] | None = None
 
     @torch.no_grad()
     def set_reference(self, ref: torch.Tensor) -> None:
-        """Run the reference ``(1, C, H, W)`` in [0, 1] and keep every tap's output."""
+        """Run the reference ``(1, C, H, W)`` in [0, 1] and keep every tap's map."""
         self._reference = {INPUT_TAP: ref}
-        if self._deepest is not None:
-            feats = self.backbone(ref, list(self._module_taps))
-            self._reference.update(feats)
+        if self._module_taps:
+            self._reference.update(self.backbone.iter_taps(ref, list(self._module_taps)))
 
     @torch.no_grad()
     def score(self, dist: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
-        """Distances of a batch ``(N, C, H, W)`` to the reference, ``{(tap name, measure): (N,) or (N, C)}``."""
+        """Distances of a batch ``(N, C, H, W)`` to the reference, ``{(tap name, measure): (N,) or (N, C)}``.
+
+        Raises:
+            TapError: a tap yielded no map (names the backbone and the tap), so a sweep never has fewer
+                rows than pairs x taps x measures without saying why.
+        """
         if self._reference is None:
             raise RuntimeError("call set_reference before score")
         ref = self._reference
@@ -333,26 +301,15 @@ class TapScorer:
                 for name, fn in self.measures.items():
                     out[(tap.name, name)] = fn(ref[key], features).detach().cpu()
 
-        if any(t.name == INPUT_TAP for t in self.taps):
-            compare(INPUT_TAP, [t for t in self.taps if t.name == INPUT_TAP], dist)
-        if self._deepest is None:
-            return out
-        handles = []
-        for module_path, taps in self._module_taps.items():
-            module = self.backbone.model.get_submodule(module_path)
-            done = [False]
-
-            def hook(mod, args, output, taps=taps, key=module_path, done=done):
-                if not done[0]:  # a module called twice in one pass counts once: its stage output
-                    done[0] = True
-                    compare(key, taps, output)
-
-            handles.append(module.register_forward_hook(hook))
-        try:
-            self.backbone(dist, [self._deepest])
-        finally:
-            for handle in handles:
-                handle.remove()
+        inputs = [t for t in self.taps if t.name == INPUT_TAP]
+        if inputs:
+            compare(INPUT_TAP, inputs, dist)
+        if self._module_taps:
+            for module, features in self.backbone.iter_taps(dist, list(self._module_taps)):
+                compare(module, self._module_taps[module], features)
+        missing = [t.name for t in self.taps if any((t.name, m) not in out for m in self.measures)]
+        if missing:
+            raise TapError(f"backbone {self.backbone.name!r} gave no value for tap(s) {missing}")
         return out
 
 
