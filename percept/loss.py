@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from percept.ops import fused_setting
 from percept.pipeline import Pipeline, build_pipeline
 from percept.spec import Spec
 
@@ -67,6 +68,7 @@ class PerceptualLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
+        fused_setting()  # a bad $PERCEPT_FUSED fails here, once, not on every call
         self.pipeline: Pipeline = build_pipeline(
             spec,
             weights=weights,

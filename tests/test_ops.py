@@ -200,6 +200,50 @@ def test_bad_mode(monkeypatch):
         choose_backend(torch.zeros(1, 1, 1, 1))
 
 
+@pytest.mark.parametrize("value", ["fast", "2", "cuda", " eagerly "])
+def test_unknown_setting_is_one_input_error_naming_the_allowed_values(monkeypatch, value):
+    from percept.errors import InputError
+    from percept.ops import SETTINGS, fused_setting
+
+    monkeypatch.setenv("PERCEPT_FUSED", value)
+    with pytest.raises(InputError) as info:
+        fused_setting()
+    message = str(info.value)
+    assert repr(value) in message and all(s in message for s in SETTINGS), message
+    assert info.value.__cause__ is None and info.value.__context__ is None  # one error, no chained traceback
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", "auto"), ("  ", "auto"), ("AUTO", "auto"), ("Off", "0"),
+                                                 ("yes", "1"), ("Compiled", "compiled")])  # fmt: skip
+def test_empty_setting_is_the_default(monkeypatch, value, expected):
+    from percept.ops import fused_setting
+
+    monkeypatch.setenv("PERCEPT_FUSED", value)
+    assert fused_setting() == expected
+    x = torch.zeros(2, 8, 4, 4)
+    if expected == "auto":
+        monkeypatch.delenv("PERCEPT_FUSED")
+        unset = choose_backend(x)
+        monkeypatch.setenv("PERCEPT_FUSED", value)
+        assert choose_backend(x) == unset
+
+
+def test_unknown_backend_argument(monkeypatch):
+    from percept.errors import InputError
+
+    with pytest.raises(InputError, match="backend must be one of"):
+        feature_distance(torch.zeros(1, 2), torch.zeros(1, 2), backend="fast")
+
+
+def test_loss_fails_at_construction_not_per_call(monkeypatch):
+    import percept
+    from percept.errors import InputError
+
+    monkeypatch.setenv("PERCEPT_FUSED", "fused")
+    with pytest.raises(InputError, match="PERCEPT_FUSED must be one of"):
+        percept.PerceptualLoss("alexnet:conv1", weights=None)
+
+
 def test_backends_listed():
     assert set(BACKENDS) == {"reference", "eager", "compiled", "triton"}
 

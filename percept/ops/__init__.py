@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 
 from percept.errors import InputError
-from percept.ops.fused import BACKENDS, FeatureDistanceFunction, choose_backend, fused_feature_distance
+from percept.ops.fused import (
+    BACKENDS,
+    SETTINGS,
+    FeatureDistanceFunction,
+    choose_backend,
+    fused_feature_distance,
+    fused_setting,
+)
 from percept.ops.reference import KINDS, feature_distance_reference, unit_normalize
 
 
@@ -63,9 +70,11 @@ def feature_distance(
 __all__ = [
     "BACKENDS",
     "KINDS",
+    "SETTINGS",
     "FeatureDistanceFunction",
     "choose_backend",
     "feature_distance",
     "feature_distance_reference",
+    "fused_setting",
     "unit_normalize",
 ]

@@ -15,13 +15,16 @@ Every backend but ``reference`` saves only the two inputs, the weight and ``(N, 
 statistics for backward.
 
 ``PERCEPT_FUSED`` picks: ``0`` the reference, ``1`` the fused function (triton on CUDA, compiled on
-CPU), ``auto`` (default) the same as ``1`` except that CPU inputs below
+CPU), ``auto`` (default; also an empty value) the same as ``1`` except that CPU inputs below
 :data:`COMPILE_MIN_ELEMENTS` run eagerly, where compiling does not pay. ``reference``, ``eager``,
-``compiled`` and ``triton`` name a backend outright.
+``compiled`` and ``triton`` name a backend outright. Any other value is an
+:class:`~percept.errors.InputError` naming these (:func:`fused_setting`, which
+:class:`~percept.PerceptualLoss` calls at construction, so a typo fails once, before any image is scored).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import types
@@ -30,6 +33,7 @@ from collections.abc import Callable
 
 import torch
 
+from percept.errors import InputError
 from percept.ops.fused_torch import fused_backward_torch, fused_forward_torch
 
 BACKENDS = ("reference", "eager", "compiled", "triton")
@@ -75,6 +79,41 @@ def _interpret() -> bool:
     return os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
+SETTINGS = ("auto", "0", "1", *BACKENDS)
+"""What ``$PERCEPT_FUSED`` accepts (case-insensitive; an empty or unset variable means ``auto``)."""
+_ALIASES = {"": "auto", "false": "0", "off": "0", "no": "0", "true": "1", "on": "1", "yes": "1"}
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_setting(raw: str, source: str) -> str:
+    mode = raw.strip().lower()
+    mode = _ALIASES.get(mode, mode)
+    if mode not in SETTINGS:
+        raise InputError(
+            f"{source} must be one of auto (the default; also empty), 0 (the reference), 1 (the fused op), "
+            f"{', '.join(BACKENDS)}; got {raw!r}"
+        )
+    return mode
+
+
+def fused_setting(requested: str | None = None) -> str:
+    """The fused-op setting in force: ``requested`` if given, else ``$PERCEPT_FUSED`` (unset or empty:
+    ``"auto"``), normalised to one of :data:`SETTINGS`.
+
+    Call it once at start-up to fail early: :class:`~percept.PerceptualLoss` does so at construction.
+
+    Raises:
+        InputError: an unknown value, naming the allowed ones.
+
+    Example:
+        >>> fused_setting("Eager"), fused_setting("off")
+        ('eager', '0')
+    """
+    if requested is not None:
+        return _parse_setting(requested, "backend")
+    return _parse_setting(os.environ.get("PERCEPT_FUSED", ""), "PERCEPT_FUSED")
+
+
 def choose_backend(x: torch.Tensor, requested: str | None = None) -> str:
     """The backend for input ``x``: from ``requested``, else ``$PERCEPT_FUSED`` (see the module doc).
 
@@ -82,13 +121,11 @@ def choose_backend(x: torch.Tensor, requested: str | None = None) -> str:
         >>> choose_backend(torch.zeros(1, 8, 4, 4), "eager")
         'eager'
     """
-    mode = (requested or os.environ.get("PERCEPT_FUSED", "auto")).strip().lower()
+    mode = fused_setting(requested)
     if mode in BACKENDS:
         return mode
-    if mode in ("0", "false", "off", "no"):
+    if mode == "0":
         return "reference"
-    if mode not in ("1", "true", "on", "yes", "auto"):
-        raise ValueError(f"PERCEPT_FUSED must be 0, 1, auto or one of {BACKENDS}, got {mode!r}")
     if x.is_cuda and triton_available():
         return "triton"
     if x.device.type == "cpu" and (mode != "auto" or x.numel() >= COMPILE_MIN_ELEMENTS) and not _compile_failed:
