@@ -82,6 +82,9 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
                         help="backbone weights: a tag ('imagenet'), a state_dict file, or 'none' (random: "
                         "the scores then mean nothing)")  # fmt: skip
     parser.add_argument("--resize", default=None, help="resize images to SIDE or HEIGHTxWIDTH (default: native)")
+    parser.add_argument("--network-resize", action="store_true",
+                        help="networks that run at one input size only (MaxViT, LeViT, BEiT) resize every image to "
+                        "that size on the way in (create_backbone's resize=True); others run as usual")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="distorted images per forward pass (default 8)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -118,6 +121,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         progress=not args.no_progress,
         shard=_shard(args.shard),
+        network_resize=args.network_resize,
     )
     if args.shard:
         chunks = result.scores[["backbone", "pair"]].drop_duplicates()
@@ -176,6 +180,24 @@ def add_commands(subparsers) -> None:
     _add_visualize(subparsers)
 
 
+def _map_scores_config(args: argparse.Namespace, db) -> dict:
+    """What a cached map_scores.npz must have been computed from to be reused: database (name, pairs, first
+    and last image), backbone, taps asked for, measure, weights (a file: its size and modification time),
+    image resize and network resize."""
+    import json
+    import os
+
+    weights = _weights(args.weights)
+    if weights is not None and os.path.isfile(weights):
+        stat = os.stat(weights)
+        weights = f"{os.path.abspath(weights)}:{stat.st_size}:{stat.st_mtime_ns}"
+    table = db.table
+    config = {"database": [db.name, len(db), str(table["dist"].iloc[0]), str(table["dist"].iloc[-1])],
+              "backbone": args.backbone, "taps": _split(args.taps), "measure": args.measure, "weights": weights,
+              "resize": _resize(args.resize), "network_resize": bool(args.network_resize)}  # fmt: skip
+    return json.loads(json.dumps(config))  # as it reads back from the file
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
     from pathlib import Path
@@ -188,26 +210,36 @@ def cmd_select(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "map_scores.npz"
     scores = None
+    config = _map_scores_config(args, db)
     if cache.exists() and not args.recompute:
-        scores = MapScores.load(cache)
-        taps = _split(args.taps)
-        if (scores.backbone, scores.database, scores.measure, scores.matrix.shape[0]) != (
-            args.backbone, db.name, args.measure, len(db)
-        ) or (taps and list(dict.fromkeys(scores.taps)) != taps):  # fmt: skip
+        try:
+            scores = MapScores.load(cache)
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # unreadable or foreign: computed again
+            print(f"{cache} cannot be read ({type(exc).__name__}); computing it again", file=sys.stderr)
             scores = None
-        else:
+        if scores is not None and scores.config != config:
+            print(f"{cache} was computed with other settings; computing it again", file=sys.stderr)
+            scores = None
+        elif scores is not None:
             print(f"reusing {cache} (--recompute to compute it again)", file=sys.stderr)
     if scores is None:
         scores = map_scores(
             db, args.backbone, taps=_split(args.taps), measure=args.measure, weights=_weights(args.weights),
             resize=_resize(args.resize), batch_size=args.batch_size, workers=args.workers, device=args.device,
-            progress=not args.no_progress,
+            progress=not args.no_progress, network_resize=args.network_resize,
         )  # fmt: skip
+        scores.config = config
         scores.save(cache)
+    folds = args.folds
+    references = db.table["ref_id"].nunique()
+    if folds and folds > references:
+        folds = references if references >= 2 else 0
+        print(f"{references} reference image(s): cross-validation with {folds} folds instead of {args.folds}"
+              + ("" if folds else " (none: it needs 2 references)"), file=sys.stderr)  # fmt: skip
     options = dict(criterion=args.criterion, tol=args.tol, max_maps=args.max_maps, screen=args.screen or None)
     selection = forward_select(scores, db, **options)
-    if args.folds:
-        selection.cv = cross_validate(scores, db, folds=args.folds, seed=args.seed, **options)
+    if folds:
+        selection.cv = cross_validate(scores, db, folds=folds, seed=args.seed, **options)
         selection.cv.to_csv(out / "cv.csv", index=False)
     selection.path.to_csv(out / "path.csv", index=False)
     selection.save(out / "selection.json")
@@ -222,7 +254,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     )
     if selection.cv is not None:
         cv = selection.cv
-        print(f"{args.folds}-fold cross-validation by reference (test pairs):")
+        print(f"{folds}-fold cross-validation by reference (test pairs):")
         print(cv[["fold", "maps", "test_srocc", "test_plcc_logistic", "all_maps_test_srocc",
                   "all_maps_test_plcc_logistic"]].to_string(**fmt))  # fmt: skip
     print(f"wrote {out / 'selection.json'} (load: PerceptualLoss('map-selection', selection=FILE))",
@@ -272,6 +304,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     errors = channel_errors(
         db, args.backbone, taps=_split(args.taps), weights=_weights(args.weights), resize=_resize(args.resize),
         batch_size=args.batch_size, workers=args.workers, device=args.device, progress=not args.no_progress,
+        network_resize=args.network_resize,
     )  # fmt: skip
     errors.save(out / "channel_errors.npz")
     result = finetune(errors, db, loss=args.loss, epochs=args.epochs, lr=args.lr, patience=args.patience,
@@ -311,10 +344,10 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     """``percept visualize``: activation maximisation and top patches of one map, saved as an image grid."""
     from pathlib import Path
 
-    from percept.backbones.factory import create_backbone
+    from percept.eval.sweep import build_backbone
     from percept.eval.visualize import activation_maximization, save_grid, top_patches
 
-    net = create_backbone(args.backbone, weights=_weights(args.weights))
+    net = build_backbone(args.backbone, weights=_weights(args.weights), network_resize=args.network_resize)
     tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
     if args.images:
         patches, peaks, files = top_patches(net, args.tap, args.channel, args.images, k=args.k)
@@ -339,5 +372,7 @@ def _add_visualize(subparsers) -> None:
     vis.add_argument("--size", type=int, default=128, help="side of the synthesised image (default 128)")
     vis.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (default 200)")
     vis.add_argument("--weights", default="imagenet", help="backbone weights: a tag, a file, or 'none'")
+    vis.add_argument("--network-resize", action="store_true",
+                     help="a network that runs at one input size only resizes images to it (resize=True)")  # fmt: skip
     vis.add_argument("--out", default="map.png", help="output PNG (default map.png)")
     vis.set_defaults(func=cmd_visualize)

@@ -45,8 +45,8 @@ def channel_errors(db: IQADatabase, backbone, *, taps: Sequence[str] | None = No
         db: the database.
         backbone: a name or a built backbone.
         taps: tap names (default: the backbone's canonical taps, the LPIPS ones for VGG/AlexNet).
-        **kwargs: ``weights``, ``resize``, ``batch_size``, ``workers``, ``device``, ``progress`` as
-            :func:`percept.eval.select.map_scores`.
+        **kwargs: ``weights``, ``resize``, ``batch_size``, ``workers``, ``device``, ``progress``,
+            ``network_resize`` as :func:`percept.eval.select.map_scores`.
 
     Returns:
         :class:`~percept.eval.select.MapScores` with ``measure="unit-l2"`` (a distance per channel).
@@ -55,11 +55,11 @@ def channel_errors(db: IQADatabase, backbone, *, taps: Sequence[str] | None = No
         >>> channel_errors(db, "alexnet", weights=None).matrix.shape  # doctest: +SKIP
         (3000, 1152)
     """
-    from percept.backbones.factory import create_backbone
     from percept.eval.select import map_scores
+    from percept.eval.sweep import build_backbone
 
     weights = kwargs.pop("weights", "imagenet")
-    net = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
+    net = build_backbone(backbone, weights=weights, network_resize=kwargs.pop("network_resize", False))
     scores = map_scores(db, net, taps=list(taps) if taps else net.canonical_taps, measure="unit-l2", **kwargs)
     scores.weights = None if weights is None else str(weights)
     return scores
@@ -223,7 +223,7 @@ def finetune(
     for tap in dict.fromkeys(errors.taps):
         weights[tap] = w[taps == tap]
     meta = dict(backbone=errors.backbone, weights_source=errors.weights, resize=errors.resize,
-                database=errors.database, loss=loss)  # fmt: skip
+                database=errors.database, loss=loss, network_resize=errors.network_resize)  # fmt: skip
     return FinetuneResult(weights, report, history, splits, meta)
 
 
@@ -248,6 +248,7 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
 
     if isinstance(result, FinetuneResult):
         data = {"backbone": result.meta["backbone"], "weights_source": result.meta["weights_source"],
+                "network_resize": result.meta.get("network_resize", False),
                 "weights": {t: w.tolist() for t, w in result.weights.items()}}  # fmt: skip
     else:
         try:
@@ -257,7 +258,8 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
         if data.get("format") != FORMAT:
             raise InputError(f"'{result}' is not a channel-weights file (expected format {FORMAT!r})")
     source = data.get("weights_source") if weights == "from-file" else weights
-    backbone = create_backbone(data["backbone"], weights=source, input_range=input_range)
+    options = {"resize": True} if data.get("network_resize") else {}
+    backbone = create_backbone(data["backbone"], weights=source, input_range=input_range, **options)
     taps = list(data["weights"])
     readouts = [
         ChannelWeightedReadout(backbone.tap_info(t).channels, torch.tensor(data["weights"][t]), normalize=True)

@@ -76,6 +76,8 @@ class MapScores:
         measure: ``"ssim"`` (a similarity: 1 for identical maps), ``"mse"`` or ``"unit-l2"`` (distances).
         backbone, weights, resize: how the features were made (saved with a selection).
         database: the database's name.
+        network_resize: the backbone was built with ``resize=True`` (a network that runs at one input
+            size only; see :func:`percept.eval.sweep.build_backbone`).
     """
 
     matrix: np.ndarray
@@ -86,6 +88,8 @@ class MapScores:
     weights: str | None = None
     resize: Any = None
     database: str = ""
+    network_resize: bool = False
+    config: dict | None = None  # what the CLI computed it from (its cache key)
 
     @property
     def similarity(self) -> bool:
@@ -96,7 +100,8 @@ class MapScores:
         """Write an ``.npz`` file (matrix and metadata) that :meth:`load` reads back."""
         path = Path(path)
         meta = dict(taps=self.taps, channels=self.channels, measure=self.measure, backbone=self.backbone,
-                    weights=self.weights, resize=self.resize, database=self.database)  # fmt: skip
+                    weights=self.weights, resize=self.resize, database=self.database,
+                    network_resize=self.network_resize, config=self.config)  # fmt: skip
         np.savez(path, matrix=self.matrix, meta=json.dumps(meta))
         return path
 
@@ -131,6 +136,7 @@ def map_scores(
     workers: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    network_resize: bool = False,
 ) -> MapScores:
     """Compare every feature map of ``taps`` between each pair's reference and distorted image.
 
@@ -142,7 +148,8 @@ def map_scores(
         taps: tap names; default :func:`default_taps`.
         measure: ``"ssim"`` (SSIM between the two maps, as the study), ``"mse"``, or ``"unit-l2"``
             (squared difference of unit-normalised channels, the per-channel term of LPIPS).
-        weights, resize, batch_size, workers, device, progress: as :func:`percept.eval.sweep.sweep_backbone`.
+        weights, resize, batch_size, workers, device, progress, network_resize: as
+            :func:`percept.eval.sweep.sweep_backbone`.
 
     Returns:
         :class:`MapScores` with a ``(len(db), total channels)`` matrix.
@@ -152,10 +159,10 @@ def map_scores(
         >>> ms.matrix.shape  # doctest: +SKIP
         (3000, 256)
     """
-    from percept.backbones.factory import create_backbone
     from percept.eval.sweep import (
         TapScorer,
         _progress,
+        build_backbone,
         iterate_chunks,
         make_chunks,
         mse_per_map,
@@ -165,11 +172,8 @@ def map_scores(
 
     if measure not in PER_MAP:
         raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
-    if isinstance(backbone, str):
-        name, net = backbone, create_backbone(backbone, weights=weights)
-    else:
-        name, net = backbone.name, backbone
-    net = net.to(device).eval()
+    name = backbone if isinstance(backbone, str) else backbone.name
+    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
     tap_names = list(taps) if taps else default_taps(net)
     from percept.eval.sweep import sweep_taps
 
@@ -199,6 +203,7 @@ def map_scores(
         None if weights is None else str(weights),
         resize,
         db.name,
+        net.resize,
     )
 
 
@@ -446,7 +451,7 @@ def forward_select(
         "maps": n_maps,
     }
     meta = dict(backbone=scores.backbone, weights=scores.weights, measure=scores.measure, resize=scores.resize,
-                database=scores.database)  # fmt: skip
+                database=scores.database, network_resize=scores.network_resize)  # fmt: skip
     return Selection(
         chosen, [scores.taps[j] for j in chosen], [scores.channels[j] for j in chosen], pd.DataFrame(path_rows),
         criterion, baseline, meta,
@@ -604,7 +609,8 @@ def selection_pipeline(
     if data.get("measure", "ssim") != "ssim":
         raise SpecError(f"only SSIM selections load as a metric, this one used {data.get('measure')!r}")
     weights = data.get("weights") if weights == "from-file" else weights
-    backbone = create_backbone(data["backbone"], weights=weights, input_range=input_range)
+    options = {"resize": True} if data.get("network_resize") else {}
+    backbone = create_backbone(data["backbone"], weights=weights, input_range=input_range, **options)
     taps = list(data["maps"])
     if "input" in taps:
         raise SpecError("selections of input channels do not load as a metric")

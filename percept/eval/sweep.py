@@ -313,6 +313,31 @@ class TapScorer:
         return out
 
 
+def build_backbone(backbone: str | Backbone, *, weights="imagenet", network_resize: bool = False) -> Backbone:
+    """The backbone a toolkit function runs: a name built with ``weights``, or a built one as it is.
+
+    Args:
+        backbone: a registered name (``"resnet50"``, ``"timm.vit_small_patch16_224.dino"``) or a
+            :class:`~percept.backbones.base.Backbone`.
+        weights: as :func:`~percept.create_backbone` (``None``: random, with a warning).
+        network_resize: a network that runs at one input size only (MaxViT, LeViT, BEiT) is built
+            with ``resize=True``: every image is resized to that size on the way in (its
+            interpolation, antialiased). Other networks are built as usual.
+
+    Example:
+        >>> build_backbone("maxvit_t", weights=None, network_resize=True).resize  # doctest: +SKIP
+        True
+    """
+    from percept.backbones.factory import create_backbone
+
+    if not isinstance(backbone, str):
+        return backbone
+    net = create_backbone(backbone, weights=weights)
+    if network_resize and net.fixed_size and not net.resize:
+        net = create_backbone(backbone, weights=weights, resize=True)
+    return net
+
+
 # -- data --------------------------------------------------------------------------------------------
 
 
@@ -494,7 +519,7 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, unit="chunk")
 
 
-def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size) -> str:
+def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
     text = json.dumps(
         [
             db.name,
@@ -507,6 +532,7 @@ def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize,
             list(measures),
             resize,
             batch_size,
+            *(["network_resize"] if network_resize else []),
         ],
         default=str,
     )
@@ -527,6 +553,7 @@ def sweep_backbone(
     partial_dir: str | os.PathLike | None = None,
     progress: bool = False,
     shard: Shard | None = None,
+    network_resize: bool = False,
 ) -> pd.DataFrame:
     """Distances at every tap of one backbone for every pair of ``db``: a tidy DataFrame.
 
@@ -548,6 +575,7 @@ def sweep_backbone(
             ``None`` and ``torch.distributed`` is initialised with several processes, each rank
             computes its shard and the rows are gathered: every rank returns the whole table, in the
             order one process would give.
+        network_resize: see :func:`build_backbone` (a fixed-size network resizes every image to its size).
 
     Returns:
         Columns ``backbone, tap, module, depth, canonical, measure, pair, distance``.
@@ -557,14 +585,8 @@ def sweep_backbone(
     """
     import pandas as pd
 
-    from percept.backbones.factory import create_backbone
-
-    if isinstance(backbone, str):
-        name = backbone
-        net = create_backbone(backbone, weights=weights)
-    else:
-        name, net = backbone.name, backbone
-    net = net.to(device).eval()
+    name = backbone if isinstance(backbone, str) else backbone.name
+    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
     tap_list = sweep_taps(net, taps)
     fns = {m: make_measure(m) for m in measures}
     scorer = TapScorer(net, tap_list, fns)
@@ -574,7 +596,8 @@ def sweep_backbone(
     partial = None
     done: set[int] = set()
     if partial_dir is not None:
-        partial = Path(partial_dir) / f"{name}-{_config_key(db, name, weights, tap_list, measures, resize, batch_size)}"
+        key = _config_key(db, name, weights, tap_list, measures, resize, batch_size, net.resize)
+        partial = Path(partial_dir) / f"{name}-{key}"
         partial.mkdir(parents=True, exist_ok=True)
         done = {int(p.stem[1:]) for p in partial.glob("c*.csv")} & mine
     frames: dict[int, pd.DataFrame] = {}
@@ -799,6 +822,7 @@ def run_sweep(
     plots: bool = True,
     progress: bool = False,
     shard: Shard | None = None,
+    network_resize: bool = False,
 ) -> SweepResult:
     """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
 
@@ -807,7 +831,8 @@ def run_sweep(
         backbones: registered backbone names.
         out_dir: where ``pairs.csv``, ``scores.csv``, ``correlations.csv``, ``partial/`` and the plots go
             (``None``: nothing written, nothing resumed).
-        taps, measures, weights, resize, batch_size, workers, device: see :func:`sweep_backbone`.
+        taps, measures, weights, resize, batch_size, workers, device, network_resize: see
+            :func:`sweep_backbone`.
         baselines: reference metrics (see :func:`baseline_scores`); ``()`` for none.
         bootstrap: resamples of references for SROCC intervals (0: none).
         plots: draw ``depth_<measure>.png`` (all backbones) and ``depth_<backbone>.png``.
@@ -857,6 +882,7 @@ def run_sweep(
                 partial_dir=None if out is None else out / "partial",
                 progress=progress,
                 shard=shard,
+                network_resize=network_resize,
             )
         )
     if shard is not None:
