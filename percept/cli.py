@@ -9,11 +9,13 @@
     percept demo [--backbone B] [--weights W] [--levels L] [--size S] [--images ...] [--out DIR]
 
 Exit codes: 0 success; 2 an error percept reports (bad spec, missing weights, unreadable image,
-images of different sizes, an image without a partner in folder mode, bad arguments), printed as
+images of different sizes, an image without a partner in folder mode, bad arguments, an output that
+cannot be written: full disk, read-only folder, an output path that is one of the inputs), printed as
 ``percept: error: <message>`` without a traceback; 1 ``list`` matched nothing or ``plugins`` found a
 plugin it had to skip. ``score`` on folders scores every pair it can: one that fails is named on
 stderr (and under ``errors`` with ``--json``) while the others are still scored and written, also
-when the run is interrupted.
+when the run is interrupted. Every file is written whole or not at all (:mod:`percept.io`): a
+temporary file in the same folder, renamed into place once complete.
 
 Heavy modules (torch, torchvision) load inside the commands, so ``percept --help`` is quick.
 """
@@ -228,14 +230,13 @@ def _device(text: str | None) -> torch.device:
 
 @contextlib.contextmanager
 def _open_output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""
     if path is None:
         yield sys.stdout
         return
-    try:
-        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below, after partial writes too
-    except OSError as exc:
-        raise InputError(f"cannot write output file '{path}': {exc.strerror or exc}") from None
-    with handle:
+    from percept.io import atomic_write
+
+    with atomic_write(path, "w") as handle:
         yield handle
 
 
@@ -243,6 +244,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     pairs, notes, unpaired = find_pairs(args.ref, args.dist, return_unpaired=True)
     for note in notes:
         _warn(note)
+    if args.output is not None:
+        from percept.io import check_not_an_input
+
+        inputs = [p for pair in pairs for p in (pair.ref, pair.dist)] + [p for r, d, _ in unpaired for p in (r, d) if p]
+        check_not_an_input(args.output, inputs, "output file (-o)")
 
     from percept.pipeline import build_pipeline
 
@@ -253,9 +259,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     for ref, dist, message in unpaired:
         errors.append({"ref": ref, "dist": dist, "error": message})
         _error(message)
+    runnable = pairs if args.json else _drop_untabulable(pairs, errors)
+    interrupted: KeyboardInterrupt | None = None
     with _open_output(args.output) as out:
         try:
-            for pair in pairs:
+            for pair in runnable:
                 try:
                     score = _score_pair(pipeline, pair, device)
                 except (PerceptError, RuntimeError, MemoryError) as exc:
@@ -268,18 +276,21 @@ def cmd_score(args: argparse.Namespace) -> int:
                 scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
                 if not args.json:
                     print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
-        finally:
-            # Also on Ctrl-C: the scores computed so far are written out.
-            if args.json:
-                result = {
-                    "spec": pipeline.spec or args.spec,
-                    "weights": args.weights,
-                    "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
-                    "errors": errors,
-                }
-                json.dump(result, out, indent=2)
-                out.write("\n")
-                out.flush()
+        except KeyboardInterrupt as exc:
+            # The scores computed so far are still written out (a complete file), then the run stops.
+            interrupted = exc
+        if args.json:
+            result = {
+                "spec": pipeline.spec or args.spec,
+                "weights": args.weights,
+                "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
+                "errors": errors,
+            }
+            json.dump(result, out, indent=2)
+            out.write("\n")
+            out.flush()
+    if interrupted is not None:
+        raise interrupted
     if errors:
         if len(pairs) + len(unpaired) > 1:
             summary = f"{len(errors) - len(unpaired)} of {_count(len(pairs), 'pair')} could not be scored"
@@ -288,6 +299,25 @@ def cmd_score(args: argparse.Namespace) -> int:
             _error(f"{summary} (see above); {len(scores)} scored")
         return EXIT_ERROR
     return EXIT_OK
+
+
+_UNTABULABLE = ("\t", "\n", "\r")
+
+
+def _drop_untabulable(pairs: list[ImagePair], errors: list[dict]) -> list[ImagePair]:
+    """The pairs whose name a TSV line can hold; the others (a tab or line break in the name) become errors."""
+    kept = []
+    for pair in pairs:
+        if any(c in pair.name for c in _UNTABULABLE):
+            message = (
+                f"pair '{pair.ref}' and '{pair.dist}': the name {pair.name!r} holds a tab or line break, which a "
+                "NAME<TAB>SCORE line cannot hold; expected a name without them (rename the file, or use --json)"
+            )
+            errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
+            _error(message)
+        else:
+            kept.append(pair)
+    return kept
 
 
 def _score_pair(pipeline, pair: ImagePair, device: torch.device) -> float:
@@ -389,15 +419,15 @@ def cmd_taps(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     import percept
-    from percept.registry import get_registry
+    from percept.registry import autoload_disabled, get_registry, wanted_plugins
 
     with warnings.catch_warnings():
         # Skipped plugins are listed below with their error; no need to warn twice.
         warnings.simplefilter("ignore", PluginWarning)
         plugins = get_registry().plugins()
-    if os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() in ("1", "true", "yes"):
+    if autoload_disabled():
         print("entry-point plugins are not loaded (PERCEPT_DISABLE_PLUGIN_AUTOLOAD is set)")
-    elif os.environ.get("PERCEPT_PLUGINS"):
+    elif wanted_plugins() is not None:
         print(f"only the entry-point plugins named in PERCEPT_PLUGINS={os.environ['PERCEPT_PLUGINS']} are loaded")
     skipped = 0
     for info in plugins:
@@ -593,6 +623,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a closed stdout until exit
             return EXIT_OK
+        except OSError as exc:
+            # A full disk under stdout, a file system gone read-only: the system's reason, no traceback.
+            from percept.io import describe_os_error
+
+            _error(describe_os_error(exc))
+            return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from percept.errors import InputError, PerceptError, WeightsError, did_you_mean
+from percept.io import check_not_an_input, ensure_output_folder, save_csv, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -423,7 +424,7 @@ def plot_scores(scores: pd.DataFrame, path: str | os.PathLike, title: str, depth
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7, title="tap (shallow to deep)")
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 # -- the demo ----------------------------------------------------------------------------------------
@@ -480,6 +481,8 @@ def run_demo(
         WeightsError: no pretrained weights could be found (the message says how to get them).
         InputError: bad ``levels``, ``size`` or image names.
         SpecError: unknown backbone, readout or distance.
+        OutputError: ``out_dir`` cannot be created or written (checked before any work), an output file
+            would overwrite one of ``images``, or the disk filled up; each file is written whole or not at all.
 
     Example:
         >>> result = run_demo("demo-out", levels=3, size=128, images=["astronaut", "coffee"])  # doctest: +SKIP
@@ -498,6 +501,12 @@ def run_demo(
         raise InputError(f"size must be an integer >= 16 pixels, got {size!r}")
     if not images:
         raise InputError("expected at least one image name or file, got none")
+    out = Path(out_dir)
+    outputs = (out / "scores.csv", out / "correlations.csv", out / "scores.png")
+    # Before any work: a read-only or unusable folder, or an output that is one of the images, fails now.
+    ensure_output_folder(out, create=False)
+    for target in outputs:
+        check_not_an_input(target, [i for i in images if os.path.isfile(os.fspath(i))], "demo output")
     require_extras()
 
     import warnings
@@ -546,11 +555,10 @@ def run_demo(
     scores = score_ladders(pipeline, loaded, levels, device=device, seed=seed, progress=say)
     correlations = level_correlations(scores)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    scores_csv, correlations_csv, plot = out / "scores.csv", out / "correlations.csv", out / "scores.png"
-    scores.to_csv(scores_csv, index=False)
-    correlations.to_csv(correlations_csv, index=False)
+    ensure_output_folder(out)
+    scores_csv, correlations_csv, plot = outputs
+    save_csv(scores, scores_csv, index=False)
+    save_csv(correlations, correlations_csv, index=False)
     depth = {t.name: t.index for t in net.feature_info}
     plot_scores(scores, plot, f"{backbone}: per-tap distance vs distortion level ({readout}/{distance})", depth)
 

@@ -26,6 +26,11 @@ class RegistrationError(PerceptError, RuntimeError):
     """A plugin registered something invalid, or a name that is already taken."""
 
 
+class OutputError(PerceptError, OSError):
+    """An output file could not be written (full disk, read-only or missing folder, an input named as the
+    output); nothing half-written is left behind (see :mod:`percept.io`)."""
+
+
 class TapError(PerceptError, RuntimeError):
     """A backbone's run did not produce a tap it declares, or produced something that is not a feature map."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from percept.pipeline import Pipeline, build_pipeline
 from percept.spec import Spec
 
 _ACCUMULATE = (torch.float32, torch.float64)
+_GUARD = "_own_compute_group"  # see PerceptualMetric.__init__
 
 
 class PerceptualMetric(Metric):
@@ -72,6 +74,13 @@ class PerceptualMetric(Metric):
         else:
             self.add_state("sum_scores", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        # In a MetricCollection, torchmetrics merges metrics whose states are equal after the first update
+        # into one compute group, updating only the first and showing its value for all: two percept
+        # metrics on other taps or networks would then report one value (say, a first batch of identical
+        # pairs gives 0 for both). Its check is ``allclose`` on every state, and NaN is never close to
+        # NaN, so this constant NaN state keeps every percept metric in a group of its own. It stays NaN
+        # under reset, forward, merge and a DDP sum; it is left out of ``metric_state`` and the state_dict.
+        self.add_state(_GUARD, default=torch.tensor(float("nan")), dist_reduce_fx="sum")
 
     @property
     def spec(self) -> str:
@@ -98,6 +107,34 @@ class PerceptualMetric(Metric):
         if self.reduction == "sum":
             return self.sum_scores.float()
         return (self.sum_scores / self.total.clamp(min=1)).float() if self.total > 0 else self._empty()
+
+    @property
+    def metric_state(self) -> dict[str, list[torch.Tensor] | torch.Tensor]:
+        """The states: ``sum_scores`` and ``total``, or ``scores`` with ``reduction="none"``."""
+        return {k: v for k, v in super().metric_state.items() if k != _GUARD}
+
+    def _reduce_states(self, incoming_state: dict[str, Any]) -> None:
+        # merge_state and forward pass states without the guard (metric_state leaves it out).
+        super()._reduce_states({_GUARD: getattr(self, _GUARD), **incoming_state})
+
+    def persistent(self, mode: bool = False) -> None:
+        """Save the states (sums and counts, or scores) in the ``state_dict`` or not; never the NaN guard."""
+        super().persistent(mode)
+        self._persistent[_GUARD] = False
+
+    def _wrap_compute(self, compute):
+        # torchmetrics squeezes a one-element result to a 0-d tensor; reduction="none" promises (total,)
+        # from compute and (N,) from forward, a batch of one included.
+        wrapped = super()._wrap_compute(compute)
+
+        @functools.wraps(compute)
+        def keep_1d(*args: Any, **kwargs: Any) -> Any:
+            value = wrapped(*args, **kwargs)
+            if self.reduction == "none" and isinstance(value, torch.Tensor) and value.dim() == 0:
+                value = value.reshape(1)
+            return value
+
+        return keep_1d
 
     def _apply(self, fn, *args, **kwargs):
         # ``.to(torch.bfloat16)`` (Lightning's "bf16-true") and ``set_dtype`` cast the network and,

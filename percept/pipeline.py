@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from percept.backbones.base import Backbone
 from percept.distances.base import Distance, FusedDistance
 from percept.errors import RegistrationError, SpecError
 from percept.readouts.base import Readout
-from percept.spec import Spec, parse_spec
+from percept.spec import Spec, check_layer_weight, parse_spec
 from percept.validation import check_pair
 
 
@@ -56,13 +56,19 @@ class Pipeline(nn.Module):
             raise ValueError(f"expected one readout per tap ({len(self.taps)}), got {len(readouts)}")
         self.readouts = nn.ModuleList(readouts)
         self.distance = distance
-        weights = [1.0] * len(self.taps) if layer_weights is None else [float(w) for w in layer_weights]
+        weights = [1.0] * len(self.taps) if layer_weights is None else list(layer_weights)
         if len(weights) != len(self.taps):
             raise ValueError(f"expected one layer weight per tap ({len(self.taps)}), got {len(weights)}")
-        self.layer_weights = weights
+        self.layer_weights = [
+            check_layer_weight(t, w, "in layer_weights") for t, w in zip(self.taps, weights, strict=True)
+        ]
         self.spec = spec
         self.check_inputs = check_inputs
         self._fused = isinstance(distance, FusedDistance)
+        if self._fused:
+            from percept.ops.fused import fused_setting
+
+            fused_setting()  # a bad $PERCEPT_FUSED fails here, once, not on every pair scored
         for tap, readout in zip(self.taps, self.readouts, strict=True):
             if not isinstance(readout, Readout):
                 raise RegistrationError(f"readout for tap {tap!r} is a {type(readout).__name__}, expected a Readout")
@@ -254,11 +260,35 @@ def _layer_weights(spec: Spec, taps: list[str], override) -> list[float]:
         unknown = set(override) - set(taps)
         if unknown:
             raise SpecError(f"layer_weights names taps {sorted(unknown)} that are not in the spec's taps {taps}")
-        return [float(override.get(t, w)) for t, w in zip(taps, weights, strict=True)]
-    override = [float(w) for w in override]
+        return [
+            check_layer_weight(t, override[t], "in layer_weights") if t in override else w
+            for t, w in zip(taps, weights, strict=True)
+        ]
+    if isinstance(override, (str, bytes)) or not isinstance(override, Iterable):
+        raise SpecError(
+            f"layer_weights must be a list of {len(taps)} numbers (one per tap {taps}) or a {{tap: weight}} dict, "
+            f"got {type(override).__name__}"
+        )
+    override = list(override)
     if len(override) != len(taps):
         raise SpecError(f"expected {len(taps)} layer_weights (one per tap {taps}), got {len(override)}")
-    return override
+    return [check_layer_weight(t, w, "in layer_weights") for t, w in zip(taps, override, strict=True)]
+
+
+def _refuse_one_layer_twice(infos, backbone: str, spec: str) -> None:
+    """Two names of one layer (``conv1`` and ``relu1`` of alexnet, or its module path ``features.1``) would
+    count that layer's distance twice under different names: refused, naming the names and the layer."""
+    by_stage: dict[int, list] = {}
+    for info in infos:
+        by_stage.setdefault(info.index, []).append(info)
+    for same in by_stage.values():
+        if len(same) > 1:
+            names = ", ".join(repr(i.name) for i in same)
+            raise SpecError(
+                f"taps {names} of spec {spec!r} are one layer of {backbone!r} (module {same[-1].module!r}): its "
+                f"distance would count {len(same)} times. Expected each layer once; name it once, with a weight to "
+                f"count it more (e.g. '{same[0].name}={len(same)}')"
+            )
 
 
 def build_pipeline(
@@ -318,6 +348,7 @@ def build_pipeline(
         ) from exc
     tap_names = None if parsed.taps is None else [t.name for t in parsed.taps]
     infos = backbone.resolve_taps(tap_names)
+    _refuse_one_layer_twice(infos, backbone.name, str(parsed))
     taps = [info.name for info in infos]
 
     readout_name = parsed.readout_name

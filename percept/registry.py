@@ -1,15 +1,31 @@
 """The plugin host: one ``pluggy.PluginManager`` holding built-ins and entry-point plugins alike.
 
 Discovery runs once, lazily, on the first lookup, under a lock. Built-in modules are registered
-first, then every entry point of the group ``percept`` (unless ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD=1``;
-``PERCEPT_PLUGINS=a,b`` keeps only the entry points named ``a`` and ``b``). Each plugin's
-registrations are staged and committed together: a plugin that fails to import, raises while
-registering, registers something invalid, or takes a name that is already taken is skipped with a
-:class:`~percept.errors.PluginWarning` naming it and the error, and the rest still load.
+first, then every entry point of the group ``percept``. Each plugin's registrations are staged and
+committed together: a plugin that fails to import, raises while registering, registers something
+invalid, or takes a name that is already taken is skipped with a :class:`~percept.errors.PluginWarning`
+naming it and the error, and the rest still load.
+
+Whatever a plugin raises is isolated that way, ``SystemExit``, ``GeneratorExit`` and
+``KeyboardInterrupt`` included, except a real Ctrl-C: while discovery runs in the main thread a
+SIGINT handler notes that the signal arrived, so a ``KeyboardInterrupt`` the user caused stops the
+program while one a plugin raises itself is reported as that plugin's failure. Where that cannot be
+told (discovery in another thread, or a SIGINT handler of the application's own), every
+``KeyboardInterrupt`` is taken as the user's. Discovery that stops early, for that or for a broken
+built-in, leaves the registry empty rather than half-built: the next lookup discovers again.
+
+Environment:
+
+- ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD``: ``1``, ``true``, ``yes``, ``on`` or ``y`` (any case) loads no
+  entry point, only the built-ins; ``0``, ``false``, ``no``, ``off``, ``n`` or empty loads them all.
+- ``PERCEPT_PLUGINS=a,b``: load only the entry points named ``a`` and ``b`` (case-insensitive, spaces
+  ignored); a name that matches no installed entry point gives a ``PluginWarning``. Unset, empty or
+  blank: all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import functools
@@ -17,9 +33,10 @@ import importlib
 import importlib.metadata as importlib_metadata
 import os
 import re
+import signal
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +67,75 @@ BUILTIN_MODULES = (
     "percept.eval.presets",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+TRUTHY = ("1", "true", "yes", "on", "y")
+FALSY = ("", "0", "false", "no", "off", "n")
+
+
+def autoload_disabled() -> bool:
+    """Whether ``$PERCEPT_DISABLE_PLUGIN_AUTOLOAD`` turns entry-point discovery off.
+
+    ``1``, ``true``, ``yes``, ``on``, ``y`` (any case, spaces ignored) turn it off; ``0``, ``false``,
+    ``no``, ``off``, ``n``, empty or unset leave it on. Any other value leaves it on with a
+    :class:`~percept.errors.PluginWarning` listing these.
+
+    Example:
+        >>> import os; os.environ["PERCEPT_DISABLE_PLUGIN_AUTOLOAD"] = "On"
+        >>> autoload_disabled()
+        True
+        >>> del os.environ["PERCEPT_DISABLE_PLUGIN_AUTOLOAD"]
+    """
+    raw = os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "")
+    value = raw.strip().lower()
+    if value in TRUTHY:
+        return True
+    if value not in FALSY:
+        warnings.warn(
+            f"percept: PERCEPT_DISABLE_PLUGIN_AUTOLOAD={raw!r} is not understood, so entry-point plugins are "
+            f"loaded; expected one of {', '.join(TRUTHY)} (load none) or {', '.join(f for f in FALSY if f)} or "
+            "empty (load them)",
+            PluginWarning,
+            stacklevel=2,
+        )
+    return False
+
+
+def wanted_plugins() -> set[str] | None:
+    """The entry-point names ``$PERCEPT_PLUGINS`` keeps, lower-cased; ``None`` (unset, empty, blank): all."""
+    text = os.environ.get("PERCEPT_PLUGINS", "")
+    names = {n.strip().lower() for n in text.split(",") if n.strip()}
+    return names or None
+
+
+class _InterruptWatch:
+    """Tells a user's Ctrl-C from a ``KeyboardInterrupt`` a plugin raises itself (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.available = False
+        self.signalled = False
+
+    def is_users(self, exc: BaseException) -> bool:
+        return isinstance(exc, KeyboardInterrupt) and (self.signalled or not self.available)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[_InterruptWatch]:
+        if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield self  # cannot tell: every KeyboardInterrupt counts as the user's
+            return
+
+        def note(signum, frame):
+            self.signalled = True
+            signal.default_int_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, note)
+        self.available = True
+        try:
+            yield self
+        finally:
+            self.available = False
+            if signal.getsignal(signal.SIGINT) is note:  # a plugin may have installed its own since
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
@@ -85,6 +171,11 @@ class Registry:
         self._group = entry_point_group
         self._lock = threading.RLock()
         self._loaded = False
+        self._interrupts = _InterruptWatch()
+        self._forget()
+
+    def _forget(self) -> None:
+        """An empty registry, as before discovery."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
@@ -94,25 +185,44 @@ class Registry:
     # -- discovery -------------------------------------------------------------------------------
 
     def ensure_loaded(self) -> None:
-        """Discover built-ins and entry-point plugins, once (thread-safe)."""
+        """Discover built-ins and entry-point plugins, once (thread-safe).
+
+        If discovery stops (a user's Ctrl-C, a broken built-in), the registry is left empty and the
+        next call discovers again; it is never half-built."""
         if self._loaded:
             return
         with self._lock:
             if self._loaded:
                 return
-            for module_name in self._builtin_modules:
-                module = importlib.import_module(module_name)
-                # Built-ins must load: an error here is a bug in percept, so it propagates.
-                self._add_plugin(module, module_name, PluginInfo(module_name, None, "percept", True), strict=True)
-            if os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in ("1", "true", "yes"):
-                self._load_entry_points()
+            try:
+                with self._interrupts.watching():
+                    for module_name in self._builtin_modules:
+                        module = importlib.import_module(module_name)
+                        # Built-ins must load: an error here is a bug in percept, so it propagates.
+                        info = PluginInfo(module_name, None, "percept", True)
+                        self._add_plugin(module, module_name, info, strict=True)
+                    if not autoload_disabled():
+                        self._load_entry_points()
+            except BaseException:
+                self._forget()
+                raise
             self._loaded = True
 
     def _load_entry_points(self) -> None:
-        wanted = os.environ.get("PERCEPT_PLUGINS")
-        allowed = {n.strip() for n in wanted.split(",") if n.strip()} if wanted else None
-        for ep in sorted(importlib_metadata.entry_points(group=self._group), key=lambda e: e.name):
-            if allowed is not None and ep.name not in allowed:
+        allowed = wanted_plugins()
+        found = sorted(importlib_metadata.entry_points(group=self._group), key=lambda e: e.name)
+        if allowed is not None:
+            unmatched = allowed - {ep.name.lower() for ep in found}
+            if unmatched:
+                installed = ", ".join(sorted({ep.name for ep in found})) or "none"
+                warnings.warn(
+                    f"percept: PERCEPT_PLUGINS names {', '.join(repr(n) for n in sorted(unmatched))}, which match no "
+                    f"installed entry-point plugin (installed: {installed})",
+                    PluginWarning,
+                    stacklevel=4,
+                )
+        for ep in found:
+            if allowed is not None and ep.name.lower() not in allowed:
                 continue
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
@@ -123,8 +233,10 @@ class Registry:
             )
             try:
                 obj = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure skips the plugin
-                self._skip(info, f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}")
+            except BaseException as exc:  # whatever a plugin raises skips it, but a user's Ctrl-C
+                if self._interrupts.is_users(exc):
+                    raise
+                self._skip(info, f"failed to import {ep.value!r}: {_describe(exc)}")
                 continue
             self._add_plugin(obj, ep.name, info, strict=False)
 
@@ -143,10 +255,12 @@ class Registry:
             return
         try:
             self.pm.register(obj, name=name)
-        except Exception as exc:
-            if strict:
+        except BaseException as exc:
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            if strict or self._interrupts.is_users(exc):
                 raise
-            self._skip(info, f"invalid hook implementation: {type(exc).__name__}: {exc}")
+            self._skip(info, f"invalid hook implementation: {_describe(exc)}")
             return
         staged: list[Entry] = []
         try:
@@ -156,11 +270,11 @@ class Registry:
                         continue
                     register = self._make_register(kind, name, staged)
                     impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:
+        except BaseException as exc:
             self.pm.unregister(name=name)
-            if strict:
+            if strict or self._interrupts.is_users(exc):
                 raise
-            self._skip(info, f"{type(exc).__name__}: {exc}")
+            self._skip(info, _describe(exc))
             return
         for entry in staged:
             self._entries[entry.kind][entry.name] = entry
@@ -279,6 +393,14 @@ class Registry:
         """Every plugin seen: built-ins, entry points (loaded or skipped, with the reason)."""
         self.ensure_loaded()
         return list(self._plugins.values())
+
+
+def _describe(exc: BaseException) -> str:
+    """``"ValueError: message"``; exceptions that normally end a program say so."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+        text += " (raised by the plugin itself; percept skips it instead of stopping)"
+    return text
 
 
 _registry: Registry | None = None

