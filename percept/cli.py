@@ -253,15 +253,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     from percept.pipeline import build_pipeline
 
     device = _device(args.device)
-    pipeline = build_pipeline(args.spec, weights=_weights_arg(args.weights)).to(device)
     scores: list[dict] = []
     errors: list[dict] = []
-    for ref, dist, message in unpaired:
-        errors.append({"ref": ref, "dist": dist, "error": message})
-        _error(message)
-    runnable = pairs if args.json else _drop_untabulable(pairs, errors)
     interrupted: KeyboardInterrupt | None = None
+    # Opened first: an output that cannot be written (missing or read-only folder, a folder named)
+    # fails before the network is built; the file appears only once complete.
     with _open_output(args.output) as out:
+        pipeline = build_pipeline(args.spec, weights=_weights_arg(args.weights)).to(device)
+        for ref, dist, message in unpaired:
+            errors.append({"ref": ref, "dist": dist, "error": message})
+            _error(message)
+        runnable = pairs if args.json else _drop_untabulable(pairs, errors)
         try:
             for pair in runnable:
                 try:

@@ -13,22 +13,36 @@ from percept.spec import Spec, parse_spec
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, Pipeline] = OrderedDict()
 _lock = threading.Lock()
+_building: dict[tuple, threading.Lock] = {}  # one lock per key being built: concurrent first calls build once
 
 
 def get_pipeline(spec: str | Spec, device: torch.device | None = None, **kwargs) -> Pipeline:
-    """The pipeline for ``spec`` and options, built once and kept (the 4 most recent are cached)."""
+    """The pipeline for ``spec`` and options, built once and kept (the 4 most recent are cached).
+
+    Threads asking for the same pipeline at once wait for the first to build it (different pipelines
+    are built side by side)."""
     key = (str(parse_spec(spec)), str(device), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    pipeline = build_pipeline(spec, **kwargs)
-    if device is not None:
-        pipeline = pipeline.to(device)
-    with _lock:
-        _cache[key] = pipeline
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        building = _building.setdefault(key, threading.Lock())
+    with building:
+        with _lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+        try:
+            pipeline = build_pipeline(spec, **kwargs)
+            if device is not None:
+                pipeline = pipeline.to(device)
+            with _lock:
+                _cache[key] = pipeline
+                while len(_cache) > _CACHE_SIZE:
+                    _cache.popitem(last=False)
+        finally:
+            with _lock:
+                _building.pop(key, None)
     return pipeline
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_codes
+import io
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -111,8 +112,34 @@ def _open_temporary(target: str) -> tuple[str, int]:
     raise FileExistsError(errno_codes.EEXIST, "no free temporary file name", folder)  # pragma: no cover
 
 
-def _open_handle(fd: int, mode: str, kwargs: dict[str, Any]) -> IO[Any]:
-    return os.fdopen(fd, mode, **kwargs)
+class _RawOutput(io.FileIO):
+    """The raw stream under an output handle: an ``OSError`` while writing (a full disk) becomes an
+    :class:`~percept.errors.OutputError` naming the output file, so that it is told apart from any
+    other ``OSError`` raised in the ``with`` block (reading an input, say), which passes unchanged."""
+
+    _write = io.FileIO.write
+
+    def __init__(self, fd: int, output: str | os.PathLike, note: str) -> None:
+        super().__init__(fd, "wb", closefd=True)
+        self._output, self._note = output, note
+
+    def write(self, data) -> int | None:
+        try:
+            return self._write(data)
+        except OSError as exc:
+            if isinstance(exc, OutputError):
+                raise
+            raise _output_error(self._output, exc, note=self._note) from None
+
+
+def _open_handle(fd: int, mode: str, kwargs: dict[str, Any], output: str | os.PathLike, note: str) -> IO[Any]:
+    try:
+        raw = _RawOutput(fd, output, note)
+    except BaseException:
+        os.close(fd)
+        raise
+    buffered = io.BufferedWriter(raw)
+    return buffered if mode == "wb" else io.TextIOWrapper(buffered, **kwargs)
 
 
 @contextlib.contextmanager
@@ -124,7 +151,7 @@ def atomic_write(
     The handle writes to a temporary file in the same folder; when the block ends without an error it
     is flushed, synced and renamed over ``path`` (keeping the old file's permissions). When the block
     raises (anything, ``KeyboardInterrupt`` included) the temporary file is removed and ``path`` is
-    left untouched.
+    left untouched. A device or a pipe (``/dev/stdout``) cannot be renamed over: it is written directly.
 
     Args:
         path: the file to write (a symbolic link is written through to its target).
@@ -136,7 +163,8 @@ def atomic_write(
 
     Raises:
         OutputError: ``path`` is a folder, its folder is missing or read-only, or the disk is full; the
-            message names the file and the cause (also an ``OSError``, with its ``errno``).
+            message names the file and the cause (also an ``OSError``, with its ``errno``). Other
+            exceptions of the block pass unchanged.
         ValueError: another ``mode``.
 
     Example:
@@ -152,21 +180,14 @@ def atomic_write(
     target = _target(path)
     if os.path.isdir(target):
         raise OutputError(f"cannot write output file '{os.fspath(path)}': it is a folder; expected a file path")
-    binary = mode == "wb"
-    kwargs: dict[str, Any] = {} if binary else {"encoding": encoding, "newline": newline}
+    kwargs: dict[str, Any] = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
     if os.path.exists(target) and not os.path.isfile(target):
-        # A device or a pipe (``-o /dev/stdout``) cannot be replaced by a rename: written directly.
         try:
-            special = open(target, mode, **kwargs)  # noqa: SIM115 - closed by the with below
+            special = _open_handle(os.open(target, os.O_WRONLY), mode, kwargs, path, "")
         except OSError as exc:
             raise _output_error(path, exc) from None
-        try:
-            with special:
-                yield special
-        except OSError as exc:
-            if isinstance(exc, OutputError):
-                raise
-            raise _output_error(path, exc, note="") from None
+        with special:
+            yield special
         return
     try:
         temporary, fd = _open_temporary(target)
@@ -174,24 +195,21 @@ def atomic_write(
         raise _output_error(path, exc) from None
     committed = False
     try:
-        try:
-            handle = _open_handle(fd, mode, kwargs)
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            with handle:
-                yield handle
-                handle.flush()
+        handle = _open_handle(fd, mode, kwargs, path, "; nothing was written")
+        with handle:
+            yield handle
+            handle.flush()
+            try:
                 os.fsync(handle.fileno())
+            except OSError as exc:
+                raise _output_error(path, exc) from None
+        try:
             with contextlib.suppress(OSError):
                 os.chmod(temporary, os.stat(target).st_mode & 0o7777)
             os.replace(temporary, target)
-            committed = True
         except OSError as exc:
-            if isinstance(exc, OutputError):
-                raise
             raise _output_error(path, exc) from None
+        committed = True
     finally:
         if not committed:
             with contextlib.suppress(OSError):

@@ -31,9 +31,12 @@ class PerceptualMetric(Metric):
 
     Shapes:
         ``update(preds, target)``: ``(N, C, H, W)``, C = 1 or 3, values in ``input_range``.
-        ``compute()``: a scalar, or ``(total,)`` with ``reduction="none"``.
+        ``compute()``: a scalar, or ``(total,)`` with ``reduction="none"`` (``(1,)`` after one sample).
+        ``forward(preds, target)``: the batch's value: a scalar, or ``(N,)`` with ``reduction="none"``.
 
-    An ``update`` that raises (bad input) leaves the state as it was.
+    An ``update`` that raises (bad input) leaves the state as it was. In a torchmetrics
+    ``MetricCollection`` every percept metric is a compute group of its own: two of them are never
+    merged, even when their states happen to be equal (see the note in ``__init__``).
 
     Example:
         >>> metric = PerceptualMetric("lpips-alex")  # doctest: +SKIP

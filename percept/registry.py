@@ -118,6 +118,7 @@ class _InterruptWatch:
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[_InterruptWatch]:
+        self.signalled = False
         if threading.current_thread() is not threading.main_thread() or (
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler
         ):
@@ -181,6 +182,7 @@ class Registry:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._aliases: dict[str, dict[str, str]] = {k: {} for k in KINDS}
         self._plugins: dict[str, PluginInfo] = {}
+        self._skipped_namesakes: list[PluginInfo] = []  # skipped plugins whose name another one holds
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -243,7 +245,10 @@ class Registry:
     def _skip(self, info: PluginInfo, reason: str) -> None:
         info.error = reason
         info.registered = {}
-        self._plugins[info.name] = info
+        if info.name in self._plugins:
+            self._skipped_namesakes.append(info)  # the one holding the name stays listed too
+        else:
+            self._plugins[info.name] = info
         warnings.warn(f"percept: skipped plugin {info.name!r}: {reason}", PluginWarning, stacklevel=3)
 
     def _add_plugin(self, obj: Any, name: str, info: PluginInfo, strict: bool) -> None:
@@ -390,9 +395,10 @@ class Registry:
         return [self._entries[kind][n] for n in sorted(self._entries[kind])]
 
     def plugins(self) -> list[PluginInfo]:
-        """Every plugin seen: built-ins, entry points (loaded or skipped, with the reason)."""
+        """Every plugin seen: built-ins, entry points (loaded or skipped, with the reason), also two of
+        one name (one loaded, the other skipped as a duplicate)."""
         self.ensure_loaded()
-        return list(self._plugins.values())
+        return [*self._plugins.values(), *self._skipped_namesakes]
 
 
 def _describe(exc: BaseException) -> str:

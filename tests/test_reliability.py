@@ -606,35 +606,24 @@ def test_score_refuses_an_output_that_is_one_of_the_inputs(tmp_path, capsys, cas
     assert victim.read_bytes() == before  # untouched: refused before anything was opened for writing
 
 
-class _FullDisk:
-    """A file object whose writes fail with ENOSPC once ``budget`` characters have gone through."""
+def _fill_disk_after(monkeypatch, budget: int, only=lambda path: True) -> None:
+    """Writes to the output files percept opens (those ``only`` accepts) fail with ENOSPC once ``budget``
+    bytes have gone to each."""
+    import errno
+    import io
 
-    def __init__(self, handle, budget: int):
-        self._handle, self._budget = handle, budget
-
-    def write(self, data):
-        import errno
-
-        if len(data) > self._budget:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self._budget -= len(data)
-        return self._handle.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._handle.close()
-
-
-def _fill_disk_after(monkeypatch, budget: int) -> None:
     import percept.io
 
-    real = percept.io._open_handle
-    monkeypatch.setattr(percept.io, "_open_handle", lambda fd, mode, kw: _FullDisk(real(fd, mode, kw), budget))
+    spent: dict[int, int] = {}
+
+    def write(self, data):
+        if only(str(self._output)):
+            spent[id(self)] = spent.get(id(self), 0) + len(data)
+            if spent[id(self)] > budget:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return io.FileIO.write(self, data)
+
+    monkeypatch.setattr(percept.io._RawOutput, "_write", write)
 
 
 def _score_folders(tmp_path, names=("a.png", "b.png", "c.png")):
@@ -691,6 +680,11 @@ def test_score_output_that_cannot_be_written_exits_2(tmp_path, capsys, monkeypat
     good, victim = _pair_files(tmp_path)
     if case == "read-only folder":
         _read_only(monkeypatch)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the network was built before the output was known to be writable")
+
+    monkeypatch.setattr("percept.pipeline.build_pipeline", never)
     target = tmp_path / output
     code, out, err = _score(capsys, str(good), str(victim), "-o", str(target))
     assert code == 2 and out == "" and "Traceback" not in err, err
@@ -724,6 +718,10 @@ def test_a_failure_inside_atomic_write_keeps_the_old_file(tmp_path):
     with pytest.raises(KeyboardInterrupt), atomic_write(target) as f:
         f.write("half a ta")
         raise KeyboardInterrupt
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    with pytest.raises(FileNotFoundError), atomic_write(target) as f:  # not a failure to write: passed unchanged
+        f.write("half")
+        (tmp_path / "missing-input.png").read_bytes()
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
     with atomic_write(target) as f:
         f.write("new\n")
@@ -855,6 +853,19 @@ def test_users_ctrl_c_during_discovery_stops_it_and_the_next_call_discovers_agai
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_two_plugins_of_one_name_are_both_listed(monkeypatch):
+    from percept.errors import PluginWarning
+    from percept.registry import Registry
+
+    _fake_entry_points(monkeypatch, _FakeEntryPoint("twin", _good_plugin), _FakeEntryPoint("twin", _good_plugin))
+    with pytest.warns(PluginWarning, match="skipped plugin 'twin': a plugin named 'twin' is already registered"):
+        twins = [p for p in Registry().plugins() if p.name == "twin"]
+    assert [(p.registered, p.error) for p in twins] == [
+        ({"distance": ["good-l1"]}, None),
+        ({}, "a plugin named 'twin' is already registered"),
+    ]
+
+
 def test_broken_builtin_leaves_no_half_built_registry():
     from percept.registry import Registry
 
@@ -975,15 +986,9 @@ def test_cli_demo_into_a_read_only_folder_fails_before_any_work(tmp_path, capsys
 
 def test_cli_demo_on_a_full_disk_exits_2_and_leaves_no_half_file(tmp_path, capsys, monkeypatch):
     _needs_demo()
-    import percept.io
     from percept.cli import main
 
-    real = percept.io._open_handle
-
-    def full_for_the_plot(fd, mode, kw):  # the CSV files fit, the PNG does not
-        return _FullDisk(real(fd, mode, kw), 100 if mode == "wb" else 10**9)
-
-    monkeypatch.setattr(percept.io, "_open_handle", full_for_the_plot)
+    _fill_disk_after(monkeypatch, 100, only=lambda path: path.endswith(".png"))  # the CSV files fit, the PNG not
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), *DEMO_ARGS])
     _, err = capsys.readouterr()
@@ -1112,3 +1117,34 @@ def test_weights_file_holding_nan_or_inf_is_refused(tmp_path, poison):
         message = str(info.value)
         assert f"weights from weight file '{path}' hold NaN or Inf in 1 tensor (features.3.weight: " in message
         assert "expected finite numbers" in message
+
+
+def test_concurrent_first_calls_build_one_pipeline(monkeypatch):
+    import threading
+    import time
+
+    import percept.functional
+
+    built = []
+    real = percept.functional.build_pipeline
+
+    def slow_build(spec, **kwargs):
+        time.sleep(0.2)  # long enough for every thread to arrive while the first builds
+        built.append(spec)
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(percept.functional, "build_pipeline", slow_build)
+    percept.functional.clear_cache()
+    got, start = [], threading.Barrier(8)
+
+    def call():
+        start.wait()
+        got.append(percept.functional.get_pipeline("alexnet:conv1", weights=None))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    percept.functional.clear_cache()
+    assert built == ["alexnet:conv1"] and len(got) == 8 and all(p is got[0] for p in got)
