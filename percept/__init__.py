@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from percept.errors import (
     InputError,
+    OutputError,
     PerceptError,
     PluginWarning,
     RandomWeightsWarning,
@@ -66,6 +67,7 @@ __all__ = [
     "Backbone",
     "Distance",
     "InputError",
+    "OutputError",
     "PerceptError",
     "PerceptualLoss",
     "PerceptualMetric",

@@ -984,6 +984,21 @@ def test_cli_demo_into_a_read_only_folder_fails_before_any_work(tmp_path, capsys
     assert not (tmp_path / "locked").exists()
 
 
+def test_cli_demo_out_naming_a_file_fails_before_any_work(tmp_path, capsys):
+    from percept.cli import main
+
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me\n")
+    for out, needle in [
+        (taken, f"output folder '{taken}' is a file; expected a folder or a path that does not exist"),
+        (taken / "demo", f"cannot create output folder '{taken / 'demo'}': '{taken}' is a file, not a folder"),
+    ]:
+        code = main(["demo", "--out", str(out), *DEMO_ARGS])
+        stdout, err = capsys.readouterr()
+        assert code == 2 and stdout == "" and "Traceback" not in err and needle in err, err
+    assert taken.read_text() == "keep me\n"
+
+
 def test_cli_demo_on_a_full_disk_exits_2_and_leaves_no_half_file(tmp_path, capsys, monkeypatch):
     _needs_demo()
     from percept.cli import main
