@@ -12,9 +12,11 @@ import torch
 from percept.errors import InputError
 from percept.ops.fused import (
     BACKENDS,
+    LAZY_COMPILED,
     SETTINGS,
     FeatureDistanceFunction,
     choose_backend,
+    compile_count,
     fused_feature_distance,
     fused_setting,
 )
@@ -59,6 +61,8 @@ def feature_distance(
     if weight is not None and weight.shape != (x.shape[1],):
         raise InputError(f"expected channel weights of shape ({x.shape[1]},), got {tuple(weight.shape)}")
     chosen = choose_backend(x, backend)
+    if chosen == "compiled" and fused_setting(backend) != "compiled":
+        chosen = LAZY_COMPILED  # chosen, not named: compiled once eager calls have cost a compile (see fused)
     if chosen == "reference":
         return feature_distance_reference(x, y, weight, normalize=normalize, kind=kind, spatial=spatial)
     if x.dim() == 2:
@@ -73,6 +77,7 @@ __all__ = [
     "SETTINGS",
     "FeatureDistanceFunction",
     "choose_backend",
+    "compile_count",
     "feature_distance",
     "feature_distance_reference",
     "fused_setting",

@@ -4,8 +4,13 @@ Backends:
 
 * ``"triton"``: the Triton kernels (CUDA tensors; on the CPU only under ``TRITON_INTERPRET=1``).
 * ``"compiled"``: :mod:`percept.ops.fused_torch` through ``torch.compile`` (inductor fuses each
-  function into single loops over memory). The first call per shape family compiles (seconds);
-  later calls reuse the cached code. If compiling fails (no C++ compiler), it falls back to
+  function into single loops over memory), with dynamic shapes: each function is compiled once per
+  set of flags, dtype and layout class (seconds), and that code serves every image size. Chosen by
+  ``auto`` or ``1`` rather than named, each function runs eagerly until its eager calls have taken
+  :data:`COMPILE_AFTER_SECONDS`, about what a compile costs, and is compiled then: a short job (a first
+  pass over a folder of mixed sizes) never waits for the compiler, a long one (training, a sweep) pays
+  for one compile, and neither costs more than twice the better choice. Concurrent calls compile once
+  (the others run eagerly meanwhile). If compiling fails (no C++ compiler), it falls back to
   ``"eager"`` with one warning.
 * ``"eager"``: the same functions, uncompiled.
 * ``"reference"``: :func:`percept.ops.reference.feature_distance_reference` under plain autograd
@@ -24,9 +29,11 @@ CPU), ``auto`` (default; also an empty value) the same as ``1`` except that CPU 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
+import time
 import types
 import warnings
 from collections.abc import Callable
@@ -39,7 +46,14 @@ from percept.ops.fused_torch import fused_backward_torch, fused_forward_torch
 BACKENDS = ("reference", "eager", "compiled", "triton")
 COMPILE_MIN_ELEMENTS = 1 << 18  # 256k elements (1 MiB of float32) per input
 
-_compiled: dict[tuple, Callable] = {}
+COMPILE_AFTER_SECONDS = 5.0
+"""Chosen rather than named, the compiled backend first runs each function eagerly until that has taken
+this long in all: about what compiling it costs on a CPU (5 to 25 s on 2 cores, less with torch's
+on-disk cache)."""
+LAZY_COMPILED = "compiled-when-paid"
+"""Internal backend name: ``compiled`` after :data:`COMPILE_AFTER_SECONDS` of eager calls (``auto``, ``1``)."""
+
+_variants: dict[tuple, _Variant] = {}
 _compile_failed = False
 _lock = threading.Lock()
 
@@ -51,19 +65,104 @@ def _own_code(fn: Callable, name: str) -> Callable:
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
 
 
-def _compiled_fn(
-    which: str, normalize: bool, kind: str, has_weight: bool, dtype: torch.dtype, needs: tuple = ()
-) -> Callable:
-    """One compiled function per (direction, flags, dtype): only shapes vary within one, and they
-    go dynamic after the first change."""
-    key = (which, normalize, kind, has_weight, dtype, needs)
+def _compile(fn: Callable) -> Callable:
+    """``torch.compile`` with every size symbolic: one compiled function serves every image size."""
+    return torch.compile(fn, dynamic=True)
+
+
+def _no_duck_shapes():
+    """Trace without duck shaping: by default, sizes equal at trace time (a square map's H and W) share one
+    symbol and a guard, so the first non-square map would recompile."""
+    try:
+        from torch.fx.experimental import _config
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    return _config.patch(use_duck_shape=False)
+
+
+class _Variant:
+    """One function of the fused op (forward or backward) for one set of flags, dtype and layout class.
+
+    Compiled once, with dynamic shapes, when its eager calls have taken ``budget`` seconds in all (0: at
+    the first call). This is the ski-rental rule: with a budget about what a compile costs, the total
+    is at most twice what the better of "never compile" and "compile at once" would have cost, without
+    knowing how many calls will come. One thread compiles; calls from other threads run eagerly
+    meanwhile instead of compiling again.
+    """
+
+    def __init__(self, base: Callable, name: str) -> None:
+        self.base, self.name = base, name
+        self.compiled: Callable | None = None
+        self.eager_seconds = 0.0
+        self.compiles = 0
+        self._count_lock = threading.Lock()
+        self._compiling = threading.Lock()
+
+    def __call__(self, args: tuple, budget: float):
+        if self.compiled is not None:
+            return self.compiled(*args)
+        if self.eager_seconds < budget or not self._compiling.acquire(blocking=False):
+            # Not yet worth a compile, or another thread is compiling this variant: run eagerly.
+            start = time.perf_counter()
+            out = self.base(*args)
+            with self._count_lock:
+                self.eager_seconds += time.perf_counter() - start
+            return out
+        try:
+            if self.compiled is None:
+                fn = _compile(_own_code(self.base, self.name))
+                self.compiles += 1
+                with _no_duck_shapes():
+                    out = fn(*args)  # compiles
+                self.compiled = fn
+                return out
+        finally:
+            self._compiling.release()
+        return self.compiled(*args)
+
+
+def _layout(t: torch.Tensor | None) -> tuple | None:
+    """What dynamo specialises on besides the flags: sizes 0 and 1, zero strides, memory format, offset."""
+    if t is None:
+        return ()
+    if t.is_contiguous():
+        fmt = "contiguous"
+    elif t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        fmt = "channels_last"
+    elif 0 in t.stride():
+        fmt = "expanded"
+    else:
+        return None  # other strides: guards on stride relations could recompile; such calls run eagerly
+    return (fmt, tuple(min(s, 2) for s in t.shape), tuple(s == 0 for s in t.stride()), t.storage_offset() == 0)
+
+
+def _variant(which: str, flags: tuple, dtype: torch.dtype, tensors: tuple) -> _Variant | None:
+    """The :class:`_Variant` for these flags and the layout class of ``tensors``, or ``None`` when the
+    layout is one that is not compiled."""
+    layouts = tuple(_layout(t) for t in tensors)
+    if None in layouts:
+        return None
+    key = (which, flags, dtype, layouts)
     with _lock:
-        if key not in _compiled:
+        variant = _variants.get(key)
+        if variant is None:
             base = fused_forward_torch if which == "fwd" else fused_backward_torch
-            flags = "".join(str(int(f)) for f in (normalize, has_weight, *needs))
-            name = f"percept_fused_{which}_{kind}_{flags}_{str(dtype).split('.')[-1]}"
-            _compiled[key] = torch.compile(_own_code(base, name), dynamic=None)
-    return _compiled[key]
+            kind, *bits = flags
+            code = "".join(str(int(f)) for f in bits)
+            name = f"percept_fused_{which}_{kind}_{code}_{str(dtype).split('.')[-1]}_{len(_variants)}"
+            variant = _variants[key] = _Variant(base, name)
+    return variant
+
+
+def compile_count() -> int:
+    """How many times the fused op's functions have been compiled in this process (one per variant at most).
+
+    Example:
+        >>> compile_count() >= 0
+        True
+    """
+    with _lock:
+        return sum(v.compiles for v in _variants.values())
 
 
 def triton_available() -> bool:
@@ -133,18 +232,28 @@ def choose_backend(x: torch.Tensor, requested: str | None = None) -> str:
     return "eager"
 
 
+def _plain(args: tuple) -> tuple:
+    """``args`` with tensors detached: dynamo treats an ``nn.Parameter``'s shape as static (an LPIPS head's
+    weight would fix the channel count and recompile for every tap), a plain tensor's as dynamic. The
+    compiled functions compute gradients by hand, so nothing needs the autograd graph."""
+    return tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+
+
 def _run_fwd(backend: str, x, y, weight, normalize: bool, kind: str):
     if backend == "triton":
         from percept.ops.triton_kernels import feature_distance_fwd_triton
 
         return feature_distance_fwd_triton(x, y, weight, normalize, kind)
-    if backend == "compiled" and not _compile_failed:
-        try:
-            fn = _compiled_fn("fwd", normalize, kind, weight is not None, x.dtype)
-            return fn(x, y, weight, normalize, kind)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
-            _fall_back(exc)
-    return fused_forward_torch(x, y, weight, normalize, kind)
+    args = (x, y, weight, normalize, kind)
+    if backend in ("compiled", LAZY_COMPILED) and not _compile_failed:
+        args = _plain(args)
+        variant = _variant("fwd", (kind, normalize, weight is not None), x.dtype, (x, y, weight))
+        if variant is not None:
+            try:
+                return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
+                _fall_back(exc)
+    return fused_forward_torch(*args)
 
 
 def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str, needs: tuple[bool, bool, bool]):
@@ -152,13 +261,17 @@ def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str
         from percept.ops.triton_kernels import feature_distance_bwd_triton
 
         return feature_distance_bwd_triton(grad, x, y, weight, stats, normalize, kind, needs)
-    if backend == "compiled" and not _compile_failed:
-        try:
-            fn = _compiled_fn("bwd", normalize, kind, weight is not None, x.dtype, needs)
-            return fn(grad, x, y, weight, stats, normalize, kind, needs)
-        except Exception as exc:  # noqa: BLE001 - as above
-            _fall_back(exc)
-    return fused_backward_torch(grad, x, y, weight, stats, normalize, kind, needs)
+    args = (grad, x, y, weight, stats, normalize, kind, needs)
+    if backend in ("compiled", LAZY_COMPILED) and not _compile_failed:
+        args = _plain(args)
+        flags = (kind, normalize, weight is not None, *needs)
+        variant = _variant("bwd", flags, x.dtype, (grad, x, y, weight, *stats))
+        if variant is not None:
+            try:
+                return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
+            except Exception as exc:  # noqa: BLE001 - as above
+                _fall_back(exc)
+    return fused_backward_torch(*args)
 
 
 def _fall_back(exc: Exception) -> None:

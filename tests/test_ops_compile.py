@@ -1,0 +1,161 @@
+"""When the CPU path of the fused op compiles: once per variant for every image size, once across threads,
+never for a short job, and without recompiles."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+from percept.ops import compile_count, feature_distance, feature_distance_reference
+from percept.ops import fused as fused_module
+
+# Every size at least 2 (dynamo specialises sizes 0 and 1: a batch of one is its own variant), square
+# and non-square maps (duck shaping would tie H to W), channel counts that differ.
+SIZES = [(2, 8, 6, 6), (3, 8, 5, 9), (2, 16, 7, 4), (4, 3, 11, 13), (2, 64, 3, 2)]
+
+
+@pytest.fixture
+def counter(monkeypatch) -> CompileCounter:
+    """A fresh set of variants, compiled by dynamo with a counting backend (no inductor: fast)."""
+    count = CompileCounter()
+    monkeypatch.setattr(fused_module, "_variants", {})
+    monkeypatch.setattr(fused_module, "_compile_failed", False)
+    monkeypatch.setattr(fused_module, "_compile", lambda fn: torch.compile(fn, dynamic=True, backend=count))
+    return count
+
+
+def run(shape, *, backend, grad=True, weight="plain"):
+    x = torch.randn(shape, requires_grad=grad)
+    y = torch.randn(shape)
+    w = {"plain": torch.rand(shape[1]), "none": None}.get(weight, weight)
+    out = feature_distance(x, y, w, normalize=True, kind="sq", backend=backend)
+    if grad:
+        out.sum().backward()
+    return out
+
+
+def test_one_compile_per_direction_over_many_sizes(counter):
+    for shape in SIZES:
+        run(shape, backend="compiled")
+        # an LPIPS head's weight is a trainable Parameter, whose shape dynamo would take as static
+        run(shape, backend="compiled", weight=torch.nn.Parameter(torch.rand(shape[1])))
+        run(shape, backend="compiled", weight="none")
+    # forwards with and without a weight, backwards for the three (the Parameter's also computes the
+    # weight's gradient): five functions, each compiled once for every size
+    assert counter.frame_count == 5
+    assert compile_count() == 5
+
+
+def test_compiled_values_match_the_reference_at_every_size(counter):
+    for shape in SIZES:
+        x, y, w = torch.randn(shape, requires_grad=True), torch.randn(shape), torch.rand(shape[1])
+        got = feature_distance(x, y, w, normalize=True, backend="compiled")
+        got.sum().backward()
+        xr = x.detach().clone().requires_grad_()
+        want = feature_distance_reference(xr, y, w, normalize=True)
+        want.sum().backward()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
+    assert counter.frame_count == 2
+
+
+def test_chosen_backend_runs_eagerly_until_eager_calls_cost_a_compile(counter, monkeypatch):
+    monkeypatch.setenv("PERCEPT_FUSED", "1")  # the compiled op, chosen rather than named
+    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 3600.0)
+    for shape in SIZES * 3:
+        run(shape, backend=None)
+    assert counter.frame_count == 0  # a short job never waits for the compiler
+    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 1e-9)
+    for shape in SIZES:
+        run(shape, backend=None)
+    assert counter.frame_count == 2  # then forward and backward compile, once each
+
+
+def test_layouts_compile_once_each_and_odd_strides_run_eagerly(counter):
+    x = torch.randn(3, 8, 6, 5)
+    y = torch.randn(3, 8, 6, 5)
+    for shape in SIZES[:3]:
+        a = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+        feature_distance(a, torch.randn(shape).contiguous(memory_format=torch.channels_last), backend="compiled")
+        ref = torch.randn(1, *shape[1:]).expand(shape)  # a reference broadcast against a batch (the sweep)
+        feature_distance(torch.randn(shape), ref, backend="compiled")
+    assert counter.frame_count == 2
+    strided = torch.randn(3, 8, 6, 10)[..., ::2]
+    torch.testing.assert_close(
+        feature_distance(strided, y, backend="compiled"), feature_distance_reference(strided, y), atol=1e-5, rtol=1e-5
+    )
+    assert counter.frame_count == 2  # strides of no known layout run eagerly
+    feature_distance(x, y, backend="compiled")
+    assert counter.frame_count == 3
+
+
+def test_concurrent_first_calls_compile_once(monkeypatch):
+    count = CompileCounter()
+
+    def slow_backend(gm, example_inputs):  # a compile that takes a while, so the threads overlap it
+        time.sleep(0.5)
+        return count(gm, example_inputs)
+
+    monkeypatch.setattr(fused_module, "_variants", {})
+    monkeypatch.setattr(fused_module, "_compile_failed", False)
+    monkeypatch.setattr(fused_module, "_compile", lambda fn: torch.compile(fn, dynamic=True, backend=slow_backend))
+    x, y, w = torch.randn(4, 16, 9, 7), torch.randn(4, 16, 9, 7), torch.rand(16)
+    want = feature_distance_reference(x, y, w, normalize=True)
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def work():
+        try:
+            barrier.wait()
+            for _ in range(3):
+                results.append(feature_distance(x, y, w, normalize=True, backend="compiled"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert count.frame_count == 1
+    assert len(results) == 24
+    for r in results:
+        torch.testing.assert_close(r, want, atol=1e-5, rtol=1e-5)
+
+
+def test_inductor_compiles_once_for_every_size_without_recompile_warnings(monkeypatch):
+    """The real compiler, as users run it: one graph for the forward over sizes, a Parameter as weight."""
+    from torch._dynamo.utils import counters
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    monkeypatch.setattr(fused_module, "_variants", {})
+    monkeypatch.setattr(fused_module, "_compile_failed", False)
+    before = counters["stats"]["unique_graphs"]
+    weight = torch.nn.Parameter(torch.rand(8))
+    collect = Collect()
+    logging.getLogger("torch._dynamo").addHandler(collect)
+    try:
+        with torch.no_grad():
+            for shape in [(2, 8, 6, 6), (3, 8, 5, 9), (2, 8, 12, 3)]:
+                x, y = torch.randn(shape), torch.randn(shape)
+                got = feature_distance(x, y, weight, normalize=True, backend="compiled")
+                torch.testing.assert_close(got, feature_distance_reference(x, y, weight, normalize=True))
+    finally:
+        logging.getLogger("torch._dynamo").removeHandler(collect)
+    if fused_module._compile_failed:
+        pytest.skip("torch.compile does not work here (no C++ compiler?)")
+    assert counters["stats"]["unique_graphs"] - before == 1
+    assert not [m for m in collect.messages if "recompil" in m.lower()], collect.messages
