@@ -38,11 +38,13 @@ def mos(level: int) -> float:
     return 9.0 - 1.5 * level
 
 
-def make_tid(root: Path, refs: int = 3, types: int = 2, levels: int = 3, upper_refs: bool = True) -> Path:
+def make_tid(
+    root: Path, refs: int = 3, types: int = 2, levels: int = 3, upper_refs: bool = True, size: tuple[int, int] = SIZE
+) -> Path:
     """TID2013 layout: reference_images/I01.BMP, distorted_images/i01_01_1.bmp, mos_with_names.txt."""
     lines = []
     for r in range(1, refs + 1):
-        ref = _ref(r)
+        ref = _ref(r, size)
         _save(root / "reference_images" / (f"I{r:02d}.BMP" if upper_refs else f"i{r:02d}.bmp"), ref)
         for t in range(1, types + 1):
             for lv in range(1, levels + 1):

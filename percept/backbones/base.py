@@ -199,10 +199,18 @@ class Backbone(nn.Module):
         """What :meth:`_run` runs: the stage modules (``trace``: copies on the meta device where the
         backbone knows how to build one, for shape tracing without weights) and their device."""
         if trace and self._arch is not None and self._stage_fn is not None:
-            with torch.device("meta"):
-                model = self._arch()
-            return [m.eval() for _, m in self._stage_fn(model)], torch.device("meta")
+            # Built once: a size search runs the network a dozen times, and building it is the slow part.
+            if self.__dict__.get("_meta_stages") is None:
+                with torch.device("meta"):
+                    model = self._arch()
+                self.__dict__["_meta_stages"] = [m.eval() for _, m in self._stage_fn(model)]
+            return self.__dict__["_meta_stages"], torch.device("meta")
         return [m for _, m in self._stages], torch.device("cpu")
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_meta_stages", None)  # rebuilt on demand; holds no data
+        return state
 
     def _iter_run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> Iterator[tuple[int, Any]]:
         """Run ``net`` (see :meth:`_network`) on a preprocessed batch up to stage ``last``, yielding

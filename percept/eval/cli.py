@@ -122,6 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         shard=_shard(args.shard),
         network_resize=args.network_resize,
+        group_by=args.group_by,
     )
     if args.shard:
         chunks = result.scores[["backbone", "pair"]].drop_duplicates()
@@ -159,7 +160,13 @@ def add_commands(subparsers) -> None:
         "scores.csv, correlations.csv and plots of correlation against depth. Reruns resume from OUT/partial.",
     )
     _add_database_args(sweep)
-    sweep.add_argument("--backbones", required=True, help="comma-separated backbone names, e.g. vgg16,alexnet")
+    sweep.add_argument("--backbones", required=True,
+                       help="comma-separated backbone names, e.g. vgg16,alexnet; @seed46 names 46 configurations "
+                       "(CNNs, ViTs, Swin, DINO, MAE, DINOv2, CLIP, semi-/weakly supervised, segmentation, "
+                       "non-deep)")  # fmt: skip
+    sweep.add_argument("--group-by", default="training", choices=["training", "data", "architecture"],
+                       help="colour of the lines in the study figure study_<measure>_by_<group>.png "
+                       "(default training)")  # fmt: skip
     sweep.add_argument("--taps", default=None, help="comma-separated taps (default: the input and every stage)")
     sweep.add_argument("--measures", default="flat-l2",
                        help="comma-separated: flat-l2, mse, unit-l2, cosine, ssim, meanstd, gram or READOUT/DISTANCE "

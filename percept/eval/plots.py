@@ -73,7 +73,8 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
         ax.set_ylabel(stat.upper().replace("_", " "))
         ax.set_title(f"{stat} against depth, measure {measure}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        if rows["backbone"].nunique() <= 12:  # a study of dozens: plot_study colours them by group instead
+            ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = out / f"depth_{_safe(measure)}.png"
         fig.savefig(path, dpi=120)
@@ -98,6 +99,59 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = out / f"depth_{_safe(backbone)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = "training", stat: str = "srocc"):
+    """Correlation against relative depth, every configuration a line coloured by its group: one figure per measure.
+
+    Args:
+        table: from :func:`percept.eval.sweep.correlation_table` (columns ``backbone, tap, relative_depth,
+            measure``, the grouping column and ``stat``); baselines are drawn as horizontal lines,
+            ``cat:<tap>`` rows are left out.
+        out_dir: folder for ``study_<measure>_by_<group_by>.png``.
+        group_by: ``"training"`` (the function trained for), ``"data"`` or ``"architecture"``
+            (see :mod:`percept.eval.configs`).
+        stat: the column plotted.
+
+    Returns:
+        The files written.
+
+    Example:
+        >>> plot_study(result.correlations, "out", group_by="architecture")  # doctest: +SKIP
+        [PosixPath('out/study_flat-l2_by_architecture.png')]
+    """
+    from percept.eval.configs import GROUPINGS
+
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}, got {group_by!r}")
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    nets = table[(table["backbone"] != "baseline") & ~table["tap"].astype(str).str.startswith("cat:")]
+    groups = list(dict.fromkeys(nets[group_by].astype(str)))
+    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
+    files = []
+    for measure, rows in nets.groupby("measure", sort=False):
+        fig, ax = plt.subplots(figsize=(9, 5))
+        for _, curve in rows.groupby("backbone", sort=False):
+            curve = curve.sort_values("relative_depth")
+            group = str(curve[group_by].iloc[0])
+            colour = colours(groups.index(group) % colours.N)
+            ax.plot(curve["relative_depth"], curve[stat], color=colour, alpha=0.75, linewidth=1.2)
+        for k, group in enumerate(groups):
+            ax.plot([], [], color=colours(k % colours.N), label=group)
+        _baselines(ax, table, stat)
+        ax.set_xlabel("relative depth (0: input, 1: deepest tap)")
+        ax.set_ylabel(stat.upper().replace("_", " "))
+        ax.set_title(f"{stat} against depth, {rows['backbone'].nunique()} configurations by {group_by}, {measure}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best", title=group_by)
+        fig.tight_layout()
+        path = out / f"study_{_safe(measure)}_by_{group_by}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         files.append(path)

@@ -26,6 +26,8 @@ import numpy as np
 from percept.errors import InputError, PerceptError
 
 MAX_SLOPE = 100.0
+# Fewer points than this leave the 5 parameters (nearly) undetermined: no fit, reported as failed.
+MIN_FIT_POINTS = 10
 
 
 class FitError(PerceptError, RuntimeError):
@@ -165,8 +167,8 @@ def fit_logistic(
         the best parameters found, which never fit worse than the grid start).
 
     Raises:
-        FitError: every start failed (non-finite parameters or an optimiser error, named), or ``pred``
-            is constant.
+        FitError: every start failed (non-finite parameters or an optimiser error, named), ``pred`` is
+            constant, or there are fewer than ``MIN_FIT_POINTS`` (10) points for 5 parameters.
 
     Example:
         >>> x = np.linspace(0, 1, 50); y = 5 / (1 + np.exp(-8 * (x - 0.5)))
@@ -177,6 +179,8 @@ def fit_logistic(
     from scipy.optimize import least_squares
 
     pred, target = _vectors(pred, target)
+    if pred.size < MIN_FIT_POINTS:
+        raise FitError(f"the 5-parameter logistic needs at least {MIN_FIT_POINTS} points, got {pred.size}")
     center, scale = float(np.mean(pred)), float(np.std(pred))
     if scale == 0 or not np.isfinite(scale):
         raise FitError(f"cannot fit a logistic to a constant metric (all {pred.size} values are {pred[0]:.6g})")

@@ -802,7 +802,32 @@ def correlation_table(
         rows.append(row)
     table = pd.DataFrame(rows)
     table["n"] = table["n"].astype(int)
-    return table.replace({np.inf: np.nan})
+    table = table.replace({np.inf: np.nan})
+    return describe_taps(table)
+
+
+def describe_taps(table: pd.DataFrame) -> pd.DataFrame:
+    """Add a study's columns to a table with ``backbone`` and ``depth``: ``depth`` as an integer stage index
+    (empty for baselines), ``relative_depth`` (0 the input, 1 the deepest tap of that backbone in the table)
+    and how each configuration was made (``architecture``, ``training``, ``data``; :mod:`percept.eval.configs`).
+
+    Example:
+        >>> import pandas as pd
+        >>> describe_taps(pd.DataFrame({"backbone": ["vgg16", "vgg16"], "depth": [0, 4]}))["relative_depth"].tolist()
+        [0.0, 1.0]
+    """
+    import pandas as pd
+
+    from percept.eval.configs import describe
+
+    table = table.copy()
+    depth = pd.to_numeric(table["depth"], errors="coerce")
+    deepest = depth.groupby(table["backbone"]).transform("max").clip(lower=1)
+    table["depth"] = depth.astype("Int64")
+    table.insert(table.columns.get_loc("depth") + 1, "relative_depth", depth / deepest)
+    for column in ("architecture", "training", "data"):
+        table[column] = ["" if b == "baseline" else getattr(describe(b), column) for b in table["backbone"]]
+    return table
 
 
 def run_sweep(
@@ -823,19 +848,22 @@ def run_sweep(
     progress: bool = False,
     shard: Shard | None = None,
     network_resize: bool = False,
+    group_by: str = "training",
 ) -> SweepResult:
     """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
 
     Args:
         db: the database.
-        backbones: registered backbone names.
+        backbones: registered backbone names; ``@seed46`` stands for a named set of configurations
+            (:mod:`percept.eval.configs`).
         out_dir: where ``pairs.csv``, ``scores.csv``, ``correlations.csv``, ``partial/`` and the plots go
             (``None``: nothing written, nothing resumed).
         taps, measures, weights, resize, batch_size, workers, device, network_resize: see
             :func:`sweep_backbone`.
         baselines: reference metrics (see :func:`baseline_scores`); ``()`` for none.
         bootstrap: resamples of references for SROCC intervals (0: none).
-        plots: draw ``depth_<measure>.png`` (all backbones) and ``depth_<backbone>.png``.
+        plots: draw ``depth_<measure>.png`` (all backbones), ``depth_<backbone>.png`` and
+            ``study_<measure>_by_<group_by>.png`` (every backbone a line, coloured by its group).
         progress: tqdm progress bars.
         shard: ``(rank, world)``: one job of several (a cluster array job): computes this shard's
             references into ``out_dir/partial`` and returns their rows, without baselines,
@@ -843,6 +871,8 @@ def run_sweep(
             the shards (no network pass is repeated) and adds the rest. Under ``torch.distributed``
             (several processes initialised) sharding and gathering are automatic and only rank 0
             writes files.
+        network_resize: see :func:`sweep_backbone`.
+        group_by: colour of the study figure's lines: ``"training"``, ``"data"`` or ``"architecture"``.
 
     Returns:
         A :class:`SweepResult` (a shard's: its scores and an empty correlation table).
@@ -853,6 +883,13 @@ def run_sweep(
     """
     import pandas as pd
 
+    from percept.eval.configs import GROUPINGS, expand_backbones
+
+    if group_by not in GROUPINGS:
+        raise InputError(f"group_by must be one of {', '.join(GROUPINGS)}, got {group_by!r}")
+    backbones = expand_backbones([b for b in backbones if isinstance(b, str)]) + [
+        b for b in backbones if not isinstance(b, str)
+    ]
     out = None if out_dir is None else Path(out_dir)
     if shard is not None:
         shard = _check_shard(shard)
@@ -893,15 +930,17 @@ def run_sweep(
         frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
     scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     scores.insert(0, "database", db.name)
+    scores["depth"] = pd.to_numeric(scores["depth"], errors="coerce").astype("Int64")
     table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
     if writer:
         scores.to_csv(out / "scores.csv", index=False)
         table.to_csv(out / "correlations.csv", index=False)
         files += [out / "scores.csv", out / "correlations.csv"]
         if plots:
-            from percept.eval.plots import plot_sweep
+            from percept.eval.plots import plot_study, plot_sweep
 
             files += plot_sweep(table, out)
+            files += plot_study(table, out, group_by=group_by)
     return SweepResult(scores, table, out, files)
 
 
