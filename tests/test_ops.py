@@ -135,7 +135,7 @@ def test_gradcheck_float64_autograd_function():
                 y = (x.detach() + torch.sign(torch.randn_like(x)) * (0.5 + torch.rand_like(x))).requires_grad_()
 
             def fn(a, b, c, kind=kind, normalize=normalize):
-                return FeatureDistanceFunction.apply(a, b, c, normalize, kind, "eager")
+                return FeatureDistanceFunction.apply(a, b, c, normalize, kind, "eager")[0]
 
             assert torch.autograd.gradcheck(fn, (x, y, w), eps=1e-6, atol=1e-6)
 

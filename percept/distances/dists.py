@@ -75,7 +75,7 @@ class _DISTSTerms(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
         batch, channels = a.shape[:2]
         n = a.shape[2] * a.shape[3]
         acc = torch.promote_types(a.dtype, torch.float32)  # half precision accumulates in float32
@@ -89,11 +89,30 @@ class _DISTSTerms(torch.autograd.Function):
         # 2 cov = s_a^2 + s_b^2 - var(a - b), so s = 1 - var(a - b) / e: identical maps give exactly 1,
         # and nearly identical ones lose less to rounding than through 2 cov against s_a^2 + s_b^2.
         structure = 1 - diff_ss.reshape(batch, channels) / n / e
-        ctx.save_for_backward(a, b, a_mean, b_mean, d, e, texture, structure)
-        return texture, structure
+        # The statistics are outputs (not differentiable) so that torch.func transforms, which save only
+        # inputs and outputs, can keep them for the backward.
+        return texture, structure, a_mean, b_mean, d, e
 
     @staticmethod
-    def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor):
+    def setup_context(ctx, inputs, output) -> None:
+        a, b = inputs
+        texture, structure, *stats = output
+        ctx.mark_non_differentiable(*stats)
+        ctx.save_for_backward(a, b, *stats, texture, structure)
+
+    @staticmethod
+    def vmap(info, in_dims, a: torch.Tensor, b: torch.Tensor):
+        # Every (sample, channel) row is independent: fold the mapped dimension into the batch, one call.
+        size = info.batch_size
+        a, b = (
+            t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
+            for t, dim in zip((a, b), in_dims, strict=True)
+        )
+        out = _DISTSTerms.apply(a.flatten(0, 1), b.flatten(0, 1))
+        return tuple(o.unflatten(0, (size, -1)) for o in out), (0,) * len(out)
+
+    @staticmethod
+    def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor, *_stat_grads):
         a, b, a_mean, b_mean, d, e, texture, structure = ctx.saved_tensors
         n = a.shape[2] * a.shape[3]
         grads = []
@@ -110,7 +129,10 @@ class _DISTSTerms(torch.autograd.Function):
             k_self = -g_structure * 2 * structure / (e * n)  # through the variance: (x - x_mean)
             k_0 = k_mu - k_other * other_mean - k_self * x_mean
             grad = torch.addcmul(k_0[:, :, None, None], other.to(k_0.dtype), k_other[:, :, None, None])
-            grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None])
+            if torch._C._functorch.is_functorch_wrapped_tensor(grad):  # vmap has no batching rule for addcmul_
+                grad = torch.addcmul(grad, x.to(k_0.dtype), k_self[:, :, None, None])
+            else:
+                grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None])
             grads.append(grad.to(x.dtype))
         return grads[0], grads[1]
 
@@ -141,7 +163,7 @@ def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
         )
     if a.dim() == 2:  # vectors (a descriptor readout) count as 1x1 maps
         a, b = a[:, :, None, None], b[:, :, None, None]
-    return _DISTSTerms.apply(a, b)
+    return _DISTSTerms.apply(a, b)[:2]
 
 
 class DISTSDistance(Distance):

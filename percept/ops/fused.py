@@ -289,18 +289,31 @@ class FeatureDistanceFunction(torch.autograd.Function):
     """Per-pixel fused feature distance ``(N, H, W)``; backward by recomputation.
 
     ``apply(x, y, weight, normalize, kind, backend)`` with ``x, y`` ``(N, C, H, W)``, ``weight``
-    ``(C,)`` or ``None``.
+    ``(C,)`` or ``None`` returns ``(per_pixel, *stats)``: the ``(N, H, W)`` map, then the per-pixel
+    statistics the backward reuses (outputs, not differentiable, so that ``torch.func`` transforms may
+    keep them: they save only inputs and outputs). Works under ``torch.func.grad``/``vjp`` (forward,
+    ``setup_context`` and backward are separate) and ``torch.func.vmap`` (the ``vmap`` rule folds the
+    mapped dimension into the batch: every sample is independent, so one call covers all).
     """
 
     @staticmethod
-    def forward(ctx, x, y, weight, normalize: bool, kind: str, backend: str):
+    def forward(x, y, weight, normalize: bool, kind: str, backend: str):
         per_pixel, stats = _run_fwd(backend, x, y, weight, normalize, kind)
-        ctx.save_for_backward(x, y, weight, *stats)
-        ctx.normalize, ctx.kind, ctx.backend = normalize, kind, backend
-        return per_pixel
+        return (per_pixel, *stats)
 
     @staticmethod
-    def backward(ctx, grad):
+    def setup_context(ctx, inputs, output):
+        x, y, weight, normalize, kind, backend = inputs
+        _, *stats = output
+        ctx.mark_non_differentiable(*stats)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, y, weight, *stats)
+        ctx.normalize, ctx.kind, ctx.backend = normalize, kind, backend
+
+    @staticmethod
+    def backward(ctx, grad, *_stat_grads):
+        if grad is None:
+            return None, None, None, None, None, None
         x, y, weight, *stats = ctx.saved_tensors
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], weight is not None and ctx.needs_input_grad[2])
         gx, gy, gw = _run_bwd(
@@ -309,6 +322,39 @@ class FeatureDistanceFunction(torch.autograd.Function):
         if gw is not None:
             gw = gw.to(weight.dtype)
         return gx, gy, gw, None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, x, y, weight, normalize: bool, kind: str, backend: str):
+        x_dim, y_dim, w_dim = in_dims[:3]
+        size = info.batch_size
+        if w_dim is not None:  # a weight per mapped slice: one call per slice
+            outs = [
+                FeatureDistanceFunction.apply(
+                    _select(x, x_dim, i), _select(y, y_dim, i), weight.select(w_dim, i), normalize, kind, backend
+                )
+                for i in range(size)
+            ]
+            return tuple(torch.stack(parts) for parts in zip(*outs, strict=True)), (0,) * len(outs[0])
+        out = FeatureDistanceFunction.apply(
+            _fold(x, x_dim, size), _fold(y, y_dim, size), weight, normalize, kind, backend
+        )
+        return tuple(o.unflatten(0, (size, -1)) for o in out), (0,) * len(out)
+
+
+def _select(t: torch.Tensor, dim: int | None, i: int) -> torch.Tensor:
+    return t if dim is None else t.select(dim, i)
+
+
+def _fold(t: torch.Tensor, dim: int | None, size: int) -> torch.Tensor:
+    """``t`` with its mapped dimension ``dim`` (``None``: not mapped, repeated) merged into the batch."""
+    t = t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
+    return t.flatten(0, 1)
+
+
+def _transformed(*tensors: torch.Tensor | None) -> bool:
+    """Whether any tensor is wrapped by a ``torch.func`` transform (vmap's batched, grad's tracking tensors)."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return wrapped is not None and any(t is not None and wrapped(t) for t in tensors)
 
 
 def fused_feature_distance(
@@ -324,6 +370,7 @@ def fused_feature_distance(
     needs_graph = torch.is_grad_enabled() and (
         x.requires_grad or y.requires_grad or (weight is not None and weight.requires_grad)
     )
-    if not needs_graph:
+    if not needs_graph and not _transformed(x, y, weight):
         return _run_fwd(backend, x, y, weight, normalize, kind)[0]
-    return FeatureDistanceFunction.apply(x, y, weight, normalize, kind, backend)
+    # Under torch.func transforms the Function's rules apply (the kernels never see wrapped tensors).
+    return FeatureDistanceFunction.apply(x, y, weight, normalize, kind, backend)[0]
