@@ -75,6 +75,9 @@ def ssim_per_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, w
 class SSIMDistance(Distance):
     """One minus the mean SSIM of corresponding channels: ``(N, C, H, W), (N, C, H, W) -> (N,)``, in [0, 2].
 
+    ``(N, C)`` vectors (a descriptor readout's) count as ``1 x 1`` maps: per channel
+    ``(2 a b + C1) / (a^2 + b^2 + C1)``.
+
     Example:
         >>> a = torch.rand(2, 3, 16, 16)
         >>> SSIMDistance()(a, a).abs().max().item() < 1e-6
@@ -87,11 +90,13 @@ class SSIMDistance(Distance):
     def forward(self, a: torch.Tensor, b: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
         if spatial:
             raise InputError("the ssim distance averages SSIM over each map: it has no spatial map")
-        if a.dim() != 4 or a.shape != b.shape:
+        if a.dim() not in (2, 4) or a.shape != b.shape:
             raise InputError(
-                f"the ssim distance compares two (N, C, H, W) feature maps of one shape (a readout that keeps "
-                f"space, such as raw or unit), got {tuple(a.shape)} and {tuple(b.shape)}"
+                f"the ssim distance compares two (N, C, H, W) feature maps (or (N, C) vectors) of one shape, got "
+                f"{tuple(a.shape)} and {tuple(b.shape)}"
             )
+        if a.dim() == 2:  # vectors from a descriptor readout count as 1x1 maps, as for the other distances
+            a, b = a[:, :, None, None], b[:, :, None, None]
         return 1 - ssim_per_map(a, b).mean(dim=1)
 
 

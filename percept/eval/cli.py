@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -43,9 +44,25 @@ def _weights(text: str | None):
     return None if text is None or text.lower() == "none" else text
 
 
+def _at_least(args: argparse.Namespace, **minimum: int) -> None:
+    """Refuse integer options below their minimum, naming the option: ``_at_least(args, workers=0)``."""
+    for name, low in minimum.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise InputError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value}")
+
+
+def _positive_finite(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+
+
 def _database(args: argparse.Namespace):
     from percept.eval.datasets import IQADatabase, load_database
 
+    _at_least(args, limit_references=1, batch_size=1, workers=0)
     kwargs: dict[str, Any] = {}
     if args.database.lower() in ("csv", "manifest"):
         if args.data_root:
@@ -57,7 +74,7 @@ def _database(args: argparse.Namespace):
     db = load_database(args.database, args.path, **kwargs)
     if not isinstance(db, IQADatabase):
         raise InputError(f"{args.database} is a 2AFC set; sweep and select need a database with scores per image")
-    if args.limit_references:
+    if args.limit_references is not None:
         keep = db.references[: args.limit_references]
         db = db.subset(db.table["ref_id"].isin(keep).to_numpy())
     return db
@@ -103,11 +120,17 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``percept sweep``: every tap of the backbones, the tables and the plots."""
     from percept.eval.sweep import run_sweep
+    from percept.io import ensure_output_folder
 
+    backbones = _split(args.backbones)
+    if not backbones:
+        raise InputError(f"--backbones needs at least one backbone name (or @seed46), got {args.backbones!r}")
+    _at_least(args, bootstrap=0, top=0)
+    ensure_output_folder(args.out)  # a read-only folder or a file in the way fails now, not after the sweep
     db = _database(args)
     result = run_sweep(
         db,
-        _split(args.backbones) or [],
+        backbones,
         out_dir=args.out,
         taps=_split(args.taps),
         measures=_split(args.measures) or ["flat-l2"],
@@ -207,14 +230,16 @@ def _map_scores_config(args: argparse.Namespace, db) -> dict:
 
 def cmd_select(args: argparse.Namespace) -> int:
     """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
-    from pathlib import Path
 
     from percept.eval.plots import plot_selection_path
     from percept.eval.select import MapScores, cross_validate, forward_select, map_scores
+    from percept.io import ensure_output_folder, save_csv
 
+    _at_least(args, screen=0, folds=0, max_maps=1)
+    if not (math.isfinite(args.tol) and args.tol >= 0):
+        raise InputError(f"--tol must be a finite number >= 0, got {args.tol}")
+    out = ensure_output_folder(args.out)
     db = _database(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     cache = out / "map_scores.npz"
     scores = None
     config = _map_scores_config(args, db)
@@ -247,8 +272,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     selection = forward_select(scores, db, **options)
     if folds:
         selection.cv = cross_validate(scores, db, folds=folds, seed=args.seed, **options)
-        selection.cv.to_csv(out / "cv.csv", index=False)
-    selection.path.to_csv(out / "path.csv", index=False)
+        save_csv(selection.cv, out / "cv.csv", index=False)
+    save_csv(selection.path, out / "path.csv", index=False)
     selection.save(out / "selection.json")
     plot_selection_path(selection.path, selection.baseline["criterion"], out / "path.png")
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}
@@ -301,13 +326,14 @@ def _add_select(subparsers) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """``percept finetune``: per-channel errors once, non-negative channel weights, before/after on held-out refs."""
-    from pathlib import Path
 
     from percept.eval.finetune import channel_errors, finetune
+    from percept.io import ensure_output_folder
 
+    _at_least(args, epochs=1, patience=1)
+    _positive_finite(args, "lr")
+    out = ensure_output_folder(args.out)
     db = _database(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     errors = channel_errors(
         db, args.backbone, taps=_split(args.taps), weights=_weights(args.weights), resize=_resize(args.resize),
         batch_size=args.batch_size, workers=args.workers, device=args.device, progress=not args.no_progress,
@@ -353,7 +379,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
     from percept.eval.sweep import build_backbone
     from percept.eval.visualize import activation_maximization, save_grid, top_patches
+    from percept.io import ensure_output_folder
 
+    _at_least(args, channel=0, k=1, size=1, steps=1)
+    ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
+    if Path(args.out).is_dir():
+        raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
     net = build_backbone(args.backbone, weights=_weights(args.weights), network_resize=args.network_resize)
     tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
     if args.images:

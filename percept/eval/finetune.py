@@ -89,7 +89,9 @@ class FinetuneResult:
         path = Path(path)
         data = {"format": FORMAT, **self.meta, "weights": {t: w.tolist() for t, w in self.weights.items()},
                 "report": self.report, "splits": self.splits}  # fmt: skip
-        path.write_text(json.dumps(data, indent=1, default=str))
+        from percept.io import write_text
+
+        write_text(path, json.dumps(data, indent=1, default=str))
         return path
 
 

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from percept.io import save_figure
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -77,7 +79,7 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
             ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = out / f"depth_{_safe(measure)}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
         files.append(path)
     for backbone, rows in layers.groupby("backbone", sort=False):
@@ -99,7 +101,7 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = out / f"depth_{_safe(backbone)}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
         files.append(path)
     return files
@@ -152,7 +154,7 @@ def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = 
         ax.legend(fontsize=8, loc="best", title=group_by)
         fig.tight_layout()
         path = out / f"study_{_safe(measure)}_by_{group_by}.png"
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
         files.append(path)
     return files
@@ -179,6 +181,6 @@ def plot_selection_path(path_table: pd.DataFrame, baseline: float, out_file: str
     ax.legend()
     fig.tight_layout()
     out_file = Path(out_file)
-    fig.savefig(out_file, dpi=120)
+    save_figure(fig, out_file, dpi=120)
     plt.close(fig)
     return out_file

@@ -102,7 +102,10 @@ class MapScores:
         meta = dict(taps=self.taps, channels=self.channels, measure=self.measure, backbone=self.backbone,
                     weights=self.weights, resize=self.resize, database=self.database,
                     network_resize=self.network_resize, config=self.config)  # fmt: skip
-        np.savez(path, matrix=self.matrix, meta=json.dumps(meta))
+        from percept.io import atomic_write
+
+        with atomic_write(path, "wb") as f:
+            np.savez(f, matrix=self.matrix, meta=json.dumps(meta))
         return path
 
     @classmethod
@@ -161,6 +164,7 @@ def map_scores(
     """
     from percept.eval.sweep import (
         TapScorer,
+        _check_sweep_memory,
         _progress,
         build_backbone,
         iterate_chunks,
@@ -185,6 +189,9 @@ def map_scores(
     offsets = np.cumsum([0, *channels])
     chunks = make_chunks(db, batch_size)
     current = None
+    if resize is not None:  # refused before any image is decoded at a size that cannot fit
+        side = (resize, resize) if isinstance(resize, int) else tuple(resize)
+        _check_sweep_memory(net, tap_list, (1, 3, *side), batch_size, torch.device(device), name)
     for _, ref_id, ref, dists, rows in _progress(
         iterate_chunks(db, chunks, resize=resize, workers=workers), len(chunks), f"{name} maps", progress
     ):
@@ -252,7 +259,9 @@ class Selection:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the selection as JSON, loadable by :func:`selection_pipeline` and the ``map-selection`` preset."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
+        from percept.io import write_text
+
+        write_text(path, json.dumps(self.to_dict(), indent=1, default=_json_default))
         return path
 
 

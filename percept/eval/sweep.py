@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from percept.distances.ssim import ssim_per_map
 from percept.errors import InputError, SpecError, TapError, unknown_name
 from percept.eval.datasets import IQADatabase
+from percept.io import save_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -519,7 +520,80 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, unit="chunk")
 
 
+def _chunk_file(db: IQADatabase, chunks: list[tuple[str, list[int]]], index: int) -> str:
+    """``c<index>-<images>.csv``: ``<images>`` hashes the chunk's image files (path, size, modification time),
+    so a chunk computed from images that have changed since is not taken for this one."""
+    table = db.table
+    _, rows = chunks[index]
+    parts = []
+    for path in [table["ref"].iloc[rows[0]], *table["dist"].iloc[rows]]:
+        try:
+            stat = os.stat(path)
+            parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{path}:missing")
+    return f"c{index:06d}-{hashlib.sha1(chr(10).join(parts).encode()).hexdigest()[:10]}.csv"
+
+
+def _valid_chunks(
+    partial: Path,
+    chunks: list[tuple[str, list[int]]],
+    mine: set[int],
+    db: IQADatabase,
+    taps: Sequence[SweepTap],
+    measures: Sequence[str],
+) -> set[int]:
+    """The chunks of ``mine`` whose file in ``partial`` is whole and current: computed from the images as they
+    are now, every (tap, measure) for every pair of the chunk, finite distances. Any other file (stale,
+    truncated, empty, garbage, a stray name) is named in a warning and its chunk computed again."""
+    import numpy as np
+    import pandas as pd
+
+    expected = {(t.name, m) for t in taps for m in measures}
+    valid: set[int] = set()
+    for path in sorted(partial.iterdir()):
+        if path.name.startswith("."):
+            continue  # a temporary file of a write in progress elsewhere
+        stem, _, _ = path.name.partition("-")
+        index = int(stem[1:]) if stem[:1] == "c" and stem[1:].isdigit() and path.suffix == ".csv" else None
+        if index is None or index >= len(chunks):
+            warnings.warn(f"'{path}' is not a chunk of this sweep; left alone", stacklevel=3)
+            continue
+        if index not in mine:
+            continue
+        if path.name != _chunk_file(db, chunks, index):
+            warnings.warn(
+                f"'{path}' was computed from images that have changed since; computing it again", stacklevel=3
+            )
+            path.unlink(missing_ok=True)
+            continue
+        problem = None
+        try:
+            frame = pd.read_csv(path)
+            rows = set(chunks[index][1])
+            if list(frame.columns) != ["tap", "measure", "pair", "distance"]:
+                problem = f"columns {list(frame.columns)}"
+            elif len(frame) != len(rows) * len(expected):
+                problem = f"{len(frame)} rows, expected {len(rows) * len(expected)}"
+            elif set(zip(frame["tap"].astype(str), frame["measure"].astype(str), strict=True)) != expected:
+                problem = "other taps or measures"
+            elif set(frame["pair"].astype(int)) != rows:
+                problem = "other pairs"
+            elif not np.isfinite(frame["distance"].to_numpy(dtype=float)).all():
+                problem = "distances that are not finite numbers"
+        except (ValueError, TypeError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        if problem is None:
+            valid.add(index)
+        else:
+            warnings.warn(f"'{path}' is not a whole chunk of this sweep ({problem}); computing it again", stacklevel=3)
+    return valid
+
+
 def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
+    if isinstance(weights, str | os.PathLike) and os.path.isfile(weights):  # a file: its content may change
+        stat = os.stat(weights)
+        weights = f"{os.path.abspath(weights)}:{stat.st_size}:{stat.st_mtime_ns}"
     text = json.dumps(
         [
             db.name,
@@ -599,9 +673,13 @@ def sweep_backbone(
         key = _config_key(db, name, weights, tap_list, measures, resize, batch_size, net.resize)
         partial = Path(partial_dir) / f"{name}-{key}"
         partial.mkdir(parents=True, exist_ok=True)
-        done = {int(p.stem[1:]) for p in partial.glob("c*.csv")} & mine
+        done = _valid_chunks(partial, chunks, mine, db, tap_list, measures)
     frames: dict[int, pd.DataFrame] = {}
-    current_ref = None
+    current_ref, checked = None, None
+    if resize is not None:  # known before any image is decoded at that size
+        side = (resize, resize) if isinstance(resize, int) else tuple(resize)
+        checked = (1, 3, *side)
+        _check_sweep_memory(net, tap_list, checked, batch_size, torch.device(device), name)
     skip = done | (set(range(len(chunks))) - mine)
     iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=skip)
     for index, ref_id, ref, dists, rows in _progress(iterator, len(chunks) - len(skip), name, progress):
@@ -610,6 +688,9 @@ def sweep_backbone(
                 f"images of {ref.shape[-2]}x{ref.shape[-1]} pixels are smaller than the {min_size}x{min_size} that "
                 f"the taps of {name} need; resize them up (resize=) or ask for shallower taps"
             )
+        if checked != tuple(ref.shape):
+            _check_sweep_memory(net, tap_list, tuple(ref.shape), batch_size, torch.device(device), name)
+            checked = tuple(ref.shape)
         if ref_id != current_ref:
             scorer.set_reference(ref.to(device))
             current_ref = ref_id
@@ -622,13 +703,11 @@ def sweep_backbone(
             records["distance"] += values.double().tolist()
         frame = pd.DataFrame(records)
         if partial is not None:
-            tmp = partial / f".c{index:06d}.tmp"
-            frame.to_csv(tmp, index=False)
-            os.replace(tmp, partial / f"c{index:06d}.csv")
+            save_csv(frame, partial / _chunk_file(db, chunks, index), index=False)
         frames[index] = frame
     if partial is not None:
         for index in done:
-            frames[index] = pd.read_csv(partial / f"c{index:06d}.csv")
+            frames[index] = pd.read_csv(partial / _chunk_file(db, chunks, index))
     if gather:
         everyone: dict[int, pd.DataFrame] = {}
         for part in _gather(frames):
@@ -649,6 +728,29 @@ def sweep_backbone(
     if "flat-l2" in measures and len(scores):
         scores = pd.concat([scores, _cumulative(scores)], ignore_index=True)
     return scores[["backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"]]
+
+
+def _check_sweep_memory(
+    net: Backbone, taps: Sequence[SweepTap], shape: tuple[int, ...], batch: int, device: torch.device, name: str
+) -> None:
+    """Refuse image sizes whose pass cannot fit in memory: a batch's pass plus the reference's kept taps."""
+    from percept.memory import _size, available_bytes, estimate_pass_bytes
+
+    stages = [t.depth - 1 for t in taps if t.module]
+    if not stages:
+        return
+    size = net.input_size if net.resize else shape[-2:]
+    shapes = net._trace_shapes()
+    last = max(stages)
+    need = (batch + 1) * 3 * shape[-2] * shape[-1] * 4  # the decoded images
+    need += estimate_pass_bytes(shapes, last, (batch, 3, *size), 4, graph=False)
+    need += sum(estimate_pass_bytes([shapes[i]], 0, (1, 3, *size), 4, graph=True) for i in stages)
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise InputError(
+            f"images of {shape[-2]}x{shape[-1]} pixels need at least {_size(need)} to sweep {name} in batches of "
+            f"{batch}, but {_size(free)} is free: resize them down (resize=, CLI --resize) or lower the batch size"
+        )
 
 
 def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
@@ -901,7 +1003,7 @@ def run_sweep(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if writer and shard is None:
-        db.table.rename_axis("pair").to_csv(out / "pairs.csv")
+        save_csv(db.table.rename_axis("pair"), out / "pairs.csv")
         files.append(out / "pairs.csv")
     frames = []
     for backbone in backbones:
@@ -933,8 +1035,8 @@ def run_sweep(
     scores["depth"] = pd.to_numeric(scores["depth"], errors="coerce").astype("Int64")
     table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
     if writer:
-        scores.to_csv(out / "scores.csv", index=False)
-        table.to_csv(out / "correlations.csv", index=False)
+        save_csv(scores, out / "scores.csv", index=False)
+        save_csv(table, out / "correlations.csv", index=False)
         files += [out / "scores.csv", out / "correlations.csv"]
         if plots:
             from percept.eval.plots import plot_study, plot_sweep

@@ -190,5 +190,9 @@ def save_grid(images: Sequence[torch.Tensor], path: str | os.PathLike, *, nrow: 
         raise InputError("no images to put in a grid")
     tiles = [F.interpolate(im[None].float(), size=(size, size), mode="bilinear", antialias=True)[0] for im in images]
     path = Path(path)
-    save_image(torch.stack(tiles).clamp(0, 1), path, nrow=nrow, padding=2, pad_value=1.0)
+    from percept.io import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        save_image(torch.stack(tiles).clamp(0, 1), f, format=Path(path).suffix.lstrip(".") or "png", nrow=nrow,
+                   padding=2, pad_value=1.0)  # fmt: skip
     return path
