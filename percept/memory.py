@@ -4,16 +4,28 @@ The estimate is a lower bound built from the backbone's traced stage shapes: wit
 stage output up to the deepest tap is kept for backward; without one, two consecutive outputs live
 at a time. When even that lower bound exceeds the memory available on the device, the pass could
 only crash, so :func:`check_memory` raises a clear :class:`~percept.errors.InputError` instead.
+
+On a GPU, asking the driver for free memory every step would add a call into the driver (and a host
+wait) to every training step, so there a pass that fits is remembered per pipeline and input signature
+(shapes, dtype, device, which inputs carry a graph) and not estimated again. On the CPU the check reads
+``/proc/meminfo`` on every call: that costs microseconds and follows what other processes take.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Sequence
 
 import torch
 
 from percept.errors import InputError
+from percept.validation import reads_synchronise
+
+_fitted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> signatures that fit
+_fitted_lock = threading.Lock()
+_FITTED_KEYS = 256  # signatures remembered per pipeline
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -62,14 +74,23 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
     The message says how many pairs of this size would fit, so the caller can split the batch
     (``torch.split(x, k)``). percept does not split it itself: convolution kernels pick their algorithm
     by batch size, so scores computed in chunks can differ from one pass in the last bits.
+
+    On a device where querying free memory synchronises (a GPU), a signature that fits once is not
+    checked again for this pipeline (see the module docstring).
     """
+    grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
+    remember = reads_synchronise(x.device)
+    if remember:
+        key = (tuple(x.shape), tuple(y.shape), x.dtype, x.device, grad, y.requires_grad)
+        with _fitted_lock:
+            if key in _fitted.get(pipeline, ()):
+                return
     free = available_bytes(x.device)
     if free is None:
         return
     backbone = pipeline.backbone
     last = max(backbone.tap_info(t).index for t in pipeline.taps)
     shapes = backbone._trace_shapes()
-    grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
     element = x.element_size() if x.is_floating_point() else 4
 
     def run_shape(n: int, t: torch.Tensor) -> tuple[int, ...]:
@@ -83,6 +104,12 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
 
     total = need(x.shape[0], grad)
     if total <= free:
+        if remember:
+            with _fitted_lock:
+                known = _fitted.setdefault(pipeline, set())
+                if len(known) >= _FITTED_KEYS:
+                    known.clear()
+                known.add(key)
         return
     fits = free // max(need(1, grad), 1)
     if fits >= 1:

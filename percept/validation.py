@@ -1,14 +1,69 @@
-"""Input checks in one place: each error says what was expected and what came."""
+"""Input checks in one place: each error says what was expected and what came.
+
+Looking at values (NaN/Inf, range) means reading a reduction of the input on the host. On the CPU that
+costs one pass over the images and is done on every call. On a GPU it makes the host wait for the device
+(a synchronisation, which stalls a training loop's pipelining), so there the values are checked for the
+first :data:`VALUE_CHECK_FIRST` calls with each input shape, then on every :data:`VALUE_CHECK_EVERY`-th:
+the mistakes these checks catch (0..255 data, ``[-1, 1]`` data, NaN from a diverging model) show in the
+first batches or persist once they appear. Shapes, dtypes and sizes are checked on every call: they cost
+nothing. Under ``torch.func`` transforms the values are read from the underlying tensor (all the mapped
+slices at once), so the checks do not break ``vmap``.
+"""
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import torch
 
 from percept.errors import InputError
 
 RANGE_TOLERANCE = 1e-3
+VALUE_CHECK_FIRST = 3
+"""Calls with each input shape whose values are checked on a device where reading them synchronises."""
+VALUE_CHECK_EVERY = 50
+"""After those, every this-many-th call is checked there."""
+
+_value_calls: OrderedDict[tuple, int] = OrderedDict()
+_value_lock = threading.Lock()
+_VALUE_KEYS = 1024  # input signatures remembered (least recently seen dropped first)
+
+
+def reads_synchronise(device: torch.device) -> bool:
+    """Whether reading a value computed on ``device`` makes the host wait for it (every device but the CPU)."""
+    return device.type not in ("cpu", "meta")
+
+
+def value_check_due(x: torch.Tensor, name: str = "x") -> bool:
+    """Whether this call's values of the input called ``name`` should be looked at (see the module
+    docstring); counts the call.
+
+    Example:
+        >>> value_check_due(torch.rand(1, 3, 8, 8))  # on the CPU, always
+        True
+    """
+    if not reads_synchronise(x.device):
+        return True
+    key = (name, tuple(x.shape), x.dtype, x.device)
+    with _value_lock:
+        calls = _value_calls.pop(key, 0)
+        _value_calls[key] = calls + 1
+        while len(_value_calls) > _VALUE_KEYS:
+            _value_calls.popitem(last=False)
+    return calls < VALUE_CHECK_FIRST or (calls - VALUE_CHECK_FIRST + 1) % VALUE_CHECK_EVERY == 0
+
+
+def underlying(x: torch.Tensor) -> torch.Tensor:
+    """The plain tensor beneath ``torch.func`` wrappers (vmap's batched tensor holds every mapped slice), or
+    ``x`` itself."""
+    functorch = torch._C._functorch
+    if not hasattr(functorch, "is_functorch_wrapped_tensor"):  # pragma: no cover - older torch
+        return x
+    while functorch.is_functorch_wrapped_tensor(x):
+        x = functorch.get_unwrapped(x)
+    return x
 
 
 def describe(x: torch.Tensor) -> str:
@@ -22,7 +77,7 @@ def check_images(
     channels: tuple[int, ...] = (1, 3),
     input_range: tuple[float, float] | None = (0.0, 1.0),
     min_size: int = 1,
-    check_values: bool = True,
+    check_values: bool | str = "auto",
 ) -> torch.Tensor:
     """Check that ``x`` is a batch of images ``(N, C, H, W)`` and return it.
 
@@ -33,7 +88,9 @@ def check_images(
         input_range: ``(low, high)`` the values must lie in (with a tolerance of 1e-3), or ``None``
             to skip the range check.
         min_size: smallest height and width the network needs.
-        check_values: look at the values (NaN/Inf and range); costs one reduction over ``x``.
+        check_values: look at the values (NaN/Inf and range), one reduction over ``x``: ``True`` on every
+            call, ``"auto"`` (default) on every call on the CPU and on a schedule where reading the result
+            synchronises (:func:`value_check_due`), ``False`` never.
 
     Raises:
         InputError: wrong type, rank, channels, dtype, size, or values (NaN, Inf, out of range).
@@ -65,9 +122,11 @@ def check_images(
             f"expected {name} of at least {min_size}x{min_size} pixels for the taps asked for, got {height}x{width}; "
             "resize the images up or ask for shallower taps"
         )
+    if check_values == "auto":
+        check_values = value_check_due(x, name)
     if check_values:
         # One reduction: min and max propagate NaN, and an infinity is the min or the max.
-        lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+        lo, hi = (float(v) for v in torch.aminmax(underlying(x).detach()))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputError(f"{name} holds NaN or Inf values: {describe(x)}")
         if input_range is not None:
