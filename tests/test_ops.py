@@ -30,21 +30,34 @@ def layout(t: torch.Tensor, kind: str) -> torch.Tensor:
     return t.contiguous()
 
 
+def device_for(backend: str) -> str:
+    """Triton kernels run on CUDA tensors where a GPU is present, on the CPU under ``TRITON_INTERPRET=1``."""
+    gpu = backend == "triton" and torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+    return "cuda" if gpu else "cpu"
+
+
+def _cpu(t):
+    return None if t is None else t.cpu()
+
+
 def run(backend, x, y, w, *, normalize, kind, spatial=False, weight_grad=True):
-    x = x.detach().clone().requires_grad_()
-    y = y.detach().clone().requires_grad_()
-    w = None if w is None else w.detach().clone().requires_grad_(weight_grad)
+    device = device_for(backend)
+    # detach, not clone: a clone of a strided view is contiguous, and the layout is what some tests are about
+    x = x.detach().to(device).requires_grad_()
+    y = y.detach().to(device).requires_grad_()
+    w = None if w is None else w.detach().to(device).clone().requires_grad_(weight_grad)
     out = feature_distance(x, y, w, normalize=normalize, kind=kind, spatial=spatial, backend=backend)
     # A non-uniform upstream gradient, so every per-pixel / per-sample path is exercised.
-    upstream = torch.linspace(0.5, 1.5, out.numel()).view_as(out)
+    upstream = torch.linspace(0.5, 1.5, out.numel(), device=out.device).view_as(out)
     (out * upstream).sum().backward()
-    return out.detach(), x.grad, y.grad, None if w is None else w.grad
+    return out.detach().cpu(), _cpu(x.grad), _cpu(y.grad), None if w is None else _cpu(w.grad)
 
 
 def compare(backend, shape, *, kind, normalize, weighted=True, dtype=torch.float32, memory="contiguous", spatial=False):
     torch.manual_seed(0)
-    x = layout(torch.randn(shape, dtype=dtype), memory)
-    y = layout(torch.randn(shape, dtype=dtype), memory)
+    device = device_for(backend)
+    x = layout(torch.randn(shape, dtype=dtype).to(device), memory)
+    y = layout(torch.randn(shape, dtype=dtype).to(device), memory)
     w = torch.rand(shape[1]) + 0.1 if weighted else None
     got = run(backend, x, y, w, normalize=normalize, kind=kind, spatial=spatial)
     ref = run("reference", x.double(), y.double(), None if w is None else w.double(), normalize=normalize, kind=kind,
@@ -92,7 +105,7 @@ def test_layouts(backend, memory, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_half_precision_accumulates_in_float32(backend, dtype, kind):
     compare(backend, (2, 24, 5, 6), kind=kind, normalize=True, dtype=dtype)
-    x = torch.randn(2, 24, 5, 6, dtype=dtype)
+    x = torch.randn(2, 24, 5, 6, dtype=dtype, device=device_for(backend))
     assert feature_distance(x, x.flip(0), kind=kind, backend=backend).dtype == torch.float32
 
 
@@ -157,9 +170,10 @@ def saved_tensor_sizes(fn, *args) -> list[torch.Size]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_graph_keeps_only_inputs_and_per_pixel_statistics(backend, kind):
     n, c, h, w = 2, 32, 6, 5
-    x = torch.randn(n, c, h, w, requires_grad=True)
-    y = torch.randn(n, c, h, w, requires_grad=True)
-    weight = torch.rand(c, requires_grad=True)
+    device = device_for(backend)
+    x = torch.randn(n, c, h, w, device=device, requires_grad=True)
+    y = torch.randn(n, c, h, w, device=device, requires_grad=True)
+    weight = torch.rand(c, device=device, requires_grad=True)
 
     def fused(a, b, ww):
         return feature_distance(a, b, ww, normalize=True, kind=kind, backend=backend)
@@ -272,8 +286,8 @@ def test_triton_on_cuda(kind, dtype):
 @pytest.mark.parametrize("backend", ["eager", "compiled", pytest.param("triton", marks=needs_triton)])
 def test_target_without_grad_gets_none_and_x_grad_matches(backend):
     torch.manual_seed(0)
-    x = torch.randn(2, 16, 9, 11, requires_grad=True)
-    y = torch.randn(2, 16, 9, 11)
+    x = torch.randn(2, 16, 9, 11, device=device_for(backend), requires_grad=True)
+    y = torch.randn(2, 16, 9, 11, device=device_for(backend))
     feature_distance(x, y, normalize=True, backend=backend).sum().backward()
     x_ref = x.detach().clone().requires_grad_()
     feature_distance_reference(x_ref, y, normalize=True).sum().backward()
