@@ -6,7 +6,13 @@ mean. Times are medians of interleaved repetitions in one process; peak extra me
 a fresh subprocess per case (peak resident set size above the inputs, glibc told to return freed
 memory at once). Prints a table with ratios to the unfused expression.
 
-    python benchmarks/bench_ops.py [--reps 7] [--device cpu|cuda]
+``--bandwidth`` (on by default on CUDA) adds the fused op's achieved memory bandwidth against a plain
+device-to-device copy of the same bytes (``dst.copy_(src)`` of a buffer as large as ``x`` and ``y``
+together): the op reads ``x`` and ``y`` and writes an ``(N, H, W)`` map forward; backward it reads
+``x``, ``y``, the upstream gradient and per-pixel statistics and writes ``dx``. A memory-bound kernel
+can at best match the copy.
+
+    python benchmarks/bench_ops.py [--reps 7] [--device cpu|cuda] [--bandwidth] [--dtype float16]
 """
 
 from __future__ import annotations
@@ -88,6 +94,60 @@ def time_cases(shape, device, reps):
     return {k: statistics.median(v) for k, v in times.items()}, first
 
 
+def _median_seconds(fn, device, reps) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bandwidth(shape, device, reps=7, dtype=torch.float32, backend=None) -> dict[str, float]:
+    """Achieved GB/s (bytes read + written / time) of the fused op forward, backward alone, and of a copy.
+
+    ``backend``: the fused op's (default: what ``feature_distance`` picks; ``"triton"`` on CUDA).
+    Returns ``{"fwd": GB/s, "bwd": GB/s, "copy": GB/s, "fwd_ms", "bwd_ms", "copy_ms"}``.
+    """
+    from percept.ops import feature_distance
+
+    x, y, w = inputs(shape, device, dtype)
+    n, c, h, wd = shape
+    size = x.element_size()
+    pixels = n * h * wd * 4  # one float32 per pixel
+
+    def fwd():
+        with torch.no_grad():
+            feature_distance(x, y, w, normalize=True, kind="sq", backend=backend)
+
+    out = feature_distance(x, y, w, normalize=True, kind="sq", backend=backend)
+    upstream = torch.ones_like(out)
+
+    def bwd():
+        (gx,) = torch.autograd.grad(out, x, upstream, retain_graph=True)
+        return gx
+
+    src = torch.empty(2 * x.numel(), device=device, dtype=dtype)
+    dst = torch.empty_like(src)
+    fwd_s, bwd_s = _median_seconds(fwd, device, reps), _median_seconds(bwd, device, reps)
+    copy_s = _median_seconds(lambda: dst.copy_(src), device, reps)
+    fwd_bytes = 2 * x.numel() * size + pixels + c * 4
+    bwd_bytes = 3 * x.numel() * size + 3 * pixels + c * 4  # x, y, dx; upstream and two statistics
+    copy_bytes = 2 * src.numel() * size
+    return {
+        "fwd": fwd_bytes / fwd_s / 1e9,
+        "bwd": bwd_bytes / bwd_s / 1e9,
+        "copy": copy_bytes / copy_s / 1e9,
+        "fwd_ms": fwd_s * 1e3,
+        "bwd_ms": bwd_s * 1e3,
+        "copy_ms": copy_s * 1e3,
+    }
+
+
 def memory_case(impl, shape, device, backward=True):
     """Run in a fresh process: peak bytes above the inputs for one call after warm-up."""
     x, y, w = inputs(shape, device)
@@ -106,6 +166,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--bandwidth",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="achieved GB/s against a copy of the same bytes (default: on CUDA)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16"],
+        help="dtype of the bandwidth measurement",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, reps {args.reps}")
@@ -122,6 +194,15 @@ def main() -> None:
             peak_text = f"{peak / 2**20:.0f}" if peak is not None else "-"
             print(f"{shape!s:>20} {impl:>10} {fwd:9.1f} {both:11.1f} {speed:9.2f}x {peak_text:>9} {mem_ratio:>10} "
                   f"{first[(impl, False)] + first[(impl, True)]:12.2f}")  # fmt: skip
+    if args.bandwidth if args.bandwidth is not None else args.device == "cuda":
+        dtype = getattr(torch, args.dtype)
+        backend = "compiled" if args.device == "cpu" else None
+        print(f"\nfused op ({backend or 'default'}), {args.dtype}: achieved bandwidth against a copy of x and y")
+        print(f"{'shape':>20} {'fwd GB/s':>9} {'% copy':>7} {'bwd GB/s':>9} {'% copy':>7} {'copy GB/s':>10}")
+        for shape in SHAPES:
+            bw = bandwidth(shape, args.device, args.reps, dtype, backend)
+            print(f"{shape!s:>20} {bw['fwd']:9.1f} {bw['fwd'] / bw['copy']:7.0%} {bw['bwd']:9.1f} "
+                  f"{bw['bwd'] / bw['copy']:7.0%} {bw['copy']:10.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,12 +16,17 @@ a GPU; on CPU a fresh subprocess per case and its peak resident memory above the
 import time of ``percept`` against ``import torch, torchvision``, and each backbone's forward work per
 image (GMAC to its taps), the bound on what truncation can save.
 
+``--autocast float16`` (or ``bfloat16``) runs every implementation under ``torch.autocast`` (mixed
+precision, as training scripts do on a GPU).
+
     python benchmarks/compare.py [--sizes 8x256 1x1024] [--reps 5] [--cases lpips-vgg vgg16:conv3 ...]
+        [--device cuda] [--autocast float16]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import subprocess
@@ -172,31 +177,42 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def step(loss: Loss, x, y, backward: bool) -> None:
+def mixed(device: str, autocast: str | None):
+    """``torch.autocast`` to ``autocast`` (``"float16"``, ``"bfloat16"``), or nothing for ``None``."""
+    if not autocast:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=getattr(torch, autocast))
+
+
+def step(loss: Loss, x, y, backward: bool, autocast: str | None = None) -> None:
     if backward:
-        loss(x, y).backward()
+        with mixed(x.device.type, autocast):
+            value = loss(x, y)
+        value.float().backward()
         x.grad = None
     else:
-        with torch.no_grad():
+        with torch.no_grad(), mixed(x.device.type, autocast):
             loss(x, y)
 
 
-def time_case(case: str, n: int, size: int, device: str, reps: int) -> dict[tuple[str, bool], list[float]]:
+def time_case(
+    case: str, n: int, size: int, device: str, reps: int, autocast: str | None = None
+) -> dict[tuple[str, bool], list[float]]:
     """Seconds per step of every implementation of ``case``, ``(impl, backward) -> one per repetition``;
     within a repetition the implementations run back to back, so their ratios hold under slow drift."""
     impls = IMPLS[case]
     losses = {impl: build(case, impl).to(device) for impl in impls}
     x, y = inputs(n, size, device)
     for loss in losses.values():  # warm-up (and compile where the fused op compiles)
-        step(loss, x, y, False)
-        step(loss, x, y, True)
+        step(loss, x, y, False, autocast)
+        step(loss, x, y, True, autocast)
     times: dict[tuple[str, bool], list[float]] = {(i, b): [] for i in impls for b in (False, True)}
     for _ in range(reps):
         for impl, loss in losses.items():
             for backward in (False, True):
                 sync(device)
                 t0 = time.perf_counter()
-                step(loss, x, y, backward)
+                step(loss, x, y, backward, autocast)
                 sync(device)
                 times[(impl, backward)].append(time.perf_counter() - t0)
     return times
@@ -266,8 +282,10 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(IMPLS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--autocast", choices=["float16", "bfloat16"], help="run every implementation under autocast")
     args = parser.parse_args()
-    print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}")
+    print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}, "
+          f"autocast {args.autocast or 'off'}")  # fmt: skip
     base, added, registry, heavy = import_times()
     print(f"# import torch, torchvision: {base:.2f} s; then import percept: +{added:.3f} s; then PerceptualLoss "
           f"and the registry of built-ins: +{registry:.3f} s (loaded of timm, kornia, torchmetrics, scipy, "
@@ -283,8 +301,12 @@ def main() -> None:
     for size_text in args.sizes:
         n, size = (int(v) for v in size_text.split("x"))
         for case in args.cases:
-            times = time_case(case, n, size, args.device, args.reps)
-            mem = {} if args.no_memory else {i: measure_memory(case, i, n, size, args.device) for i in IMPLS[case]}
+            times = time_case(case, n, size, args.device, args.reps, args.autocast)
+            mem = (
+                {}
+                if args.no_memory or args.autocast
+                else {i: measure_memory(case, i, n, size, args.device) for i in IMPLS[case]}
+            )
             ours = times[(IMPLS[case][0], True)]
             for impl in IMPLS[case]:
                 peak = mem.get(impl)
