@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,7 +84,12 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"weight file '{path}' holds a {type(state).__name__}, expected a state_dict of tensors")
     check_finite(state, f"weight file '{path}'")
-    return dict(state)
+    out = OrderedDict(state)
+    # Modules that changed layout between versions (MNASNet, BatchNorm) read their version from here.
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata
+    return out
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -144,6 +150,11 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, 
             "architecture?"
         )
     check_finite({k: state[k] for k in own}, source)
+    if getattr(state, "_metadata", None) is None:
+        # A state without version records (a safetensors file, a dict built by hand) is taken to be in the
+        # layout of the installed library, which is what its keys and shapes were just checked against.
+        state = OrderedDict(state)
+        state._metadata = getattr(own, "_metadata", None)
     model.load_state_dict(state, strict=True, assign=assign)
 
 

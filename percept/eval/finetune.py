@@ -229,6 +229,49 @@ def finetune(
     return FinetuneResult(weights, report, history, splits, meta)
 
 
+def load_channel_weights(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a file written by :meth:`FinetuneResult.save`, checking every field the metric is built from.
+
+    Raises:
+        InputError: naming the file and the field at fault: ``weights`` must map tap names to lists of
+            finite numbers >= 0, not all 0, small enough that a distance cannot overflow float32 (each
+            channel's error is at most 4 for unit-normalised channels).
+
+    Example:
+        >>> load_channel_weights("/nonexistent.json")
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: channel-weights file '/nonexistent.json' does not exist
+    """
+    from percept.eval.select import check_recorded_source, read_json_file
+
+    data = read_json_file(path, "channel-weights")
+    where = f"channel-weights file '{path}'"
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"'{path}' is not a channel-weights file (expected JSON with format {FORMAT!r})")
+    check_recorded_source(data, where, "weights_source")
+    weights = data.get("weights")
+    if not isinstance(weights, dict) or not weights:
+        raise InputError(f"{where}: field 'weights' must map tap names to lists of channel weights")
+    total = 0.0
+    for tap, values in weights.items():
+        if not isinstance(values, list) or not values:
+            raise InputError(f"{where}: weights[{tap!r}] must be a non-empty list of numbers, got {values!r}")
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise InputError(f"{where}: weights[{tap!r}] holds {bad[0]!r}; expected numbers")
+        array = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(array).all() or (array < 0).any():
+            bad_value = array[~np.isfinite(array) | (array < 0)][0]
+            raise InputError(f"{where}: weights[{tap!r}] holds {bad_value}; channel weights are finite and >= 0")
+        total += float(array.sum())
+    if total == 0:
+        raise InputError(f"{where}: every channel weight is 0; the metric would be 0 for every pair")
+    if 4 * total > float(np.finfo(np.float32).max):
+        raise InputError(f"{where}: channel weights summing to {total:.3g} overflow float32 distances")
+    return data
+
+
 def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="from-file", input_range=(0.0, 1.0)):
     """The fine-tuned metric: ``unit`` readout with the learned channel weights, ``l2`` distance, per tap summed.
 
@@ -253,12 +296,7 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
                 "network_resize": result.meta.get("network_resize", False),
                 "weights": {t: w.tolist() for t, w in result.weights.items()}}  # fmt: skip
     else:
-        try:
-            data = json.loads(Path(result).read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read channel weights from '{result}': {exc}") from None
-        if data.get("format") != FORMAT:
-            raise InputError(f"'{result}' is not a channel-weights file (expected format {FORMAT!r})")
+        data = load_channel_weights(result)
     source = data.get("weights_source") if weights == "from-file" else weights
     options = {"resize": True} if data.get("network_resize") else {}
     backbone = create_backbone(data["backbone"], weights=source, input_range=input_range, **options)

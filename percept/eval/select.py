@@ -570,18 +570,86 @@ class MapSSIMDistance(Distance):
         return 1.0 - ssim_per_map(a, b).mean(1)
 
 
-def load_selection(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a selection written by :meth:`Selection.save` (checks the format)."""
+def read_json_file(path: str | os.PathLike, what: str) -> Any:
+    """The JSON in ``path``, or an :class:`InputError` naming the file and what is wrong with it (missing, a
+    folder, unreadable, not UTF-8, not JSON, nested too deeply).
+
+    Example:
+        >>> read_json_file("/nonexistent.json", "map selection")
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: map selection file '/nonexistent.json' does not exist
+    """
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} file '{path}' does not exist")
+    if path.is_dir():
+        raise InputError(f"{what} file '{path}' is a folder; expected a JSON file")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"selection file '{path}' does not exist") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"'{path}' is not a {what}: it is not UTF-8 text (JSON expected)") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"'{path}' is not a map selection (JSON error: {exc})") from None
+        raise InputError(f"'{path}' is not a {what} (JSON error: {exc})") from None
+    except RecursionError:
+        raise InputError(f"'{path}' is not a {what}: its JSON is nested too deeply") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} file '{path}': {exc.strerror or exc}") from None
+
+
+def check_recorded_source(data: dict, where: str, weights_key: str) -> None:
+    """The fields every saved toolkit result must hold to rebuild its backbone: ``backbone`` (a name),
+    ``weights_key`` (the weights it was computed with: a tag, a file, or null for random; required, so a
+    missing field never silently means random weights) and, if present, ``network_resize`` (a boolean)."""
+    if not isinstance(data.get("backbone"), str) or not data["backbone"]:
+        raise InputError(f"{where}: field 'backbone' must be a backbone name, got {data.get('backbone')!r}")
+    if weights_key not in data:
+        raise InputError(
+            f"{where}: field {weights_key!r} is missing (the weights it was computed with: a tag, a file or null "
+            "for random weights)"
+        )
+    if data[weights_key] is not None and not isinstance(data[weights_key], str):
+        raise InputError(f"{where}: field {weights_key!r} must be a string or null, got {data[weights_key]!r}")
+    if not isinstance(data.get("network_resize", False), bool):
+        raise InputError(f"{where}: field 'network_resize' must be true or false, got {data['network_resize']!r}")
+
+
+def load_selection(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a selection written by :meth:`Selection.save`, checking every field a metric is built from.
+
+    Raises:
+        InputError: the file is missing or not a map selection, naming the file and the field at fault:
+            ``maps`` must map tap names to lists of distinct channel indices (integers >= 0).
+
+    Example:
+        >>> load_selection("/nonexistent.json")
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: map selection file '/nonexistent.json' does not exist
+    """
+    data = read_json_file(path, "map selection")
     if not isinstance(data, dict) or data.get("format") != FORMAT or not data.get("maps"):
         raise InputError(f"'{path}' is not a map selection: expected JSON with format {FORMAT!r} and 'maps'")
+    check_selection(data, f"map selection '{path}'")
     return data
+
+
+def check_selection(data: dict, where: str = "map selection") -> None:
+    """Check a selection's fields (see :func:`load_selection`); ``where`` names it in errors."""
+    check_recorded_source(data, where, "weights")
+    if not isinstance(data.get("measure", "ssim"), str):
+        raise InputError(f"{where}: field 'measure' must be a string, got {data.get('measure')!r}")
+    maps = data.get("maps")
+    if not isinstance(maps, dict) or not maps:
+        raise InputError(f"{where}: field 'maps' must map tap names to channel lists, got {type(maps).__name__}")
+    for tap, channels in maps.items():
+        if not isinstance(channels, list) or not channels:
+            raise InputError(f"{where}: maps[{tap!r}] must be a non-empty list of channel indices, got {channels!r}")
+        bad = [c for c in channels if isinstance(c, bool) or not isinstance(c, int) or c < 0]
+        if bad:
+            raise InputError(f"{where}: maps[{tap!r}] holds {bad[0]!r}; channel indices are integers >= 0")
+        if len(set(channels)) != len(channels):
+            raise InputError(f"{where}: maps[{tap!r}] names a channel twice")
 
 
 def selection_pipeline(
@@ -613,6 +681,7 @@ def selection_pipeline(
         data = selection.to_dict()
     elif isinstance(selection, dict):
         data = selection
+        check_selection(data)
     else:
         data = load_selection(selection)
     if data.get("measure", "ssim") != "ssim":
