@@ -193,3 +193,14 @@ def test_bad_images_are_clear_errors():
         metric(x[..., :8, :8], x[..., :8, :8])
     with pytest.raises(SpecError, match="preset 'stlpips-alex' takes no taps"):
         percept.build_pipeline("stlpips-alex:conv1")
+
+
+@pytest.mark.parametrize("backbone", ["stlpips.alexnet", "stlpips.vgg16"])
+def test_the_research_toolkit_runs_on_the_plugin_backbones(backbone, tmp_path):
+    """Sweep (every tap, every measure, equal to PerceptualLoss), select, finetune and visualize, with the
+    packaged weights: the same check as every family of percept's own catalogue."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("scipy")
+    from percept.eval.contract import check_toolkit
+
+    check_toolkit(backbone, side=64, folder=tmp_path)
