@@ -9,6 +9,8 @@ weights do not change speed):
 * ``floor`` in every case: percept's backbone alone (same network, same taps, no readout or
   distance), timed in turn with the others;
 * ``dists``: percept, ``DISTS_pytorch``, torchmetrics' DISTS, piq's DISTS;
+* ``percept-fast`` in ``lpips-vgg``, ``vgg16:conv3`` and ``dists``: ``PerceptualLoss(case, fast=True)``
+  (channels-last network and images, autocast on CUDA; not bit-exact), converting its inputs itself;
 
 Measures forward (no graph), forward+backward (gradient for the prediction only, as in training)
 as medians of interleaved repetitions, and peak memory of forward+backward: the CUDA allocator on
@@ -87,6 +89,10 @@ def build(case: str, impl: str) -> Bound:
         return Bound(pipeline, floor)
     if impl == "percept":
         return _percept(case)[0]
+    if impl == "percept-fast":  # PerceptualLoss(fast=True): channels-last (and autocast on CUDA), not bit-exact
+        import percept
+
+        return Bound(percept.PerceptualLoss(case, weights=None, reduction="sum", fast=True), lambda m, x, y: m(x, y))
     if impl in IMPLS:  # another case's percept pipeline, timed in turn with this one (truncation's gain)
         return _percept(impl)[0]
     if case.startswith("lpips-"):
@@ -158,10 +164,10 @@ def _piq(case: str) -> Bound:
 
 
 IMPLS = {
-    "lpips-vgg": ["percept", "floor", "lpips", "torchmetrics", "piq"],
+    "lpips-vgg": ["percept", "percept-fast", "floor", "lpips", "torchmetrics", "piq"],
     "lpips-alex": ["percept", "floor", "lpips", "torchmetrics"],
-    "vgg16:conv3": ["percept", "floor", "piq", "lpips-vgg"],
-    "dists": ["percept", "floor", "DISTS_pytorch", "torchmetrics", "piq"],
+    "vgg16:conv3": ["percept", "percept-fast", "floor", "piq", "lpips-vgg"],
+    "dists": ["percept", "percept-fast", "floor", "DISTS_pytorch", "torchmetrics", "piq"],
 }
 
 
