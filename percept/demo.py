@@ -226,7 +226,7 @@ def load_demo_image(name: str | os.PathLike, size: int) -> np.ndarray:
 
     text = os.fspath(name)
     if os.path.isfile(text) or os.sep in text or "/" in text:
-        from percept.cli import load_image
+        from percept.images import load_image
 
         tensor = load_image(text)
         array = (tensor.permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)

@@ -77,6 +77,51 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
+def first_line(exc: BaseException, *, with_type: bool = False, limit: int = 300) -> str:
+    """The first line of an exception's message, for one-line error reports.
+
+    Args:
+        exc: the exception.
+        with_type: prefix the type's name (``"ValueError: bad value"``).
+        limit: cut the line after this many characters (a library's message may be a whole dump).
+
+    Returns:
+        The first non-blank line of ``str(exc)``; where the message is empty, the type's name alone.
+
+    Example:
+        >>> first_line(ValueError("bad value\\nTraceback ..."), with_type=True)
+        'ValueError: bad value'
+        >>> first_line(KeyError())
+        'KeyError'
+    """
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if with_type else lines[0][:limit]
+
+
+def plural(n: int, noun: str) -> str:
+    """``"1 file"``, ``"3 files"``.
+
+    Example:
+        >>> plural(2, "pair")
+        '2 pairs'
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def shorten(items: Iterable[str], limit: int = 10) -> str:
+    """The first ``limit`` items joined by commas, then how many more there are.
+
+    Example:
+        >>> shorten(["a.png", "b.png", "c.png"], limit=2)
+        'a.png, b.png, ... (1 more)'
+    """
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
 def unknown_name(
     kind: str, name: str, choices: Iterable[str], *, context: str = "", plural: str | None = None, limit: int = 60
 ) -> str:
@@ -87,7 +132,7 @@ def unknown_name(
         "unknown distance 'l3'. Did you mean 'l1' or 'l2'? Valid distances: l1, l2."
     """
     choices = sorted(set(choices))
-    shown = ", ".join(choices[:limit]) + (f", ... ({len(choices) - limit} more)" if len(choices) > limit else "")
+    shown = shorten(choices, limit)
     where = f" {context}" if context else ""
     return (
         f"unknown {kind} {name!r}{where}.{did_you_mean(name, choices)} Valid {kind}s: {shown or '(none registered)'}."

@@ -47,7 +47,7 @@ import torch
 
 from percept.backbones.base import Backbone
 from percept.distances.base import Distance, FusedDistance
-from percept.errors import InputError, RandomWeightsWarning, RegistrationError, SpecError
+from percept.errors import InputError, RandomWeightsWarning, RegistrationError, SpecError, first_line
 from percept.ops import unit_normalize
 from percept.readouts.base import Readout
 
@@ -99,7 +99,7 @@ class _Checker:
         try:
             torch.testing.assert_close(actual, expected, rtol=RTOL, atol=ATOL * scale)
         except AssertionError as exc:
-            self.fail(check, f"{what}: {str(exc).strip().splitlines()[0]} ({_summary(actual)} vs {_summary(expected)})")
+            self.fail(check, f"{what}: {first_line(exc)} ({_summary(actual)} vs {_summary(expected)})")
 
     def raises(self, check: str, errors: tuple[type[BaseException], ...], fn: Callable[[], Any], what: str) -> None:
         try:

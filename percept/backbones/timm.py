@@ -50,7 +50,7 @@ from torch import nn
 
 from percept.backbones.base import SHAPE_ERRORS, Backbone, PretrainedCfg, flatten_stages
 from percept.backbones.weights import WeightsArg, is_path, search_dirs, warn_random
-from percept.errors import SpecError, WeightsError, unknown_name
+from percept.errors import SpecError, WeightsError, first_line, unknown_name
 from percept.hookspecs import hookimpl
 
 PREFIX = "timm"
@@ -489,9 +489,8 @@ def _weights_message(name: str, exc: BaseException) -> str:
     if cfg is not None and cfg.url:
         where.append(cfg.url)
     dirs = " or ".join(f"'{d}'" for d in search_dirs()[:1]) or "$PERCEPT_WEIGHTS_DIR"
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     return (
-        f"could not get timm weights for {name!r} ({type(exc).__name__}: {first}). Download "
+        f"could not get timm weights for {name!r} ({first_line(exc, with_type=True, limit=200)}). Download "
         f"{' or '.join(where) or 'the weights'} and put the file in {dirs} as '{name}.safetensors' (or .pth; set "
         "PERCEPT_WEIGHTS_DIR to choose a folder), or pass weights='/path/to/file'"
     )

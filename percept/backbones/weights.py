@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from percept.errors import RandomWeightsWarning, WeightsError
+from percept.errors import RandomWeightsWarning, WeightsError, first_line
 
 WeightsArg = str | os.PathLike | Mapping | None
 
@@ -73,7 +73,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(
-            f"could not read weight file '{path}' ({type(exc).__name__}: {_first_line(exc)}); it may be truncated, "
+            f"could not read weight file '{path}' ({first_line(exc, with_type=True)}); it may be truncated, "
             "corrupt, or hold pickled objects other than tensors (only weights_only loading is allowed)"
         ) from exc
     if isinstance(state, Mapping):
@@ -175,7 +175,7 @@ def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> di
     except Exception as exc:
         dirs = " or ".join(f"'{d}'" for d in search_dirs())
         raise WeightsError(
-            f"could not get {what} file '{filename}' ({type(exc).__name__}: {_first_line(exc)}). Download {url} and "
+            f"could not get {what} file '{filename}' ({first_line(exc, with_type=True)}). Download {url} and "
             f"put it in {dirs} (set PERCEPT_WEIGHTS_DIR to choose a folder), or pass weights='/path/to/{filename}'"
         ) from exc
 
@@ -222,8 +222,3 @@ def warn_random(name: str) -> None:
         RandomWeightsWarning,
         stacklevel=4,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""

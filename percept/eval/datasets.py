@@ -196,7 +196,7 @@ class IQADatabase:
 
     def load_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference and distorted image of row ``index``, each ``(C, H, W)`` float in [0, 1]."""
-        from percept.cli import load_image
+        from percept.images import load_image
 
         row = self.table.iloc[index]
         return load_image(row["ref"]), load_image(row["dist"])

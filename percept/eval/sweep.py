@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from percept.distances.ssim import ssim_per_map
-from percept.errors import InputError, SpecError, TapError, unknown_name
+from percept.errors import InputError, SpecError, TapError, first_line, unknown_name
 from percept.eval.datasets import IQADatabase
 from percept.io import save_csv
 
@@ -371,7 +371,7 @@ class ChunkDataset(torch.utils.data.Dataset):
         return len(self.chunks)
 
     def __getitem__(self, i: int):
-        from percept.cli import load_image
+        from percept.images import load_image
 
         _, rows = self.chunks[i]
         ref = _rgb(_resize(load_image(self.table.at[rows[0], "ref"]), self.resize))
@@ -582,7 +582,7 @@ def _valid_chunks(
             elif not np.isfinite(frame["distance"].to_numpy(dtype=float)).all():
                 problem = "distances that are not finite numbers"
         except (ValueError, TypeError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            problem = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            problem = f"unreadable ({first_line(exc, with_type=True)})"
         if problem is None:
             valid.add(index)
         else:
@@ -1075,8 +1075,8 @@ def evaluate_2afc(
     import numpy as np
     import pandas as pd
 
-    from percept.cli import load_image
     from percept.eval.stats import two_afc_agreement
+    from percept.images import load_image
     from percept.pipeline import Pipeline, build_pipeline
 
     pipe = spec if isinstance(spec, Pipeline) else build_pipeline(spec, weights=weights)

@@ -140,11 +140,11 @@ def top_patches(
     Example:
         >>> patches, peaks, files = top_patches(bb, "relu2", 5, "photos/", k=4)  # doctest: +SKIP
     """
-    from percept.cli import _image_extensions, load_image
+    from percept.images import image_extensions, load_image
 
     name = _check_channel(backbone, tap, channel)
     if isinstance(images, str | os.PathLike) and Path(images).is_dir():
-        extensions = _image_extensions()
+        extensions = image_extensions()
         files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in extensions and p.is_file())
     else:
         files = [Path(p) for p in ([images] if isinstance(images, str | os.PathLike) else images)]
