@@ -28,8 +28,6 @@ from percept.hookspecs import hookimpl
 from percept.registry import list_backbones, list_distances, list_presets, list_readouts
 from percept.spec import Spec, parse_spec
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "PerceptualLoss": "percept.loss",
     "PerceptualMetric": "percept.metric",
@@ -43,6 +41,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    __version__: str
     from percept.backbones.base import Backbone
     from percept.backbones.factory import create_backbone
     from percept.distances.base import Distance
@@ -54,13 +53,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # read from the installed metadata on first use (a few ms), not at import
+        from percept._version import read_version
+
+        globals()["__version__"] = version = read_version()
+        return version
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'percept' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY, "__version__"})
 
 
 __all__ = [

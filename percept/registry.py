@@ -43,6 +43,7 @@ from typing import Any
 import pluggy
 
 from percept import hookspecs
+from percept._version import DISTRIBUTION
 from percept.errors import PluginWarning, RegistrationError, SpecError, unknown_name
 
 KINDS = ("backbone", "readout", "distance", "preset")
@@ -201,7 +202,7 @@ class Registry:
                     for module_name in self._builtin_modules:
                         module = importlib.import_module(module_name)
                         # Built-ins must load: an error here is a bug in percept, so it propagates.
-                        info = PluginInfo(module_name, None, "percept", True)
+                        info = PluginInfo(module_name, None, DISTRIBUTION, True)
                         self._add_plugin(module, module_name, info, strict=True)
                     if not autoload_disabled():
                         self._load_entry_points()

@@ -323,7 +323,7 @@ def test_taps_errors(capsys):
 def test_plugins_lists_builtins(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "percept.backbones.torchvision  (built-in, percept " in out
+    assert "percept.backbones.torchvision  (built-in, percept-torch " in out
     assert "backbones: alexnet" in out
     assert "distances: mse, l1, l2, cosine" in out
 
