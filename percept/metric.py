@@ -15,6 +15,19 @@ from percept.pipeline import Pipeline, build_pipeline
 from percept.spec import Spec
 
 _ACCUMULATE = (torch.float32, torch.float64)
+# The keywords torchmetrics.Metric.__init__ reads from its **kwargs (it declares no named parameters);
+# PerceptualMetric passes these to it and every other keyword to the preset or backbone.
+METRIC_OPTIONS = frozenset(
+    {
+        "compute_on_cpu",
+        "dist_sync_on_step",
+        "process_group",
+        "dist_sync_fn",
+        "distributed_available_fn",
+        "sync_on_compute",
+        "compute_with_cache",
+    }
+)
 _GUARD = "_own_compute_group"  # see PerceptualMetric.__init__
 
 
@@ -27,7 +40,14 @@ class PerceptualMetric(Metric):
             ``sum`` across processes); ``"none"`` keeps every per-sample value (a list state, gathered
             across processes) and returns them all.
         weights, input_range, check_inputs, layer_weights: as for :class:`percept.PerceptualLoss`.
-        metric_kwargs: options of ``torchmetrics.Metric`` (``sync_on_compute``, ...).
+        pipeline_kwargs: options of the preset or backbone as a mapping (the same as passing them as
+            keywords).
+        **kwargs: the options of ``torchmetrics.Metric`` (``sync_on_compute``, ``dist_sync_on_step``,
+            ``process_group``, ``dist_sync_fn``, ``distributed_available_fn``, ``compute_on_cpu``,
+            ``compute_with_cache``) go to torchmetrics; every other keyword, as in
+            :class:`percept.PerceptualLoss`, to the pipeline: ``readout=``, ``distance=``, preset
+            options (``selection=`` of ``map-selection``, ``lin_weights=`` of LPIPS), backbone options
+            (``resize=True``).
 
     Shapes:
         ``update(preds, target)``: ``(N, C, H, W)``, C = 1 or 3, values in ``input_range``.
@@ -43,6 +63,7 @@ class PerceptualMetric(Metric):
         >>> metric.update(preds, target)  # doctest: +SKIP
         >>> metric.compute()  # doctest: +SKIP
         tensor(0.2154)
+        >>> PerceptualMetric("map-selection", selection="selection.json", sync_on_compute=False)  # doctest: +SKIP
     """
 
     is_differentiable = True
@@ -60,18 +81,32 @@ class PerceptualMetric(Metric):
         check_inputs: bool = True,
         layer_weights: Sequence[float] | Mapping[str, float] | None = None,
         pipeline_kwargs: Mapping[str, Any] | None = None,
-        **metric_kwargs: Any,
+        **kwargs: Any,
     ) -> None:
+        metric_kwargs = {k: v for k, v in kwargs.items() if k in METRIC_OPTIONS}
+        options = {k: v for k, v in kwargs.items() if k not in METRIC_OPTIONS}
+        twice = options.keys() & dict(pipeline_kwargs or {}).keys()
+        if twice:
+            raise TypeError(f"{', '.join(sorted(twice))} given both as a keyword and in pipeline_kwargs")
+        options.update(pipeline_kwargs or {})
         super().__init__(**metric_kwargs)
         self.reduction = check_reduction(reduction)
-        self.pipeline: Pipeline = build_pipeline(
-            spec,
-            weights=weights,
-            input_range=input_range,
-            check_inputs=check_inputs,
-            layer_weights=layer_weights,
-            **dict(pipeline_kwargs or {}),
-        )
+        try:
+            self.pipeline: Pipeline = build_pipeline(
+                spec,
+                weights=weights,
+                input_range=input_range,
+                check_inputs=check_inputs,
+                layer_weights=layer_weights,
+                **options,
+            )
+        except TypeError as exc:
+            if not options:
+                raise
+            raise TypeError(
+                f"{exc}. PerceptualMetric passes {', '.join(sorted(METRIC_OPTIONS))} to torchmetrics.Metric and "
+                "every other keyword to the spec's preset or backbone"
+            ) from exc
         if reduction == "none":
             self.add_state("scores", default=[], dist_reduce_fx="cat")
         else:
