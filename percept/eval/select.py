@@ -26,7 +26,7 @@ A selection saves as JSON (:meth:`Selection.save`) and loads as a metric
 Why not a :class:`~percept.readouts.base.ChannelWeightedReadout` with 0/1 weights: that weights
 squared differences summed over channels, whereas the selected score is the *mean of per-map SSIM*;
 the two rank image pairs differently. The saved readout keeps the selected channels
-(:class:`MapSubsetReadout`) and the distance is the per-map SSIM (:class:`MapSSIMDistance`), with
+(:class:`MapSubsetReadout`) and the distance is the per-map SSIM (the ``ssim`` distance), with
 layer weights ``n_tap / n_total`` so that the sum over taps is the mean over all selected maps.
 
 Example:
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from percept.distances.base import Distance
+from percept.distances.ssim import SSIMDistance
 from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
 from percept.readouts.base import Readout
@@ -553,21 +553,8 @@ class MapSubsetReadout(Readout):
         return f"keep={self.keep.tolist()}"
 
 
-class MapSSIMDistance(Distance):
-    """``1 -`` the mean over channels of SSIM between corresponding feature maps: ``(N,)`` in [0, 2].
-
-    Example:
-        >>> x = torch.rand(2, 3, 16, 16)
-        >>> MapSSIMDistance()(x, x).abs().max().item() < 1e-5
-        True
-    """
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor, *, spatial: bool = False) -> torch.Tensor:
-        from percept.eval.sweep import ssim_per_map
-
-        if spatial:
-            raise SpecError("MapSSIMDistance has no spatial map")
-        return 1.0 - ssim_per_map(a, b).mean(1)
+# The selection's distance is the registered ``ssim`` distance (the same per-map SSIM as the matrix).
+MapSSIMDistance = SSIMDistance
 
 
 def read_json_file(path: str | os.PathLike, what: str) -> Any:
