@@ -217,6 +217,10 @@ def verify_checksum(path: str | os.PathLike, expected: str | None = None) -> Non
 
 
 def warn_random(name: str) -> None:
+    """Warn (:class:`~percept.errors.RandomWeightsWarning`) that backbone ``name`` was built with random weights.
+
+    Call it from a backbone factory given ``weights=None``, so users learn that its distances mean nothing.
+    """
     warnings.warn(
         f"backbone {name!r} runs with random weights (weights=None): its distances say nothing about perception",
         RandomWeightsWarning,

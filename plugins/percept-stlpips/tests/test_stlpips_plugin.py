@@ -10,9 +10,7 @@ import torch.nn.functional as F
 from percept_stlpips import BlurPool2d, create_stlpips, create_stlpips_backbone, stlpips_weight_file
 
 import percept
-from percept.errors import SpecError, WeightsError
-from percept.registry import get_registry
-from percept.testing import check_backbone, check_pipeline
+from percept.plugin import SpecError, WeightsError, check_backbone, check_pipeline, get_registry
 
 PARITY_TOL = 1e-5
 NETS = ["alex", "vgg"]
@@ -201,6 +199,6 @@ def test_the_research_toolkit_runs_on_the_plugin_backbones(backbone, tmp_path):
     packaged weights: the same check as every family of percept's own catalogue."""
     pytest.importorskip("pandas")
     pytest.importorskip("scipy")
-    from percept.eval.contract import check_toolkit
+    from percept.plugin import check_toolkit
 
     check_toolkit(backbone, side=64, folder=tmp_path)

@@ -7,9 +7,7 @@ import torch
 from percept_swd import SlicedProjection, SlicedWasserstein, random_directions, sliced_wasserstein
 
 import percept
-from percept.errors import InputError, SpecError
-from percept.registry import get_registry
-from percept.testing import check_distance, check_plugin, check_readout
+from percept.plugin import InputError, SpecError, check_distance, check_plugin, check_readout, get_registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")
 

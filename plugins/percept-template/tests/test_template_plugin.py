@@ -7,9 +7,7 @@ import torch
 from percept_template import Charbonnier
 
 import percept
-from percept.errors import InputError
-from percept.registry import get_registry
-from percept.testing import check_distance, check_plugin
+from percept.plugin import InputError, check_distance, check_plugin, get_registry
 
 
 def test_registered_through_the_entry_point():

@@ -32,9 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from percept.backbones.base import Backbone, PretrainedCfg, flatten_stages
-from percept.backbones.weights import is_path, load_into, load_state_dict_file, warn_random
-from percept.errors import WeightsError
+from percept.plugin import (
+    Backbone,
+    PretrainedCfg,
+    WeightsError,
+    flatten_stages,
+    is_path,
+    load_into,
+    load_state_dict_file,
+    unknown_name,
+    warn_random,
+)
 
 WEIGHT_TAGS = ("stlpips", "imagenet", "default")
 WEIGHT_FILES = {"alex": "alex_shift_tolerant.pth", "vgg": "vgg_shift_tolerant.pth"}
@@ -244,7 +252,7 @@ def create_stlpips_backbone(
         input_range: the range of the images that will be passed, ``(0, 1)`` or ``(-1, 1)``.
 
     Returns:
-        A frozen :class:`~percept.backbones.Backbone` whose input normalisation is LPIPS' scaling layer
+        A frozen :class:`~percept.plugin.Backbone` whose input normalisation is LPIPS' scaling layer
         (``(x - shift) / scale`` on images mapped to ``[-1, 1]``).
 
     Raises:
@@ -274,8 +282,6 @@ def create_stlpips_backbone(
             state, source = load_state_dict_file(path), f"file '{path}'"
             packaged = True
         else:
-            from percept.errors import unknown_name
-
             raise WeightsError(
                 unknown_name("weight tag", str(weights), WEIGHT_TAGS, context=f"for {name!r}") + " Or pass a file path."
             )

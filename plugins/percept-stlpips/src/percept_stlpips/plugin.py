@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import percept
-from percept.backbones.base import Backbone
-from percept.pipeline import Pipeline
+from percept.plugin import Backbone, Pipeline
 from percept_stlpips.networks import NETS, create_stlpips_backbone
 from percept_stlpips.presets import create_stlpips
 

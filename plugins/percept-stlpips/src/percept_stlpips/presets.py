@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 
-from percept.distances.basic import L2
-from percept.pipeline import Pipeline
-from percept.presets import load_lpips_heads
-from percept.readouts.base import ChannelWeightedReadout
+from percept.plugin import ChannelWeightedReadout, Pipeline, create_distance, load_lpips_heads
 from percept_stlpips.networks import NETS, create_stlpips_backbone, stlpips_weight_file
 
 
@@ -33,7 +30,7 @@ def create_stlpips(
         input_range: the range of the images you pass, ``(0, 1)`` (default) or ``(-1, 1)``.
 
     Returns:
-        A :class:`~percept.pipeline.Pipeline`: ``(N, 3, H, W)`` image pairs to ``(N,)`` distances.
+        A :class:`~percept.plugin.Pipeline`: ``(N, 3, H, W)`` image pairs to ``(N,)`` distances.
 
     Example:
         >>> metric = create_stlpips("alex")  # doctest: +SKIP
@@ -43,7 +40,7 @@ def create_stlpips(
     infos = backbone.resolve_taps(None)
     heads = load_lpips_heads(lin_weights or stlpips_weight_file(net), [i.channels for i in infos])
     readouts = [ChannelWeightedReadout(i.channels, h, normalize=True) for i, h in zip(infos, heads, strict=True)]
-    return Pipeline(backbone, [i.name for i in infos], readouts, L2(), spec=f"stlpips-{net}")
+    return Pipeline(backbone, [i.name for i in infos], readouts, create_distance("l2"), spec=f"stlpips-{net}")
 
 
 __all__ = ["NETS", "create_stlpips"]

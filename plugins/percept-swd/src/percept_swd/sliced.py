@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from percept.distances.base import Distance
-from percept.errors import InputError, SpecError
-from percept.readouts.base import Readout
+from percept.plugin import Distance, InputError, Readout, SpecError
 
 
 def random_directions(channels: int, count: int, seed: int = 0) -> torch.Tensor:

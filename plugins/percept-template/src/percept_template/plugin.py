@@ -7,8 +7,7 @@ from collections.abc import Callable
 import torch
 
 import percept
-from percept.distances.base import Distance
-from percept.errors import InputError
+from percept.plugin import Distance, InputError
 
 
 class Charbonnier(Distance):
