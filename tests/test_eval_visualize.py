@@ -29,20 +29,41 @@ def test_activation_maximization_raises_the_activation(alexnet):
 
 
 def test_top_patches_and_grid(alexnet, tmp_path):
+    """The k strongest responses, one per image, strongest first; each patch is cut from its image around
+    the position of the channel's peak response."""
     folder = make_tid(tmp_path / "db", refs=3, types=1, levels=2) / "distorted_images"
     patches, peaks, files = top_patches(alexnet, "relu1", 7, folder, k=4, resize=80)
-    assert len(patches) == 4 and peaks == sorted(peaks, reverse=True)
-    assert all(p.shape[0] == 3 and p.shape[1] == p.shape[2] for p in patches)
-    assert peaks[0] == pytest.approx(
-        max(channel_activation(alexnet, "relu1", 7, _load(f, 80)) * 0 + peaks[0] for f in files)
-    )
+
+    # The expectation, computed here from the images alone: each file's peak response of channel 7.
+    responses = {}
+    for f in sorted(folder.iterdir()):
+        image = _load(f, 80)
+        with torch.no_grad():
+            responses[str(f)] = (image, alexnet(image[None], ["relu1"])["relu1"][0, 7])
+    ranked = sorted(responses, key=lambda f: -float(responses[f][1].max()))
+    assert len(responses) == 6 and files == ranked[:4]
+    assert peaks == pytest.approx([float(responses[f][1].max()) for f in ranked[:4]], rel=1e-5)
+
+    side = 16  # 4 x relu1's stride of 4
+    for patch, f in zip(patches, files, strict=True):
+        image, response = responses[f]
+        assert patch.shape == (3, side, side)
+        windows = image.unfold(1, side, 1).unfold(2, side, 1)  # (3, rows, cols, side, side)
+        matches = (windows == patch[:, None, None]).flatten(3).all(-1).all(0).nonzero().tolist()
+        assert matches, f"the patch of {f} is not a crop of that image"
+        row, col = divmod(int(response.argmax()), response.shape[-1])
+        py = int((row + 0.5) * image.shape[-2] / response.shape[-2])
+        px = int((col + 0.5) * image.shape[-1] / response.shape[-1])
+        assert any(y <= py < y + side and x <= px < x + side for y, x in matches), "the patch misses the peak"
+
     path = save_grid(patches, tmp_path / "grid.png", nrow=2)
-    assert Image.open(path).size[0] > 0
+    with Image.open(path) as grid:
+        assert grid.size == (2 + 2 * (96 + 2), 2 + 2 * (96 + 2))  # 2 x 2 tiles of 96 px, 2 px padding
 
 
 def _load(path, side):
     """As top_patches reads an image with resize=side: shorter side scaled to ``side``."""
-    from percept.cli import load_image
+    from percept.images import load_image
 
     image = load_image(path)
     scale = side / min(image.shape[-2:])

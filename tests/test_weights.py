@@ -32,10 +32,20 @@ def test_local_file_is_loaded(alexnet_file):
     assert backbone.pretrained_cfg.source == str(alexnet_file)
 
 
-def test_pathlike_and_wrapped_state_dict(alexnet_file, tmp_path):
-    wrapped = tmp_path / "wrapped.pt"
-    torch.save({"state_dict": torch.load(alexnet_file, weights_only=True)}, wrapped)
-    create_backbone("alexnet", weights=wrapped)
+@pytest.mark.parametrize("wrapper", [None, "state_dict", "model", "net"])
+def test_pathlike_and_wrapped_state_dict(alexnet_file, tmp_path, wrapper):
+    """A ``Path`` (not only a string) names a file, and a state_dict wrapped in a checkpoint dict under
+    ``state_dict``, ``model`` or ``net`` is unwrapped: every tensor of the network is the file's."""
+    state = torch.load(alexnet_file, weights_only=True)
+    path = alexnet_file
+    if wrapper is not None:
+        path = tmp_path / f"wrapped-{wrapper}.pt"
+        torch.save({wrapper: state, "epoch": torch.tensor(3)}, path)
+    backbone = create_backbone("alexnet", weights=path)
+    loaded = backbone.model.state_dict()  # the network up to its deepest tap: the file's features
+    assert "features.10.weight" in loaded and loaded.keys() <= state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in loaded)
+    assert backbone.pretrained_cfg.source == str(path)
 
 
 def test_missing_file_is_named():
