@@ -94,7 +94,7 @@ def first_line(exc: BaseException, *, with_type: bool = False, limit: int = 300)
         >>> first_line(KeyError())
         'KeyError'
     """
-    lines = str(exc).strip().splitlines()
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
     return f"{type(exc).__name__}: {lines[0][:limit]}" if with_type else lines[0][:limit]
