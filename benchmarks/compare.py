@@ -210,11 +210,12 @@ def warm_compiles() -> None:
 
 
 def time_case(
-    case: str, n: int, size: int, device: str, reps: int, autocast: str | None = None
+    case: str, n: int, size: int, device: str, reps: int, autocast: str | None = None, impls: list[str] | None = None
 ) -> dict[tuple[str, bool], list[float]]:
-    """Seconds per step of every implementation of ``case``, ``(impl, backward) -> one per repetition``;
-    within a repetition the implementations run back to back, so their ratios hold under slow drift."""
-    impls = IMPLS[case]
+    """Seconds per step of every implementation of ``case`` (or of ``impls``), ``(impl, backward) -> one per
+    repetition``; within a repetition the implementations run back to back, so their ratios hold under
+    slow drift."""
+    impls = impls or IMPLS[case]
     losses = {impl: build(case, impl).to(device) for impl in impls}
     x, y = inputs(n, size, device)
     warm_compiles()
@@ -299,17 +300,20 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--autocast", choices=["float16", "bfloat16"], help="run every implementation under autocast")
+    parser.add_argument("--impls", nargs="+", help="only these implementations (percept is always timed)")
+    parser.add_argument("--no-import", action="store_true", help="skip the import times and forward work")
     args = parser.parse_args()
     print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}, "
           f"autocast {args.autocast or 'off'}")  # fmt: skip
-    base, added, registry, heavy = import_times()
-    print(f"# import torch, torchvision: {base:.2f} s; then import percept: +{added:.3f} s; then PerceptualLoss "
-          f"and the registry of built-ins: +{registry:.3f} s (loaded of timm, kornia, torchmetrics, scipy, "
-          f"matplotlib, pandas: {heavy})")  # fmt: skip
-    for size_text in args.sizes:
-        size = int(size_text.split("x")[1])
-        work = ", ".join(f"{case} {backbone_gmac(case, size):.2f}" for case in args.cases)
-        print(f"# backbone forward per image at {size}x{size}, GMAC: {work}")
+    if not args.no_import:
+        base, added, registry, heavy = import_times()
+        print(f"# import torch, torchvision: {base:.2f} s; then import percept: +{added:.3f} s; then "
+              f"PerceptualLoss and the registry of built-ins: +{registry:.3f} s (loaded of timm, kornia, "
+              f"torchmetrics, scipy, matplotlib, pandas: {heavy})")  # fmt: skip
+        for size_text in args.sizes:
+            size = int(size_text.split("x")[1])
+            work = ", ".join(f"{case} {backbone_gmac(case, size):.2f}" for case in args.cases)
+            print(f"# backbone forward per image at {size}x{size}, GMAC: {work}")
     print("# fwd, fwd+bwd: medians; percept speed-up: median [min, max] over repetitions of impl / percept "
           "(fwd+bwd) within one repetition")  # fmt: skip
     print("| case | N x size | impl | fwd ms | fwd+bwd ms | percept speed-up | peak MiB (fwd+bwd) | percept / impl |")
@@ -317,16 +321,17 @@ def main() -> None:
     for size_text in args.sizes:
         n, size = (int(v) for v in size_text.split("x"))
         for case in args.cases:
-            times = time_case(case, n, size, args.device, args.reps, args.autocast)
+            impls = [i for i in IMPLS[case] if not args.impls or i in args.impls or i == IMPLS[case][0]]
+            times = time_case(case, n, size, args.device, args.reps, args.autocast, impls)
             mem = (
                 {}
                 if args.no_memory or args.autocast
-                else {i: measure_memory(case, i, n, size, args.device) for i in IMPLS[case]}
+                else {i: measure_memory(case, i, n, size, args.device) for i in impls}
             )
-            ours = times[(IMPLS[case][0], True)]
-            for impl in IMPLS[case]:
+            ours = times[(impls[0], True)]
+            for impl in impls:
                 peak = mem.get(impl)
-                ratio = f"{mem[IMPLS[case][0]] / peak:.2f}" if peak else "-"
+                ratio = f"{mem[impls[0]] / peak:.2f}" if peak else "-"
                 fwd, both = (statistics.median(times[(impl, b)]) * 1e3 for b in (False, True))
                 peak_text = f"{peak / 2**20:.0f}" if peak else "-"
                 paired = [t / o for t, o in zip(times[(impl, True)], ours, strict=True)]
