@@ -30,7 +30,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
 from percept.errors import (
     InputError,
@@ -76,7 +76,7 @@ def _device(text: str | None) -> torch.device:
 
 
 @contextlib.contextmanager
-def _open_output(path: str | None) -> Iterator[TextIO]:
+def _open_output(path: str | None) -> Iterator[IO[str]]:
     """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""
     if path is None:
         yield sys.stdout
@@ -234,7 +234,8 @@ def _print_preset_files() -> None:
     for entry in get_registry().entries("preset"):
         for cfg in preset_weight_sets(entry.name):
             state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
-            checksum = f"sha256 {cfg.checksum[:12]}... ({state[verify_preset_file(entry.name)]})"
+            digest = f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"
+            checksum = f"{digest} ({state[verify_preset_file(entry.name)]})"
             rows.append([entry.name, f"{cfg.filename} {cfg.tag}", cfg.data, cfg.license, checksum, cfg.source])
     if rows:
         print("\nweight files of the presets (on top of their backbone's weights):")

@@ -535,7 +535,8 @@ def run_demo(
     if not chosen and backbone in SHIPPED_WEIGHTS and is_path(weights_arg):
         weights_text += f" (from the package {SHIPPED_WEIGHTS[backbone][2]})"
 
-    pipeline = build_demo_pipeline(net, readout, distance).to(device, memory_format=torch.channels_last)
+    # Module.to takes memory_format; torch's typed overloads leave it out.
+    pipeline = build_demo_pipeline(net, readout, distance).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     if size < pipeline.min_size:
         raise InputError(
             f"size {size} is too small for the deepest taps of {backbone!r}; use at least {pipeline.min_size}"

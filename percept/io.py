@@ -67,7 +67,8 @@ _REASONS = {
 
 
 def _reason(exc: OSError) -> str:
-    return _REASONS.get(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
+    known = _REASONS.get(exc.errno) if exc.errno is not None else None
+    return known or exc.strerror or str(exc) or type(exc).__name__
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -123,7 +124,7 @@ class _RawOutput(io.FileIO):
         super().__init__(fd, "wb", closefd=True)
         self._output, self._note = output, note
 
-    def write(self, data) -> int | None:
+    def write(self, data) -> int:
         try:
             return self._write(data)
         except OSError as exc:

@@ -70,6 +70,10 @@ class PerceptualMetric(Metric):
     higher_is_better = False
     full_state_update = False
     plot_lower_bound = 0.0
+    # The states add_state creates (for type checkers; torchmetrics sets them as attributes).
+    scores: list[torch.Tensor]  # reduction="none"; a tensor after a DDP sync
+    sum_scores: torch.Tensor
+    total: torch.Tensor
 
     def __init__(
         self,

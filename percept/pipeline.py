@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +155,8 @@ class Pipeline(nn.Module):
             ``{tap: (N,)}``, or ``(N, 1, h, w)`` maps with ``spatial``.
         """
         out = {}
-        for tap, readout in zip(self.taps, self.readouts, strict=True):
+        readouts = cast("Sequence[Readout]", self.readouts)  # an nn.ModuleList types its items as Module
+        for tap, readout in zip(self.taps, readouts, strict=True):
             a, b = fx[tap], fy[tap]
             if self._fused and readout.fusable:
                 a, b = _broadcast_batch(a, b)
@@ -180,12 +182,13 @@ class Pipeline(nn.Module):
             ``(N,)`` float32 distances (``>= 0``), or the ``(N, 1, H, W)`` map.
         """
         per_tap = self.tap_distances(x, y, spatial=spatial)
-        total = None
+        total: torch.Tensor | None = None
         for d, w in zip(per_tap.values(), self.layer_weights, strict=True):
             if spatial:
                 d = F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False)
             term = d if w == 1.0 else d * w
             total = term if total is None else total + term
+        assert total is not None  # a pipeline has at least one tap (checked in __init__)
         return total
 
     def extra_repr(self) -> str:
@@ -253,7 +256,7 @@ def _persistent_tensors(root: nn.Module):
 
 
 def _layer_weights(spec: Spec, taps: list[str], override) -> list[float]:
-    weights = [1.0 if spec.taps is None or t.weight is None else t.weight for t in (spec.taps or [None] * len(taps))]
+    weights = [1.0 if t.weight is None else t.weight for t in spec.taps] if spec.taps else [1.0] * len(taps)
     if override is None:
         return weights
     if isinstance(override, Mapping):

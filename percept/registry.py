@@ -319,8 +319,8 @@ class Registry:
             if entry.kind == kind and (entry.name == name or name in entry.aliases):
                 return entry.plugin
         canonical = self._aliases[kind].get(name, name)
-        entry = self._entries[kind].get(canonical)
-        return entry.plugin if entry is not None else None
+        registered = self._entries[kind].get(canonical)
+        return registered.plugin if registered is not None else None
 
     # -- public lookups --------------------------------------------------------------------------
 

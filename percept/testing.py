@@ -41,7 +41,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -83,7 +83,7 @@ class _Checker:
     def __init__(self, kind: str, name: str) -> None:
         self.report = ContractReport(kind, name)
 
-    def fail(self, check: str, message: str) -> None:
+    def fail(self, check: str, message: str) -> NoReturn:
         raise ContractError(f"{self.report.kind} {self.report.name!r} fails check {check!r}: {message}")
 
     def ok(self, check: str) -> None:
@@ -236,13 +236,15 @@ def check_backbone(
 
     canonical = bb.canonical_taps
     with torch.no_grad():
-        for t in canonical:
-            alone = bb(x, [t])[t]
-            c.close("taps independent of each other", alone, out[t], f"tap {t!r} asked alone vs with every tap")
+        for tap in canonical:
+            alone = bb(x, [tap])[tap]
+            c.close("taps independent of each other", alone, out[tap], f"tap {tap!r} asked alone vs with every tap")
         for i in range(batch):
             single = bb(x[i : i + 1], canonical)
-            for t in canonical:
-                c.close("batch independence", single[t], out[t][i : i + 1], f"tap {t!r}, sample {i} alone vs batched")
+            for tap in canonical:
+                c.close(
+                    "batch independence", single[tap], out[tap][i : i + 1], f"tap {tap!r}, sample {i} alone vs batched"
+                )
     c.ok("taps independent of each other")
     c.ok("batch independence")
 
@@ -267,7 +269,8 @@ def check_backbone(
     total = sum(f.float().square().mean() for f in feats.values())
     c.expect(total.requires_grad, "gradients reach the image", "the taps are detached from the input's graph")
     total.backward()
-    c.expect(xg.grad is not None, "gradients reach the image", "no gradient reached the input")
+    if xg.grad is None:
+        c.fail("gradients reach the image", "no gradient reached the input")
     c.expect(bool(torch.isfinite(xg.grad).all()), "gradients reach the image", "the input gradient has NaN/Inf")
     c.expect(bool(xg.grad.abs().sum() > 0), "gradients reach the image", "the input gradient is all zero")
     c.ok("gradients reach the image")
@@ -478,7 +481,8 @@ def check_distance(
     d_grad = d(prepare(ag), b)
     c.expect(d_grad.requires_grad, "gradients", "the distance is detached from its first input's graph")
     d_grad.sum().backward()
-    c.expect(ag.grad is not None, "gradients", "no gradient reached the first input")
+    if ag.grad is None:
+        c.fail("gradients", "no gradient reached the first input")
     c.expect(bool(torch.isfinite(ag.grad).all()), "gradients", "the gradient holds NaN/Inf")
     c.expect(bool(ag.grad.abs().sum() > 0), "gradients", "the gradient is all zero although a != b")
     at = a_raw.clone().requires_grad_(True)
@@ -622,7 +626,7 @@ def check_plugin(plugin: str, *, presets: bool = True) -> list[ContractReport]:
     }
     if presets:
         checks["preset"] = check_pipeline
-    reports = []
+    reports: list[ContractReport] = []
     for kind, names in info.registered.items():
         if kind in checks:
             reports.extend(checks[kind](name) for name in names)

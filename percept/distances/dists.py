@@ -115,7 +115,7 @@ class _DISTSTerms(torch.autograd.Function):
     def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor, *_stat_grads):
         a, b, a_mean, b_mean, d, e, texture, structure = ctx.saved_tensors
         n = a.shape[2] * a.shape[3]
-        grads = []
+        grads: list[torch.Tensor | None] = []
         for x, x_mean, other, other_mean, need in (
             (a, a_mean, b, b_mean, ctx.needs_input_grad[0]),
             (b, b_mean, a, a_mean, ctx.needs_input_grad[1]),
@@ -207,7 +207,7 @@ class DISTSDistance(Distance):
         texture, structure = dists_terms(a, b)
         channels = a.shape[1]
         default = 1.0 / (channels * len(self.terms))
-        out = None
+        out: torch.Tensor | None = None
         for name, sim, w in (("texture", texture, alpha), ("structure", structure, beta)):
             if name not in self.terms:
                 continue
@@ -217,6 +217,7 @@ class DISTSDistance(Distance):
             dissim = (1 - sim).clamp_min(0)
             term = (w * dissim).sum(1) if w is not None else dissim.sum(1) * default
             out = term if out is None else out + term
+        assert out is not None  # terms is a non-empty subset of TERMS (checked in __init__)
         return out
 
     def extra_repr(self) -> str:
@@ -236,6 +237,8 @@ class DISTSWeights(Readout):
     """
 
     fusable = False
+    alpha: torch.Tensor  # buffers
+    beta: torch.Tensor
 
     def __init__(self, alpha: torch.Tensor, beta: torch.Tensor) -> None:
         super().__init__()
