@@ -34,7 +34,7 @@ def register_backbones(register):
     """Register backbones: networks with named taps.
 
     ``register(name, factory, *, description="", aliases=())`` where ``factory(weights=..., **kw)``
-    returns a :class:`percept.backbones.Backbone`. ``weights`` is ``"imagenet"`` (or another tag
+    returns a :class:`percept.plugin.Backbone`. ``weights`` is ``"imagenet"`` (or another tag
     the backbone knows), ``None`` for random initialisation, or a path to a local state_dict file.
     With ``prefix=True`` the entry serves every name ``<name>.<rest>`` (``timm.resnet50``), its
     factory called as ``factory(rest, weights=..., **kw)``: a library's whole model zoo behind one
@@ -47,7 +47,7 @@ def register_readouts(register):
     """Register readouts: what is read off one tap before it is compared.
 
     ``register(name, factory, *, description="")`` where ``factory(channels, **kw)`` returns a
-    :class:`percept.readouts.Readout` for a tap with ``channels`` channels.
+    :class:`percept.plugin.Readout` for a tap with ``channels`` channels.
     """
 
 
@@ -56,7 +56,7 @@ def register_distances(register):
     """Register distances: how two readouts of one tap are compared, per sample.
 
     ``register(name, factory, *, description="")`` where ``factory(**kw)`` returns a
-    :class:`percept.distances.Distance`.
+    :class:`percept.plugin.Distance`.
     """
 
 
@@ -65,6 +65,6 @@ def register_presets(register):
     """Register presets: named, published metrics that need more than a spec string (LPIPS heads).
 
     ``register(name, factory, *, description="")`` where ``factory(**kw)`` returns a
-    :class:`percept.pipeline.Pipeline`. Keyword arguments come from the user (``weights=``,
+    :class:`percept.plugin.Pipeline`. Keyword arguments come from the user (``weights=``,
     ``lin_weights=``, ``input_range=`` ...).
     """

@@ -1,10 +1,10 @@
 """The contract every backbone, readout and distance must meet, as functions a test suite calls.
 
-Plugin authors run these from their own pytest suite; percept's built-ins run the same checks
-(``tests/test_testing_kit.py``)::
+Plugin authors run these from their own pytest suite, importing them from :mod:`percept.plugin`;
+percept's built-ins run the same checks (``tests/test_testing_kit.py``)::
 
     # tests/test_contract.py of a plugin package
-    from percept.testing import check_distance, check_plugin
+    from percept.plugin import check_distance, check_plugin
 
     def test_my_distance_meets_the_contract():
         check_distance("my-distance")          # a registered name, a factory, or an instance
