@@ -5,7 +5,15 @@
 - :mod:`percept.eval.stats`: SROCC, KROCC, PLCC, RMSE, the VQEG logistic, 2AFC, bootstrap by reference;
 - :mod:`percept.eval.sweep`: every tap of several networks against the scores (``percept sweep``);
 - :mod:`percept.eval.select`: forward selection of feature maps (``percept select``);
+- :mod:`percept.eval.finetune`: learned channel weights (``percept finetune``);
+- :mod:`percept.eval.visualize`: what a map responds to (``percept visualize``);
+- :mod:`percept.eval.configs`: named sets of configurations for studies (``@seed46``) and their labels;
+- :mod:`percept.eval.contract`: :func:`~percept.eval.contract.check_toolkit`, every tool on one backbone,
+  checked against the library;
 - :mod:`percept.eval.plots`: the figures.
+
+Every tool reads taps through :meth:`percept.backbones.base.Backbone.iter_taps`, so it works on any
+registered backbone.
 
 Needs the ``eval`` extra (scipy, pandas, matplotlib, tqdm). ``docs/reproduce.md`` has the commands
 that reproduce the published studies.
