@@ -151,7 +151,7 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
 
     # -- select -----------------------------------------------------------------------------------------------
     selected_taps = default_taps(net)
-    ms = map_scores(db, backbone, taps=selected_taps, weights=weights, network_resize=True)
+    ms = map_scores(db, net, taps=selected_taps, weights=weights)  # the backbone built above: one build less
     channels = [net.tap_info(t).channels for t in selected_taps]
     assert ms.matrix.shape == (len(db), sum(channels)) and np.isfinite(ms.matrix).all(), f"{backbone}: select"
     ssim_rows = plain[plain["measure"] == "ssim"].set_index(["module", "pair"])["distance"]
@@ -170,7 +170,7 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
     _close(d, chosen, f"{backbone}: the saved selection as a metric", 1e-4, 1e-5)
 
     # -- finetune ---------------------------------------------------------------------------------------------
-    errors = channel_errors(db, backbone, weights=weights, network_resize=True)
+    errors = channel_errors(db, net, weights=weights)
     unit_rows = plain[plain["measure"] == "unit-l2"].set_index(["module", "pair"])["distance"]
     start = 0
     for tap in net.canonical_taps:
