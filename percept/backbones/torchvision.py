@@ -203,12 +203,22 @@ class _L2PoolFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    def forward(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
         out = F.conv2d(x * x, weight, stride=stride, padding=padding, groups=x.shape[1])
-        out = out.add_(1e-12).sqrt_()
-        ctx.save_for_backward(x, weight, out)
+        return out.add_(1e-12).sqrt_()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, stride, padding = inputs
+        ctx.save_for_backward(x, weight, output)
         ctx.stride, ctx.padding = stride, padding
-        return out
+
+    @staticmethod
+    def vmap(info, in_dims, x, weight, stride, padding):
+        # torch.func.vmap: the mapped dimension folds into the batch, one call.
+        x = x.expand(info.batch_size, *x.shape) if in_dims[0] is None else x.movedim(in_dims[0], 0)
+        out = _L2PoolFunction.apply(x.flatten(0, 1), weight, stride, padding)
+        return out.unflatten(0, (info.batch_size, -1)), 0
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -221,7 +231,9 @@ class _L2PoolFunction(torch.autograd.Function):
         back = F.conv_transpose2d(
             grad / out, weight, stride=ctx.stride, padding=ctx.padding, output_padding=extra, groups=x.shape[1]
         )
-        return back.mul_(x), None, None, None
+        # Under torch.func the gradient is a wrapped tensor that must not be written in place.
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(back)
+        return (back * x if wrapped else back.mul_(x)), None, None, None
 
 
 class L2Pool(nn.Module):
