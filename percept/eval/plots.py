@@ -149,7 +149,7 @@ def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = 
         _baselines(ax, table, stat)
         ax.set_xlabel("relative depth (0: input, 1: deepest tap)")
         ax.set_ylabel(stat.upper().replace("_", " "))
-        ax.set_title(f"{stat} against depth, {rows['backbone'].nunique()} configurations by {group_by}, {measure}")
+        ax.set_title(f"{stat.upper()} against depth, {rows['backbone'].nunique()} configurations by {group_by}, {measure}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best", title=group_by)
         fig.tight_layout()
