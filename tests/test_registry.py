@@ -166,7 +166,8 @@ def test_bad_names_are_rejected():
 
 
 def test_unknown_lookup_lists_choices():
-    with pytest.raises(SpecError, match=r"Valid distances: (.*, )?cosine, .*l1, l2, mse"):  # installed plugins add theirs
+    # Installed plugins add their distances to the list.
+    with pytest.raises(SpecError, match=r"Valid distances: (.*, )?cosine, .*l1, l2, mse"):
         get_registry().get("distance", "nope")
 
 
