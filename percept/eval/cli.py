@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from percept.errors import InputError
@@ -165,7 +166,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 index=False, float_format=lambda v: f"{v:.4f}"
             )
         )
-    print(f"wrote {', '.join(str(f) for f in result.files)}", file=sys.stderr)
+    files = [str(f) for f in result.files]
+    if len(files) > 8:  # a study of dozens of backbones: the tables, the study figures and a count of the rest
+        shown = [f for f in files if f.endswith(".csv") or Path(f).name.startswith("study_")]
+        files = [*shown, f"and {len(files) - len(shown)} more figures in {args.out}"]
+    print(f"wrote {', '.join(files)}", file=sys.stderr)
     return 0
 
 
