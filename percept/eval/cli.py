@@ -220,12 +220,10 @@ def _map_scores_config(args: argparse.Namespace, db) -> dict:
     and last image), backbone, taps asked for, measure, weights (a file: its size and modification time),
     image resize and network resize."""
     import json
-    import os
 
-    weights = _weights(args.weights)
-    if weights is not None and os.path.isfile(weights):
-        stat = os.stat(weights)
-        weights = f"{os.path.abspath(weights)}:{stat.st_size}:{stat.st_mtime_ns}"
+    from percept.eval.sweep import weights_key
+
+    weights = weights_key(_weights(args.weights))
     table = db.table
     config = {"database": [db.name, len(db), str(table["dist"].iloc[0]), str(table["dist"].iloc[-1])],
               "backbone": args.backbone, "taps": _split(args.taps), "measure": args.measure, "weights": weights,

@@ -167,6 +167,7 @@ def map_scores(
         _check_sweep_memory,
         _progress,
         build_backbone,
+        image_side,
         iterate_chunks,
         make_chunks,
         mse_per_map,
@@ -190,8 +191,7 @@ def map_scores(
     chunks = make_chunks(db, batch_size)
     current = None
     if resize is not None:  # refused before any image is decoded at a size that cannot fit
-        side = (resize, resize) if isinstance(resize, int) else tuple(resize)
-        _check_sweep_memory(net, tap_list, (1, 3, *side), batch_size, torch.device(device), name)
+        _check_sweep_memory(net, tap_list, (1, 3, *image_side(resize)), batch_size, torch.device(device), name)
     for _, ref_id, ref, dists, rows in _progress(
         iterate_chunks(db, chunks, resize=resize, workers=workers), len(chunks), f"{name} maps", progress
     ):

@@ -345,8 +345,9 @@ def build_backbone(backbone: str | Backbone, *, weights="imagenet", network_resi
 def _resize(image: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
     if size is None:
         return image
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    return F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return F.interpolate(image[None], size=image_side(size), mode="bilinear", antialias=True, align_corners=False)[
+        0
+    ].clamp(0, 1)
 
 
 def _rgb(image: torch.Tensor) -> torch.Tensor:
@@ -527,11 +528,7 @@ def _chunk_file(db: IQADatabase, chunks: list[tuple[str, list[int]]], index: int
     _, rows = chunks[index]
     parts = []
     for path in [table["ref"].iloc[rows[0]], *table["dist"].iloc[rows]]:
-        try:
-            stat = os.stat(path)
-            parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{path}:missing")
+        parts.append(file_signature(path))
     return f"c{index:06d}-{hashlib.sha1(chr(10).join(parts).encode()).hexdigest()[:10]}.csv"
 
 
@@ -590,10 +587,33 @@ def _valid_chunks(
     return valid
 
 
+def file_signature(path: str | os.PathLike) -> str:
+    """``path:size:modification time`` of a file (``path:missing`` if it cannot be read): what results computed
+    from it are keyed by, so a file changed under the same name is not taken for the old one.
+
+    Example:
+        >>> file_signature("/nonexistent.png")
+        '/nonexistent.png:missing'
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{os.fspath(path)}:missing"
+    return f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def weights_key(weights):
+    """``weights`` as a cache key: a file by :func:`file_signature` (its content may change), a tag as it is."""
+    return file_signature(weights) if isinstance(weights, str | os.PathLike) and os.path.isfile(weights) else weights
+
+
+def image_side(resize) -> tuple[int, int]:
+    """``(height, width)`` of a ``resize`` given as a side or a pair."""
+    return (resize, resize) if isinstance(resize, int) else (int(resize[0]), int(resize[1]))
+
+
 def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
-    if isinstance(weights, str | os.PathLike) and os.path.isfile(weights):  # a file: its content may change
-        stat = os.stat(weights)
-        weights = f"{os.path.abspath(weights)}:{stat.st_size}:{stat.st_mtime_ns}"
+    weights = weights_key(weights)
     text = json.dumps(
         [
             db.name,
@@ -677,8 +697,7 @@ def sweep_backbone(
     frames: dict[int, pd.DataFrame] = {}
     current_ref, checked = None, None
     if resize is not None:  # known before any image is decoded at that size
-        side = (resize, resize) if isinstance(resize, int) else tuple(resize)
-        checked = (1, 3, *side)
+        checked = (1, 3, *image_side(resize))
         _check_sweep_memory(net, tap_list, checked, batch_size, torch.device(device), name)
     skip = done | (set(range(len(chunks))) - mine)
     iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=skip)
