@@ -34,10 +34,10 @@ import torch
 from PIL import Image
 
 from percept import RandomWeightsWarning, create_backbone
+from percept.builtin.readouts import Raw
 from percept.eval.datasets import load_database
 from percept.eval.sweep import iterate_chunks, make_chunks, sweep_backbone, sweep_taps
 from percept.pipeline import Pipeline
-from percept.readouts.basic import Raw
 
 
 def write_database(root: Path, refs: int, per_ref: int, size: tuple[int, int]) -> Path:
@@ -67,7 +67,7 @@ def plain_forward(db, net, batch_size: int) -> float:
 
 
 def per_tap_loop(db, net, taps) -> float:
-    from percept.distances.basic import MSE
+    from percept.builtin.distances import MSE
 
     start = time.perf_counter()
     with torch.no_grad():

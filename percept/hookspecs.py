@@ -1,4 +1,4 @@
-"""The whole plugin contract of percept: four hooks, each handed a ``register`` callback.
+"""The whole plugin contract of percept: five hooks, each handed a ``register`` callback.
 
 A plugin is any module or object with functions named like the hooks below, decorated with
 ``percept.hookimpl``. Built-ins register through the same hooks as third-party packages, which are
@@ -15,8 +15,9 @@ found through the entry-point group ``percept``::
     def register_backbones(register):
         register("mynet", create_mynet, description="My network")
 
-Each hook is called once, the first time percept needs its registry (never at import). A hook
-may call ``register`` any number of times. A name registered twice fails, naming both plugins.
+Each hook is called once, the first time percept needs its registry (never at import); the
+``register_commands`` hook is called by the ``percept`` command only, when it builds its parser. A
+hook may call ``register`` any number of times. A name registered twice fails, naming both plugins.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def register_backbones(register):
     With ``prefix=True`` the entry serves every name ``<name>.<rest>`` (``timm.resnet50``), its
     factory called as ``factory(rest, weights=..., **kw)``: a library's whole model zoo behind one
     entry, nothing imported until such a name is asked for.
+
+    ``pretrained=`` lists the weight sets the backbone can load, for ``percept list backbones
+    --weights``: a sequence of :class:`percept.plugin.PretrainedCfg` records (tag, source, licence,
+    training data, checksum; ``aliases=("imagenet",)`` on the set that tag loads), or a function
+    returning them, called only when they are listed (so a library is imported only then; a prefix
+    entry's function is called with the ``<rest>`` of the name). An empty sequence says the backbone
+    has no weights; leaving it out says nothing. Example::
+
+        register("mynet", create_mynet, pretrained=[PretrainedCfg(tag="v1", source="https://...",
+                 filename="mynet-v1.pth", license="MIT", checksum="<sha256>", aliases=("imagenet",))])
     """
 
 
@@ -66,5 +77,32 @@ def register_presets(register):
 
     ``register(name, factory, *, description="")`` where ``factory(**kw)`` returns a
     :class:`percept.plugin.Pipeline`. Keyword arguments come from the user (``weights=``,
-    ``lin_weights=``, ``input_range=`` ...).
+    ``lin_weights=``, ``input_range=`` ...). ``pretrained=`` lists the preset's own weight files (LPIPS
+    heads) as :class:`percept.plugin.PretrainedCfg` records, as for backbones; a record whose ``extra``
+    holds ``"package_file": (package, path inside it)`` names an installed copy that ``percept list
+    presets --weights`` checks against the record's SHA-256.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Register subcommands of the ``percept`` command line (``percept sweep``, ``percept demo`` ...).
+
+    ``register(name, configure, run, *, help="", description=None)`` where ``configure(parser)``
+    adds the command's arguments to its ``argparse.ArgumentParser`` and ``run(args)`` does the work
+    and returns the exit code (0 success, 2 an error; raising a :class:`percept.PerceptError`
+    prints ``percept: error: <message>`` and exits with 2). ``help`` is the one line shown by
+    ``percept --help``; ``description`` the paragraph of ``percept NAME --help``.
+
+    Called by the ``percept`` command only (not by the registry), so ``configure`` should stay
+    light: import torch and the like inside ``run``. The core's own commands (``score``, ``list``,
+    ``taps``, ``plugins``) register through this hook too; a name already taken is skipped with a
+    :class:`percept.PluginWarning` naming both plugins.
+
+    Example::
+
+        @percept.hookimpl
+        def register_commands(register):
+            register("hello", lambda p: p.add_argument("name"), lambda args: print("hi", args.name) or 0,
+                     help="say hello")
     """

@@ -167,4 +167,64 @@ def load_pair(pair: ImagePair) -> tuple[torch.Tensor, torch.Tensor]:
     return x.unsqueeze(0), y.unsqueeze(0)
 
 
-__all__ = ["ImagePair", "find_pairs", "image_extensions", "load_image", "load_pair"]
+def resize_image(
+    image: torch.Tensor,
+    size: int | tuple[int, int] | None = None,
+    *,
+    shorter_side: int | None = None,
+    crop: int | None = None,
+) -> torch.Tensor:
+    """Resize images in [0, 1] (bilinear, antialiased, clamped to [0, 1]) and optionally centre-crop them.
+
+    The one resizer of percept's tools: the sweep's ``--resize``, the demo's short-side resize and crop,
+    and the feature-map visualiser all use it.
+
+    Args:
+        image: ``(C, H, W)`` or ``(N, C, H, W)`` float in [0, 1].
+        size: the output size: a side (square) or ``(height, width)``; ``None`` leaves it.
+        shorter_side: instead of ``size``: scale so that the shorter side is this, keeping the aspect.
+        crop: then cut the central ``crop`` x ``crop`` square (the image must be at least that large).
+
+    Returns:
+        The same layout as ``image``, float, values in [0, 1].
+
+    Raises:
+        InputError: both ``size`` and ``shorter_side`` given, a size below 1, or a crop larger than the image.
+
+    Example:
+        >>> import torch
+        >>> resize_image(torch.rand(3, 40, 60), shorter_side=20, crop=16).shape
+        torch.Size([3, 16, 16])
+        >>> resize_image(torch.rand(2, 3, 40, 60), (10, 30)).shape
+        torch.Size([2, 3, 10, 30])
+    """
+    import torch.nn.functional as F
+
+    if size is not None and shorter_side is not None:
+        raise InputError(f"expected size= or shorter_side=, not both (got {size!r} and {shorter_side!r})")
+    batch = image if image.dim() == 4 else image[None]
+    height, width = batch.shape[-2:]
+    target: tuple[int, int] | None = None
+    if size is not None:
+        target = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    elif shorter_side is not None:
+        scale = shorter_side / min(height, width)
+        target = (max(shorter_side, round(height * scale)), max(shorter_side, round(width * scale)))
+    if target is not None:
+        if min(target) < 1:
+            raise InputError(f"expected an output size of at least 1 pixel, got {target}")
+        if target != (height, width):
+            batch = F.interpolate(batch.float(), size=target, mode="bilinear", antialias=True, align_corners=False)
+            batch = batch.clamp(0, 1)
+    if crop is not None:
+        height, width = batch.shape[-2:]
+        if not 1 <= crop <= min(height, width):
+            raise InputError(
+                f"expected a crop of 1 to {min(height, width)} pixels for a {height}x{width} image, got {crop}"
+            )
+        top, left = (height - crop) // 2, (width - crop) // 2
+        batch = batch[..., top : top + crop, left : left + crop]
+    return batch if image.dim() == 4 else batch[0]
+
+
+__all__ = ["ImagePair", "find_pairs", "image_extensions", "load_image", "load_pair", "resize_image"]

@@ -294,6 +294,61 @@ def _refuse_one_layer_twice(infos, backbone: str, spec: str) -> None:
             )
 
 
+def resolve_spec(spec: str | Spec) -> Spec:
+    """Parse ``spec`` (:func:`percept.parse_spec`) and look its names up in the registry.
+
+    This is where names are resolved (the grammar alone cannot tell a preset from a backbone): a bare
+    name that a plugin registers as a preset gives ``preset=True``; the backbone, readout and distance
+    must be registered. Tap names are checked when the backbone is built, since they depend on it.
+
+    Raises:
+        SpecError: malformed text, an unknown name (the message lists the closest ones), or a preset
+            with taps, a readout or a distance.
+
+    Example:
+        >>> resolve_spec("lpips-vgg").preset, resolve_spec("vgg16:conv3").preset
+        (True, False)
+    """
+    from percept.errors import unknown_name
+    from percept.registry import get_registry
+
+    parsed = parse_spec(spec)
+    if parsed.preset:
+        return parsed
+    registry = get_registry()
+    name = parsed.backbone
+    if registry.has("preset", name):
+        if parsed.taps is not None or parsed.readout is not None or parsed.distance is not None or ":" in str(spec):
+            raise SpecError(
+                f"preset {name!r} takes no taps, readout or distance in the spec (got {str(spec)!r}); "
+                "pass options as keyword arguments instead"
+            )
+        return Spec(name, preset=True)
+    if not registry.has("backbone", name):
+        choices = registry.names("backbone") + registry.names("preset")
+        raise SpecError(unknown_name("backbone or preset", name, choices, plural="backbones and presets"))
+    if parsed.readout is not None:
+        registry.get("readout", parsed.readout)
+    if parsed.distance is not None:
+        registry.get("distance", parsed.distance)
+    return parsed
+
+
+def _build_preset(name: str, weights, input_range, check_inputs: bool, options: dict) -> Pipeline:
+    """The pipeline of the preset ``name``; a factory that returns something else is the plugin's error."""
+    from percept.registry import get_registry
+
+    entry = get_registry().get("preset", name)
+    pipeline = entry.factory(weights=weights, input_range=input_range, **options)
+    if not isinstance(pipeline, Pipeline):
+        raise RegistrationError(
+            f"preset {name!r} of plugin {entry.plugin!r} returned {type(pipeline).__name__}, "
+            "expected a percept.pipeline.Pipeline"
+        )
+    pipeline.check_inputs = check_inputs
+    return pipeline
+
+
 def build_pipeline(
     spec: str | Spec = "vgg16:conv3",
     *,
@@ -326,20 +381,12 @@ def build_pipeline(
     from percept.backbones.factory import create_backbone
     from percept.registry import get_registry
 
-    parsed = parse_spec(spec)
+    parsed = resolve_spec(spec)
     registry = get_registry()
     if parsed.preset:
         if readout is not None or distance is not None or layer_weights is not None:
             raise SpecError(f"preset {parsed.backbone!r} fixes its readout, distance and layer weights")
-        entry = registry.get("preset", parsed.backbone)
-        pipeline = entry.factory(weights=weights, input_range=input_range, **preset_kwargs)
-        if not isinstance(pipeline, Pipeline):
-            raise RegistrationError(
-                f"preset {parsed.backbone!r} of plugin {entry.plugin!r} returned {type(pipeline).__name__}, "
-                "expected a percept.pipeline.Pipeline"
-            )
-        pipeline.check_inputs = check_inputs
-        return pipeline
+        return _build_preset(parsed.backbone, weights, input_range, check_inputs, preset_kwargs)
     try:
         backbone = create_backbone(parsed.backbone, weights=weights, input_range=input_range, **preset_kwargs)
     except TypeError as exc:

@@ -73,7 +73,8 @@ These names are stable; any other module of percept is internal and may move bet
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from percept.backbones.base import Backbone, PretrainedCfg, TapInfo, flatten_stages
 from percept.backbones.factory import create_backbone
@@ -86,6 +87,7 @@ from percept.backbones.weights import (
     verify_checksum,
     warn_random,
 )
+from percept.builtin.lpips import load_lpips_heads
 from percept.distances.base import Distance, FusedDistance
 from percept.errors import (
     InputError,
@@ -100,7 +102,6 @@ from percept.errors import (
 )
 from percept.hookspecs import hookimpl
 from percept.pipeline import Pipeline
-from percept.presets import load_lpips_heads
 from percept.readouts.base import ChannelWeightedReadout, Readout
 from percept.registry import get_registry
 
@@ -117,8 +118,10 @@ _LAZY = {
     "check_toolkit": "percept.eval.contract",
 }
 
+# check_toolkit belongs to the research toolkit (the apps layer, above this one): it is reached by its
+# module's name in _LAZY only, never imported here, so the layers stay one-way (tests/test_layers.py).
 if TYPE_CHECKING:  # pragma: no cover
-    from percept.eval.contract import check_toolkit
+    check_toolkit: Callable[..., Any]  # percept.eval.contract.check_toolkit
     from percept.testing import (
         ContractError,
         ContractReport,

@@ -14,36 +14,39 @@ told (discovery in another thread, or a SIGINT handler of the application's own)
 ``KeyboardInterrupt`` is taken as the user's. Discovery that stops early, for that or for a broken
 built-in, leaves the registry empty rather than half-built: the next lookup discovers again.
 
-Environment:
-
-- ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD``: ``1``, ``true``, ``yes``, ``on`` or ``y`` (any case) loads no
-  entry point, only the built-ins; ``0``, ``false``, ``no``, ``off``, ``n`` or empty loads them all.
-- ``PERCEPT_PLUGINS=a,b``: load only the entry points named ``a`` and ``b`` (case-insensitive, spaces
-  ignored); a name that matches no installed entry point gives a ``PluginWarning``. Unset, empty or
-  blank: all of them.
+Which entry points load (``PERCEPT_DISABLE_PLUGIN_AUTOLOAD``, ``PERCEPT_PLUGINS``, and percept's own
+entry points, which always load and are listed as built-ins) is decided by :mod:`percept.discovery`.
+The toolkit and the demo are such entry points rather than ``BUILTIN_MODULES``, so that the core never
+imports them: the layers stay one-way (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import functools
 import importlib
 import importlib.metadata as importlib_metadata
-import os
 import re
-import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from percept import hookspecs
+import percept.hookspecs as hookspecs
 from percept._version import DISTRIBUTION
+from percept.discovery import (  # noqa: F401 (percept.registry.autoload_disabled and the like stay)
+    FALSY,
+    TRUTHY,
+    InterruptWatch,
+    autoload_disabled,
+    entry_points_to_load,
+    is_own_entry_point,
+    wanted_plugins,
+)
 from percept.errors import PluginWarning, RegistrationError, SpecError, unknown_name
 
 KINDS = ("backbone", "readout", "distance", "preset")
@@ -53,91 +56,16 @@ _HOOKS = {
     "distance": "register_distances",
     "preset": "register_presets",
 }
-BUILTIN_MODULES = (
-    "percept.backbones.torchvision",
-    "percept.readouts.basic",
-    "percept.distances.basic",
-    "percept.presets",
-    "percept.distances.dists",
-    "percept.presets_dists",
-    "percept.readouts.descriptors",
-    "percept.distances.style",
-    "percept.distances.ssim",
-    "percept.backbones.timm",
-    "percept.backbones.kornia",
-    "percept.eval.presets",
-)
+BUILTIN_MODULES = (  # imported by name at discovery, never at import percept
+    "percept.builtin.alexnet", "percept.builtin.vgg", "percept.builtin.squeezenet", "percept.builtin.resnet",
+    "percept.builtin.densenet", "percept.builtin.mobilenet", "percept.builtin.mnasnet", "percept.builtin.shufflenet",
+    "percept.builtin.efficientnet", "percept.builtin.convnext", "percept.builtin.regnet", "percept.builtin.inception",
+    "percept.builtin.vit", "percept.builtin.swin", "percept.builtin.maxvit", "percept.builtin.segmentation",
+    "percept.builtin.readouts", "percept.builtin.distances", "percept.builtin.lpips", "percept.builtin.dists",
+    "percept.builtin.descriptors", "percept.builtin.style", "percept.builtin.ssim", "percept.builtin.timm",
+    "percept.builtin.kornia",
+)  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-TRUTHY = ("1", "true", "yes", "on", "y")
-FALSY = ("", "0", "false", "no", "off", "n")
-
-
-def autoload_disabled() -> bool:
-    """Whether ``$PERCEPT_DISABLE_PLUGIN_AUTOLOAD`` turns entry-point discovery off.
-
-    ``1``, ``true``, ``yes``, ``on``, ``y`` (any case, spaces ignored) turn it off; ``0``, ``false``,
-    ``no``, ``off``, ``n``, empty or unset leave it on. Any other value leaves it on with a
-    :class:`~percept.errors.PluginWarning` listing these.
-
-    Example:
-        >>> import os; os.environ["PERCEPT_DISABLE_PLUGIN_AUTOLOAD"] = "On"
-        >>> autoload_disabled()
-        True
-        >>> del os.environ["PERCEPT_DISABLE_PLUGIN_AUTOLOAD"]
-    """
-    raw = os.environ.get("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "")
-    value = raw.strip().lower()
-    if value in TRUTHY:
-        return True
-    if value not in FALSY:
-        warnings.warn(
-            f"percept: PERCEPT_DISABLE_PLUGIN_AUTOLOAD={raw!r} is not understood, so entry-point plugins are "
-            f"loaded; expected one of {', '.join(TRUTHY)} (load none) or {', '.join(f for f in FALSY if f)} or "
-            "empty (load them)",
-            PluginWarning,
-            stacklevel=2,
-        )
-    return False
-
-
-def wanted_plugins() -> set[str] | None:
-    """The entry-point names ``$PERCEPT_PLUGINS`` keeps, lower-cased; ``None`` (unset, empty, blank): all."""
-    text = os.environ.get("PERCEPT_PLUGINS", "")
-    names = {n.strip().lower() for n in text.split(",") if n.strip()}
-    return names or None
-
-
-class _InterruptWatch:
-    """Tells a user's Ctrl-C from a ``KeyboardInterrupt`` a plugin raises itself (see the module doc)."""
-
-    def __init__(self) -> None:
-        self.available = False
-        self.signalled = False
-
-    def is_users(self, exc: BaseException) -> bool:
-        return isinstance(exc, KeyboardInterrupt) and (self.signalled or not self.available)
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[_InterruptWatch]:
-        self.signalled = False
-        if threading.current_thread() is not threading.main_thread() or (
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield self  # cannot tell: every KeyboardInterrupt counts as the user's
-            return
-
-        def note(signum, frame):
-            self.signalled = True
-            signal.default_int_handler(signum, frame)
-
-        signal.signal(signal.SIGINT, note)
-        self.available = True
-        try:
-            yield self
-        finally:
-            self.available = False
-            if signal.getsignal(signal.SIGINT) is note:  # a plugin may have installed its own since
-                signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
@@ -151,6 +79,8 @@ class Entry:
     description: str = ""
     aliases: tuple[str, ...] = ()
     prefix: bool = False  # serves every name "<name>.<rest>", the factory taking <rest> first
+    # Weight sets (hookspecs): None (not stated), PretrainedCfg records, or a function giving them.
+    pretrained: Sequence[Any] | Callable[..., Sequence[Any]] | None = None
 
 
 @dataclass
@@ -173,7 +103,7 @@ class Registry:
         self._group = entry_point_group
         self._lock = threading.RLock()
         self._loaded = False
-        self._interrupts = _InterruptWatch()
+        self._interrupts = InterruptWatch()
         self._forget()
 
     def _forget(self) -> None:
@@ -204,35 +134,20 @@ class Registry:
                         # Built-ins must load: an error here is a bug in percept, so it propagates.
                         info = PluginInfo(module_name, None, DISTRIBUTION, True)
                         self._add_plugin(module, module_name, info, strict=True)
-                    if not autoload_disabled():
-                        self._load_entry_points()
+                    self._load_entry_points()  # percept's own always, third-party ones as the environment says
             except BaseException:
                 self._forget()
                 raise
             self._loaded = True
 
     def _load_entry_points(self) -> None:
-        allowed = wanted_plugins()
-        found = sorted(importlib_metadata.entry_points(group=self._group), key=lambda e: e.name)
-        if allowed is not None:
-            unmatched = allowed - {ep.name.lower() for ep in found}
-            if unmatched:
-                installed = ", ".join(sorted({ep.name for ep in found})) or "none"
-                warnings.warn(
-                    f"percept: PERCEPT_PLUGINS names {', '.join(repr(n) for n in sorted(unmatched))}, which match no "
-                    f"installed entry-point plugin (installed: {installed})",
-                    PluginWarning,
-                    stacklevel=4,
-                )
-        for ep in found:
-            if allowed is not None and ep.name.lower() not in allowed:
-                continue
+        for ep in entry_points_to_load(self._group):
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
                 ep.name,
                 getattr(dist, "version", None),
                 dist.metadata["Name"] if dist is not None else None,
-                False,
+                is_own_entry_point(ep),
             )
             try:
                 obj = ep.load()
@@ -297,6 +212,7 @@ class Registry:
             description: str = "",
             aliases: tuple[str, ...] = (),
             prefix: bool = False,
+            pretrained: Sequence[Any] | Callable[..., Sequence[Any]] | None = None,
         ) -> None:
             if not isinstance(name, str) or not _NAME.match(name):
                 raise RegistrationError(
@@ -310,7 +226,10 @@ class Registry:
                     raise RegistrationError(
                         f"{kind} name {new!r} registered twice: by plugin {owner!r} and by plugin {plugin!r}"
                     )
-            staged.append(Entry(kind, name, factory, plugin, description, tuple(aliases), bool(prefix)))
+            if not (pretrained is None or callable(pretrained) or isinstance(pretrained, Sequence)):
+                raise RegistrationError(f"{kind} {name!r}: pretrained must be records or a function giving them")
+            entry = Entry(kind, name, factory, plugin, description, tuple(aliases), bool(prefix), pretrained)
+            staged.append(entry)
 
         return register
 
@@ -334,7 +253,7 @@ class Registry:
             >>> class MyPlugin:
             ...     @percept.hookimpl
             ...     def register_distances(self, register):
-            ...         register("my-l1", percept.distances.basic.L1)
+            ...         register("my-l1", percept.builtin.distances.L1)
             >>> info = percept.registry.get_registry().register_plugin(MyPlugin(), "my-plugin")  # doctest: +SKIP
         """
         self.ensure_loaded()
@@ -383,7 +302,10 @@ class Registry:
         entry = self._entries[kind].get(head)
         if not dot or not rest or entry is None or not entry.prefix:
             return None
-        return dataclasses.replace(entry, name=name, factory=functools.partial(entry.factory, rest), prefix=False)
+        pretrained = functools.partial(entry.pretrained, rest) if callable(entry.pretrained) else entry.pretrained
+        return dataclasses.replace(
+            entry, name=name, factory=functools.partial(entry.factory, rest), prefix=False, pretrained=pretrained
+        )
 
     def names(self, kind: str, pattern: str | None = None) -> list[str]:
         """Sorted registered names of ``kind``, filtered by a shell ``pattern`` (``"vgg*"``)."""

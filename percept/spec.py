@@ -51,7 +51,8 @@ class Spec:
         taps: the taps asked for, or ``None`` for the backbone's canonical taps (``all``).
         readout: readout name, ``None`` for the default (``raw``).
         distance: distance name, ``None`` for the default (``mse``).
-        preset: whether ``backbone`` names a preset (``lpips-vgg``) rather than a backbone.
+        preset: whether ``backbone`` names a preset (``lpips-vgg``) rather than a backbone; set by
+            :func:`percept.pipeline.resolve_spec`, which looks the name up (:func:`parse_spec` cannot tell).
     """
 
     backbone: str
@@ -167,20 +168,22 @@ def _parse_taps(text: str, spec: str) -> tuple[TapSpec, ...] | None:
     return tuple(taps)
 
 
-def parse_spec(spec: str | Spec, *, check_names: bool = True) -> Spec:
-    """Parse a spec string such as ``"vgg16:conv1,conv2,conv3=0.5/unit/l2"``.
+def parse_spec(spec: str | Spec) -> Spec:
+    """Parse a spec string such as ``"vgg16:conv1,conv2,conv3=0.5/unit/l2"``: the grammar only.
+
+    No plugin is loaded and no name is looked up: ``parse_spec("vgg61")`` parses. Names are resolved
+    where they are used, by :func:`percept.pipeline.resolve_spec` (which :func:`~percept.build_pipeline`
+    calls): whether a bare name is a preset, and whether each name is registered.
 
     Args:
         spec: the spec string (or an already parsed :class:`Spec`, returned as is).
-        check_names: look the backbone, readout and distance names up in the registry (tap names
-            are checked when the backbone is built, since they depend on it).
 
     Returns:
-        The parsed :class:`Spec`.
+        The parsed :class:`Spec` (``preset`` is false: only resolution can tell a preset).
 
     Raises:
-        SpecError: malformed text or an unknown name; the message lists the valid names and the
-            closest ones.
+        SpecError: malformed text (empty, a bad name, a bad tap weight, too many parts); the message
+            says what was expected.
 
     Example:
         >>> s = parse_spec("vgg16:conv1,conv3=0.5/unit/l2")
@@ -213,26 +216,4 @@ def parse_spec(spec: str | Spec, *, check_names: bool = True) -> Spec:
         _check_name("readout", readout, spec)
     if distance is not None:
         _check_name("distance", distance, spec)
-
-    preset = False
-    if check_names:
-        from percept.registry import get_registry
-
-        registry = get_registry()
-        if registry.has("preset", backbone):
-            if sep or rest:
-                raise SpecError(
-                    f"preset {backbone!r} takes no taps, readout or distance in the spec (got {spec!r}); "
-                    "pass options as keyword arguments instead"
-                )
-            preset = True
-        elif not registry.has("backbone", backbone):
-            from percept.errors import unknown_name
-
-            choices = registry.names("backbone") + registry.names("preset")
-            raise SpecError(unknown_name("backbone or preset", backbone, choices, plural="backbones and presets"))
-        if readout is not None:
-            registry.get("readout", readout)
-        if distance is not None:
-            registry.get("distance", distance)
-    return Spec(backbone, taps, readout, distance, preset)
+    return Spec(backbone, taps, readout, distance)

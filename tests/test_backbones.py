@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from percept import InputError, RandomWeightsWarning, SpecError, create_backbone, list_backbones
-from percept.backbones.torchvision import FAMILIES
+from percept.builtin._torchvision import all_families
 
 
 def random_backbone(name: str, **kwargs):
@@ -23,7 +23,7 @@ def vgg16():
 
 
 def test_every_family_is_registered():
-    assert set(FAMILIES) <= set(list_backbones())
+    assert set(all_families()) <= set(list_backbones())
 
 
 # The first families; tests/test_backbone_contract.py runs the full contract over every registered backbone.

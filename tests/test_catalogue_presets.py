@@ -16,6 +16,7 @@ from percept.backbones.catalogue import (
     preset_weights_text,
     verify_preset_file,
     weight_sets,
+    weights_text,
 )
 from percept.cli import main
 
@@ -106,3 +107,60 @@ def test_cli_lists_preset_weights(capsys):
     assert "weights.pt v0.1" in dists and "sha256 f5e65c96230b" in dists
     assert main(["list", "readouts", "--weights"]) == 2
     assert "backbones and presets" in capsys.readouterr().err
+
+
+def test_a_plugin_states_its_weight_sets_with_its_registration():
+    """``register(..., pretrained=...)``: records (or a function giving them, bound to the served name for a
+    prefix entry) are what the catalogue lists; ``()`` says the backbone has no weights, nothing says nothing."""
+    import percept
+    from percept.plugin import PretrainedCfg
+    from percept.registry import get_registry
+
+    v1 = PretrainedCfg(tag="v1", source="https://example.org/r1net-v1.pth", data="toy data", checksum="0123abcd")
+    v2 = PretrainedCfg(tag="v2", source="https://example.org/r1net-v2.pth", data="toy data", aliases=("imagenet",))
+    asked = []
+
+    class Plugin:
+        @percept.hookimpl
+        def register_backbones(self, register):
+            register("r1net", lambda **kw: None, pretrained=(v1, v2))
+            register("r1bare", lambda **kw: None, pretrained=())
+            register("r1quiet", lambda **kw: None)
+            register("r1zoo", lambda rest, **kw: None, prefix=True, pretrained=lambda rest: asked.append(rest) or [v1])
+
+    registry = get_registry()
+    registry.register_plugin(Plugin(), "r1-records")
+    try:
+        assert weight_sets("r1net") == (v1, v2)
+        text = weights_text("r1net")
+        assert text.startswith("v1 [toy data; classification; sha256 0123abcd...], imagenet (= v2) [toy data")
+        assert weights_text("r1bare") == "- (no weights)" and weights_text("r1quiet") == "-"
+        assert weight_sets("r1zoo.small") == (v1,) and asked == ["small"]
+    finally:
+        registry.unregister_plugin("r1-records")
+
+
+def test_pretrained_must_be_records_or_a_function():
+    import percept
+    from percept.errors import RegistrationError
+    from percept.registry import get_registry
+
+    class Plugin:
+        @percept.hookimpl
+        def register_backbones(self, register):
+            register("r1odd", lambda **kw: None, pretrained=42)
+
+    with pytest.raises(RegistrationError, match="pretrained must be records or a function"):
+        get_registry().register_plugin(Plugin(), "r1-odd")
+
+
+def test_torchvision_records_mark_the_set_imagenet_loads():
+    """One tag case (lower) everywhere; ``aliases`` names the set that ``weights="imagenet"`` loads."""
+    from percept.builtin._torchvision import torchvision_records, weight_tags
+
+    for arch in ("resnet50", "vgg16", "mobilenet_v2", "fcn_resnet50"):
+        records = torchvision_records(arch)
+        (default,) = [c for c in records if c.aliases]
+        assert all(c.tag == c.tag.lower() for c in records)
+        assert weight_tags(arch)["imagenet"].name.lower() == default.tag
+    assert next(c for c in torchvision_records("fcn_resnet50") if c.aliases).aliases == ("imagenet", "coco")

@@ -18,8 +18,10 @@ import torch
 import torchvision
 from PIL import Image
 
+import percept.cli
 import percept.registry
 from percept.cli import find_pairs, load_image, main
+from percept.errors import PluginWarning
 
 SPEC = "lpips-squeeze"  # SqueezeNet: a 5 MB weight file, quick to build
 
@@ -263,10 +265,10 @@ def test_find_pairs_of_two_files(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "name", "plugin"),
     [
-        ("backbones", "vgg16", "percept.backbones.torchvision"),
-        ("readouts", "unit", "percept.readouts.basic"),
-        ("distances", "l2", "percept.distances.basic"),
-        ("presets", "lpips-alex", "percept.presets"),
+        ("backbones", "vgg16", "percept.builtin.vgg"),
+        ("readouts", "unit", "percept.builtin.readouts"),
+        ("distances", "l2", "percept.builtin.distances"),
+        ("presets", "lpips-alex", "percept.builtin.lpips"),
     ],
 )
 def test_list(capsys, kind, name, plugin):
@@ -323,7 +325,7 @@ def test_taps_errors(capsys):
 def test_plugins_lists_builtins(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "percept.backbones.torchvision  (built-in, percept-torch " in out
+    assert "percept.builtin.alexnet  (built-in, percept-torch " in out
     assert "backbones: alexnet" in out
     assert "distances: mse, l1, l2, cosine" in out
 
@@ -338,7 +340,7 @@ def test_plugins_shows_skipped_plugin(capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert "broken_plugin  (plugin," in out
     assert "SKIPPED: failed to import 'no_such_module_for_percept_tests'" in out
-    assert "percept.presets  (built-in" in out
+    assert "percept.builtin.lpips  (built-in" in out
     assert err == ""
 
 
@@ -373,3 +375,116 @@ def test_console_script(tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.startswith("percept: error: ") and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+# -- commands plug in through the register_commands hook ----------------------------------------------
+
+COMMAND_PLUGIN = """
+import percept
+
+
+def configure(parser):
+    parser.add_argument("who")
+
+
+def run(args):
+    print(f"hello {args.who}")
+    return 0
+
+
+@percept.hookimpl
+def register_commands(register):
+    register("hello", configure, run, help="say hello")
+"""
+
+CLASHING_COMMAND_PLUGIN = """
+import percept
+
+
+@percept.hookimpl
+def register_commands(register):
+    register("hello2", lambda parser: None, lambda args: 0)
+    register("score", lambda parser: None, lambda args: 0)
+"""
+
+
+def _command_site(tmp_path, monkeypatch, entries: dict[str, str], modules: dict[str, str]) -> None:
+    info = tmp_path / "percept_cmds-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: percept-cmds\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[percept]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+    for name, text in modules.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("PERCEPT_PLUGINS", raising=False)
+
+
+def test_core_and_own_commands_come_through_the_hook():
+    from percept.cli import collect_commands
+
+    commands = {c.name: c.plugin for c in collect_commands()}
+    assert list(commands)[:4] == ["score", "list", "taps", "plugins"]
+    assert commands["score"] == "percept.cli.score"
+    assert commands["demo"] == "demo"
+    assert {commands[n] for n in ("sweep", "select", "finetune", "visualize")} == {"toolkit"}
+
+
+def test_the_cli_imports_neither_the_demo_nor_the_toolkit():
+    import ast
+
+    root = Path(percept.cli.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.startswith(("percept.demo", "percept.eval")) for n in names), (path, names)
+
+
+def test_own_commands_load_with_autoload_disabled(monkeypatch, capsys):
+    monkeypatch.setenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    from percept.cli import collect_commands
+
+    names = [c.name for c in collect_commands()]
+    assert {"demo", "sweep", "select", "finetune", "visualize"} <= set(names)
+
+
+def test_a_plugin_adds_a_command(tmp_path, monkeypatch, capsys):
+    _command_site(tmp_path, monkeypatch, {"hello": "cmd_hello"}, {"cmd_hello": COMMAND_PLUGIN})
+    assert main(["hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+    monkeypatch.setenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with pytest.raises(SystemExit):
+        main(["hello", "world"])  # a third-party command goes with its plugin
+
+
+def test_a_command_clash_skips_that_plugins_commands_with_a_warning(tmp_path, monkeypatch):
+    _command_site(tmp_path, monkeypatch, {"clash": "cmd_clash"}, {"cmd_clash": CLASHING_COMMAND_PLUGIN})
+    from percept.cli import collect_commands
+
+    with pytest.warns(PluginWarning, match=r"'clash'.*command 'score' registered twice.*'percept.cli.score'"):
+        names = [c.name for c in collect_commands()]
+    assert "hello2" not in names  # all of the plugin's commands or none
+    assert names.count("score") == 1
+
+
+def test_plugins_lists_the_commands_of_a_plugin(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "toolkit  (built-in, percept-torch" in out
+    assert "commands: sweep, select, finetune, visualize" in out
+    assert "presets: map-selection, channel-weights" in out
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", "1"), ("PERCEPT_PLUGINS", "swd")])
+def test_percepts_own_entry_points_load_whatever_the_environment_says(monkeypatch, capsys, variable, value):
+    monkeypatch.delenv("PERCEPT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("PERCEPT_PLUGINS", raising=False)
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(percept.registry, "_registry", None)  # rediscover; the old registry comes back after
+    assert main(["list", "presets", "--pattern", "*-*"]) == 0
+    out = capsys.readouterr().out
+    assert "map-selection    toolkit" in out and "channel-weights  toolkit" in out
+    toolkit = next(p for p in percept.registry.get_registry().plugins() if p.name == "toolkit")
+    assert toolkit.builtin and toolkit.distribution == "percept-torch"
+    assert not any(m.startswith("percept.eval") for m in percept.registry.BUILTIN_MODULES)  # not a core built-in

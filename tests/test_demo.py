@@ -48,7 +48,7 @@ def offline(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(percept.demo, "shipped_weights", lambda backbone: None)
+    monkeypatch.setattr(percept.demo.inputs, "shipped_weights", lambda backbone: None)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)

@@ -7,8 +7,8 @@ import torch
 from conftest import no_random_warning
 
 from percept import InputError, build_pipeline, list_distances, list_readouts
-from percept.distances.style import GramDistance
-from percept.readouts.descriptors import Gram, Mean, MeanStd, Std, channel_mean_std, gram_matrix
+from percept.builtin.descriptors import Gram, Mean, MeanStd, Std, channel_mean_std, gram_matrix
+from percept.builtin.style import GramDistance
 
 
 def test_registered():

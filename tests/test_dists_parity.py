@@ -16,7 +16,7 @@ import torch
 from conftest import no_random_warning
 
 from percept import build_pipeline
-from percept.presets_dists import torchmetrics_dists_file
+from percept.builtin.dists import torchmetrics_dists_file
 
 DISTS_pt = pytest.importorskip("DISTS_pytorch.DISTS_pt")
 tm_dists = pytest.importorskip("torchmetrics.functional.image.dists")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from percept.distances.dists import C1, C2, dists_terms
+from percept.ops.dists import C1, C2, dists_terms
 
 
 def textbook(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +60,7 @@ def test_half_precision_accumulates_in_float32():
 def test_blocked_statistics_agree_with_the_formulas(monkeypatch, block):
     """The statistics run in blocks of rows and columns (one row split across blocks when it is longer
     than a block); every blocking gives the textbook values, and identical maps stay exactly similar."""
-    import percept.distances.dists as dists
+    import percept.ops.dists as dists
 
     monkeypatch.setattr(dists, "_BLOCK", block)
     g = torch.Generator().manual_seed(2)
@@ -86,7 +86,7 @@ def test_nearly_identical_maps_lose_less_to_rounding_than_the_formula():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_agrees_with_cpu():
     """On a GPU the statistics run in larger blocks and L2 pooling's backward on cuDNN: same values."""
-    from percept.backbones.torchvision import L2Pool
+    from percept.builtin.dists import L2Pool
 
     g = torch.Generator().manual_seed(4)
     a = torch.rand(2, 8, 40, 40, generator=g).requires_grad_()

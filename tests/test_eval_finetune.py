@@ -55,7 +55,7 @@ def test_finetuned_metric_reproduces_the_fitted_distance(db, tmp_path):
     pipe = finetuned_pipeline(path)
     pipe.backbone.load_state_dict(net.state_dict())
     from percept.cli import load_image
-    from percept.eval.sweep import _resize
+    from percept.eval.sweep.chunks import _resize
 
     ref = _resize(load_image(db.table["ref"][0]), 64)[None]
     dist = _resize(load_image(db.table["dist"][0]), 64)[None]

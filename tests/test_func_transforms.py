@@ -130,10 +130,6 @@ def test_input_checks_still_refuse_bad_values_under_vmap():
 
 
 def test_dists_preset_under_vmap_and_grad():
-    from percept.backbones import torchvision as tv
-
-    if "setup_context" not in vars(tv._L2PoolFunction):
-        pytest.skip("the DISTS backbone's L2Pool Function (percept/backbones/torchvision.py) has no setup_context yet")
     loss = _loss("dists")
     x, y = torch.rand(2, 1, 3, 64, 64), torch.rand(2, 1, 3, 64, 64)
     torch.testing.assert_close(vmap(loss)(x, y), torch.stack([loss(x[i], y[i]) for i in range(2)]))

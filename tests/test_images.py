@@ -65,3 +65,18 @@ def test_load_image_and_the_extensions(tmp_path):
 )
 def test_first_line(exc, kwargs, expected):
     assert first_line(exc, **kwargs) == expected
+
+
+def test_resize_image_is_the_one_resizer():
+    import torch
+
+    image = torch.rand(3, 40, 60)
+    assert percept.images.resize_image(image, 16).shape == (3, 16, 16)
+    assert percept.images.resize_image(image[None], (10, 30)).shape == (1, 3, 10, 30)
+    square = percept.images.resize_image(image, shorter_side=20, crop=20)
+    assert square.shape == (3, 20, 20) and float(square.min()) >= 0.0 and float(square.max()) <= 1.0
+    assert torch.equal(percept.images.resize_image(image), image)  # no size: untouched
+    with pytest.raises(InputError, match="not both"):
+        percept.images.resize_image(image, 16, shorter_side=16)
+    with pytest.raises(InputError, match="expected a crop of 1 to 40 pixels"):
+        percept.images.resize_image(image, crop=41)

@@ -92,7 +92,7 @@ def test_discovery_through_installed_entry_points(sites):
     assert "swd  (plugin, percept-swd 0.1.0)" in out
     assert "readouts: sliced" in out and "distances: swd" in out
     assert "template  (plugin, percept-template 0.1.0)" in out and "distances: charbonnier" in out
-    assert "percept.backbones.torchvision  (built-in" in out  # built-ins still there
+    assert "percept.builtin.vgg  (built-in" in out  # built-ins still there
     # The plugin's code was imported from the pip-installed copy, its names work in spec strings, and
     # the registry knows which plugin owns each name.
     code = (
@@ -107,7 +107,7 @@ def test_discovery_through_installed_entry_points(sites):
     path, spec, owners = done.stdout.splitlines()
     assert Path(path).is_relative_to(sites["good"])
     assert spec == "alexnet:conv1/sliced/swd"
-    assert owners == "{'swd': 'swd', 'charbonnier': 'template', 'l2': 'percept.distances.basic'}"
+    assert owners == "{'swd': 'swd', 'charbonnier': 'template', 'l2': 'percept.builtin.distances'}"
 
 
 def test_broken_plugin_is_skipped_with_a_warning_naming_it(sites):

@@ -103,5 +103,5 @@ def test_installed_wheel_imports_with_its_version_and_finds_the_plugin(dists):
     assert Path(path).is_relative_to(site) and version == VERSION
     assert "percept-torch>=0.1" in requires
     out = run(sys.executable, "-m", "percept", "plugins", cwd=dists["tmp"], env=env).stdout
-    assert f"percept.backbones.torchvision  (built-in, {DIST} {VERSION})" in out
+    assert f"percept.builtin.vgg  (built-in, {DIST} {VERSION})" in out
     assert "template  (plugin, percept-template 0.1.0)" in out and "distances: charbonnier" in out

@@ -25,7 +25,7 @@ def make_distribution(root, dist_name: str, entry_points: dict[str, str], module
 
 GOOD = """
 import percept
-from percept.distances.basic import L1
+from percept.builtin.distances import L1
 
 @percept.hookimpl
 def register_distances(register):
@@ -68,9 +68,9 @@ def test_builtins_register_through_the_plugin_manager():
     registry = Registry()
     registry.ensure_loaded()
     names = {p.name for p in registry.plugins()}
-    assert {"percept.backbones.torchvision", "percept.readouts.basic", "percept.distances.basic"} <= names
-    assert registry.pm.get_plugin("percept.distances.basic") is not None
-    assert registry.get("distance", "l2").plugin == "percept.distances.basic"
+    assert {"percept.builtin.vgg", "percept.builtin.readouts", "percept.builtin.distances"} <= names
+    assert registry.pm.get_plugin("percept.builtin.distances") is not None
+    assert registry.get("distance", "l2").plugin == "percept.builtin.distances"
     assert {"vgg16", "alexnet", "squeezenet1_1", "resnet50", "mobilenet_v2", "vgg19_bn"} <= set(
         registry.names("backbone")
     )
@@ -100,10 +100,10 @@ def test_broken_plugins_are_skipped_with_a_warning_and_the_rest_load(site):
     messages = "\n".join(str(w.message) for w in record)
     assert "'bad_import'" in messages and "broken on purpose" in messages
     assert "'bad_register'" in messages and "failed halfway" in messages
-    assert "'clash'" in messages and "percept.distances.basic" in messages
+    assert "'clash'" in messages and "percept.builtin.distances" in messages
     assert registry.has("distance", "fake-l1")
     assert not registry.has("readout", "half-done")  # nothing half-registered
-    assert registry.get("distance", "l2").plugin == "percept.distances.basic"  # built-in untouched
+    assert registry.get("distance", "l2").plugin == "percept.builtin.distances"  # built-in untouched
     errors = {p.name: p.error for p in registry.plugins() if p.error}
     assert set(errors) == {"bad_import", "bad_register", "clash"}
 

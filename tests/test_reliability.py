@@ -791,7 +791,7 @@ def _fake_entry_points(monkeypatch, *eps):
 
 
 def _good_plugin():
-    from percept.distances.basic import L1
+    from percept.builtin.distances import L1
 
     class Good:
         @percept.hookimpl
@@ -869,7 +869,7 @@ def test_two_plugins_of_one_name_are_both_listed(monkeypatch):
 def test_broken_builtin_leaves_no_half_built_registry():
     from percept.registry import Registry
 
-    registry = Registry(builtin_modules=("percept.distances.basic", "percept.no_such_builtin_module"))
+    registry = Registry(builtin_modules=("percept.builtin.distances", "percept.no_such_builtin_module"))
     for _ in range(2):  # the same error each time, never "a plugin named ... is already registered"
         with pytest.raises(ModuleNotFoundError, match="no_such_builtin_module"):
             registry.names("distance")

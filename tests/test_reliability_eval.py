@@ -102,7 +102,7 @@ def test_resume_recomputes_chunks_whose_images_changed(tid, alexnet, tmp_path):
 
 def test_resume_keys_a_weights_file_by_its_content(tid, tmp_path):
     path = tmp_path / "w.pth"
-    from percept.backbones.torchvision import build_arch
+    from percept.builtin._torchvision import build_arch
 
     torch.manual_seed(0)
     torch.save(build_arch("alexnet").state_dict(), path)

@@ -1,14 +1,18 @@
-"""Spec strings: grammar, round trip, and errors that are always SpecError."""
+"""Spec strings: grammar, round trip, and errors that are always SpecError; names resolved apart from the grammar."""
 
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import percept.registry
 from percept import SpecError, parse_spec
+from percept.pipeline import resolve_spec
 from percept.spec import Spec, TapSpec
 
 
@@ -38,7 +42,8 @@ def test_parts_are_parsed():
     assert spec == Spec("vgg16", (TapSpec("conv1"), TapSpec("conv2"), TapSpec("conv3", 0.5)), "unit", "l2")
     assert spec.readout_name == "unit" and spec.distance_name == "l2"
     assert parse_spec("vgg16").readout_name == "raw" and parse_spec("vgg16").distance_name == "mse"
-    assert parse_spec("lpips-vgg").preset
+    assert not parse_spec("lpips-vgg").preset  # the grammar cannot tell a preset: resolution does
+    assert resolve_spec("lpips-vgg").preset and not resolve_spec("vgg16:conv3").preset
     assert parse_spec("vgg16:all").taps is None
 
 
@@ -52,9 +57,6 @@ def test_weight_formats_round_trip():
     ("text", "needle"),
     [
         ("", "empty spec"),
-        ("vgg61:conv3", "'vgg16'?"),
-        ("vgg16:conv3/unti", "Did you mean 'unit'"),
-        ("vgg16:conv3/unit/l3", "'l2'?"),
         ("vgg16:", "empty tap list"),
         ("vgg16:conv3=-1", ">= 0"),
         ("vgg16:conv3=abc", "bad weight"),
@@ -62,7 +64,6 @@ def test_weight_formats_round_trip():
         ("vgg16:conv3,conv3", "twice"),
         ("vgg16:all,conv3", "'all' cannot"),
         ("vgg16/unit/l2/extra", "at most 3"),
-        ("lpips-vgg:conv1", "takes no taps"),
         ("9net", "bad backbone name"),
         ("vgg16:co nv", "bad tap"),
     ],
@@ -76,9 +77,55 @@ def test_errors_name_the_problem(text, needle):
         assert "Did you mean" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("vgg61:conv3", "'vgg16'?"),
+        ("vgg16:conv3/unti", "Did you mean 'unit'"),
+        ("vgg16:conv3/unit/l3", "'l2'?"),
+        ("lpips-vgg:conv1", "takes no taps"),
+        ("lpips-vgg:all", "takes no taps"),
+        ("lpips-vgg/unit", "takes no taps"),
+    ],
+)
+def test_names_are_resolved_apart_from_the_grammar(text, needle):
+    parse_spec(text)  # well formed: the grammar alone accepts it
+    with pytest.raises(SpecError) as info:
+        resolve_spec(text)
+    message = str(info.value)
+    assert needle in message
+    if needle.endswith("'?"):
+        assert "Did you mean" in message
+
+
+def test_parse_spec_loads_no_plugin(monkeypatch):
+    """The grammar needs no registry: a fresh one is never created, let alone discovered."""
+
+    def no_registry():
+        raise AssertionError("parse_spec asked for the registry")
+
+    monkeypatch.setattr(percept.registry, "get_registry", no_registry)
+    monkeypatch.setattr(percept.registry.Registry, "ensure_loaded", lambda self: no_registry())
+    for text in ("vgg16:conv1,conv3=0.5/unit/l2", "lpips-vgg", "timm.resnet50:stages_1", "not-registered/x/y"):
+        assert str(parse_spec(text)) == text
+
+
+def test_parse_spec_imports_no_plugin_module():
+    code = (
+        "import sys, percept\n"
+        "percept.parse_spec('alexnet:conv1,conv2=0.5/unit/l2')\n"
+        "loaded = [m for m in sys.modules if m.startswith(('percept.builtin', 'percept.eval', 'percept.demo'))]\n"
+        "registry = percept.registry._registry\n"
+        "print(loaded, registry is None or not registry._loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] True"
+
+
 def test_unknown_backbone_lists_valid_choices():
     with pytest.raises(SpecError) as info:
-        parse_spec("resnt18")
+        resolve_spec("resnt18")
     message = str(info.value)
     assert "resnet18" in message and "alexnet" in message and "lpips-alex" in message
 

@@ -7,8 +7,8 @@ from torch import nn
 
 import percept
 from percept.backbones.base import Backbone, flatten_stages
+from percept.builtin.distances import L2
 from percept.distances.base import Distance
-from percept.distances.basic import L2
 from percept.errors import InputError, PluginWarning, RegistrationError, SpecError
 from percept.readouts.base import Readout
 from percept.testing import (
@@ -53,7 +53,7 @@ def test_builtin_distances_on_vectors():
 
 
 def test_check_plugin_runs_over_a_builtin_plugin():
-    reports = check_plugin("percept.readouts.basic")
+    reports = check_plugin("percept.builtin.readouts")
     assert [r.name for r in reports] == ["raw", "unit"]
 
 

@@ -27,7 +27,7 @@ def test_prefix_entry_serves_any_timm_name_without_listing_them():
     registry = get_registry()
     assert registry.has("backbone", "timm.resnet14t")  # not registered by name
     entry = registry.get("backbone", "timm.resnet14t.c3_in1k")
-    assert entry.name == "timm.resnet14t.c3_in1k" and entry.plugin == "percept.backbones.timm"
+    assert entry.name == "timm.resnet14t.c3_in1k" and entry.plugin == "percept.builtin.timm"
     assert not any(n.startswith("timm.resnet14t") for n in list_backbones())
     assert parse_spec("timm.resnet14t.c3_in1k:stages_1/unit/l2").backbone == "timm.resnet14t.c3_in1k"
     assert "timm.vit_small_patch16_224.dino" in list_backbones("timm.*")

@@ -166,7 +166,7 @@ class _Stage(nn.Module):
 
 
 def test_a_stage_whose_forward_does_more_than_run_its_blocks_stays_whole():
-    from percept.backbones.timm import _expand_blocks, _feature_stages
+    from percept.builtin._timm_cut import _expand_blocks, _feature_stages
 
     model = nn.ModuleDict({"plain": _Stage(False), "flipping": _Stage(True)})
     _expand_blocks(model, 32)
@@ -237,7 +237,7 @@ def test_fixed_size_timm_model_is_detected_refused_and_resized_on_request():
 
 def test_feature_info_naming_a_missing_module_falls_back_to_the_stage_container():
     from percept import SpecError
-    from percept.backbones.timm import _intermediate_stages
+    from percept.builtin._timm_cut import _intermediate_stages
 
     model = nn.Module()
     model.stages = nn.ModuleList([nn.Identity(), nn.ReLU()])

@@ -21,7 +21,7 @@ def db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resnet18_file(tmp_path_factory):
-    from percept.backbones.torchvision import build_arch
+    from percept.builtin._torchvision import build_arch
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
@@ -81,7 +81,7 @@ def test_select_defaults_adapt_the_folds_and_reuse_the_cache_only_when_it_matche
     assert main([*argv, "--weights", "none"]) == 0
     assert "reusing" in capsys.readouterr().err
 
-    from percept.backbones.torchvision import build_arch
+    from percept.builtin._torchvision import build_arch
 
     torch.manual_seed(0)
     weights = tmp_path / "alexnet.pth"

@@ -64,7 +64,7 @@ def weight_file(name: str, folder) -> str | None:
 
         model = timm.create_model(name.split(".")[1], pretrained=False)
     else:
-        from percept.backbones.torchvision import build_arch
+        from percept.builtin._torchvision import build_arch
 
         model = build_arch(name)
     path = folder / f"{name}.pth"

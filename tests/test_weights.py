@@ -118,7 +118,7 @@ def test_weights_dir_is_searched_before_download(monkeypatch, tmp_path, alexnet_
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
     backbone = create_backbone("alexnet", weights="imagenet")
-    assert backbone.pretrained_cfg.tag == "IMAGENET1K_V1"
+    assert backbone.pretrained_cfg.tag == "imagenet1k_v1"
 
 
 def test_unknown_tag_suggests():

@@ -56,6 +56,7 @@ class PretrainedCfg:
     input_range: tuple[float, float] = (0.0, 1.0)
     extra: dict = field(default_factory=dict)
     checksum: str | None = None  # SHA-256 (or its first hex digits) of the weight file, where known
+    aliases: tuple[str, ...] = ()  # other tags that load this set ("imagenet" for a library's default)
 
 
 def flatten_stages(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
@@ -96,6 +97,9 @@ class Backbone(nn.Module):
     ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``
     (with ``resize``, ``H, W`` are those of ``input_size``).
     """
+
+    mean: torch.Tensor  # buffers, (1, 3, 1, 1)
+    std: torch.Tensor
 
     def __init__(
         self,
@@ -280,7 +284,7 @@ class Backbone(nn.Module):
         """
         if self.resize:
             return 1
-        if self.fixed_size:
+        if self.fixed_size and self.input_size is not None:  # __init__ gives every fixed-size network one
             return max(self.input_size)
         last = max(t.index for t in self.resolve_taps(taps))
         if last not in self._min_size_cache:
@@ -314,11 +318,8 @@ class Backbone(nn.Module):
     def set_normalization(
         self, mean: Sequence[float], std: Sequence[float], domain: tuple[float, float] = (0.0, 1.0)
     ) -> Backbone:
-        """Use ``(x - mean) / std`` on images mapped to ``domain`` (LPIPS: shift/scale on [-1, 1]).
-
-        Computing in the convention of the reference implementation keeps float32 results identical
-        to it, not just equal up to rounding.
-        """
+        """Use ``(x - mean) / std`` on images mapped to ``domain`` (LPIPS: shift/scale on [-1, 1]), in the
+        reference implementation's own arithmetic: float32 results identical to it, not just equal up to rounding."""
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.mean.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.std.device).view(1, -1, 1, 1)
         self.norm_domain = _check_range(domain)
@@ -328,7 +329,7 @@ class Backbone(nn.Module):
         """Map images in ``input_range`` to the network's input: grey to colour, range, mean/std, and with
         ``resize`` the size the network expects."""
         (low, high), (d_low, d_high) = self.input_range, self.norm_domain
-        if self.resize:
+        if self.resize and self.input_size is not None:  # as fixed_size, resize comes with an input_size
             x = resize_images(x, self.input_size, self.interpolation)
         if (low, high) != (d_low, d_high):
             if (low, high) == (0.0, 1.0):
@@ -348,7 +349,7 @@ class Backbone(nn.Module):
         return check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
 
     def _check_size(self, x: torch.Tensor, name: str = "x") -> None:
-        if self.fixed_size and not self.resize and tuple(x.shape[-2:]) != self.input_size:
+        if self.fixed_size and not self.resize and self.input_size and tuple(x.shape[-2:]) != self.input_size:
             h, w = self.input_size
             raise InputError(
                 f"backbone {self.name!r} runs at {h}x{w} only, got {name} of size {x.shape[-2]}x{x.shape[-1]}: crop "
@@ -466,8 +467,7 @@ def check_interpolation(mode: str) -> str:
 def resize_images(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """Resize ``(N, C, H, W)`` images to ``size = (h, w)``, differentiably; unchanged if already that size.
 
-    ``bilinear`` and ``bicubic`` are antialiased (as PIL, so shrinking does not alias); values keep
-    their range up to bicubic overshoot.
+    ``bilinear`` and ``bicubic`` are antialiased (as PIL's); values keep their range up to bicubic overshoot.
 
     Example:
         >>> resize_images(torch.rand(2, 3, 64, 48), (32, 32), "bicubic").shape

@@ -1,15 +1,14 @@
-"""The weights catalogue: one :class:`~percept.backbones.base.PretrainedCfg` per weight set a built-in
-backbone can load, with where it comes from, its licence, the task and data it was trained on, the
-input convention and the checksum where one is known.
+"""The weights catalogue: every weight set a registered backbone or preset can load, read from the registry.
 
-Nothing is downloaded or imported at ``import percept``: the records are made when asked for, from
-torchvision's weight enums (``torchvision.models.get_model_weights``; the file names carry the
-first hex digits of the file's SHA-256, which :func:`percept.backbones.weights.fetch_url` checks,
-for downloads and for files found in ``$PERCEPT_WEIGHTS_DIR`` alike) and from timm's pretrained
-configurations. The presets' own files (LPIPS' linear heads, DISTS' alpha/beta, read from the copies
-torchmetrics ships) have records too (:func:`preset_weight_sets`), with the SHA-256 of the published
-file, which :func:`verify_preset_file` checks the installed copy against. ``percept list backbones
---weights`` and ``percept list presets --weights`` print them.
+Each plugin, built-in or not, states its weight sets when it registers (``register(...,
+pretrained=...)``, see :mod:`percept.hookspecs`): :class:`~percept.backbones.base.PretrainedCfg`
+records with where the weights come from, their licence, the task and data they were trained on, the
+input convention and the checksum where one is known. This module only reads them, so it imports no
+built-in: records a plugin makes from its library (torchvision's weight enums, timm's pretrained
+configurations) are made when asked for, never at ``import percept``. The presets' own files (LPIPS'
+linear heads, DISTS' alpha/beta) carry the SHA-256 of the published file, which
+:func:`verify_preset_file` checks the installed copy against. ``percept list backbones --weights`` and
+``percept list presets --weights`` print them.
 
 Example:
     >>> [c.tag for c in weight_sets("vgg16")]  # doctest: +SKIP
@@ -20,184 +19,79 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from percept.backbones.base import IMAGENET_MEAN, IMAGENET_STD, PretrainedCfg
+from percept.backbones.base import PretrainedCfg
+from percept.backbones.weights import checksum_of, package_file
+from percept.errors import WeightsError
+from percept.registry import Entry, get_registry
 
-HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
-
-
-def checksum_of(filename: str | None) -> str | None:
-    """The SHA-256 prefix a torch.hub-style file name carries (``vgg16-397923af.pth`` -> ``397923af``).
-
-    Example:
-        >>> checksum_of("vgg16-397923af.pth"), checksum_of("model.safetensors")
-        ('397923af', None)
-    """
-    match = HASH_IN_NAME.search(filename or "")
-    return match.group(1) if match else None
-
-
-def _torchvision_sets(name: str) -> list[PretrainedCfg]:
-    import torchvision
-
-    from percept.backbones.torchvision import FAMILIES, _data_of
-
-    family = FAMILIES[name]
-    mean, std = family.norm or (IMAGENET_MEAN, IMAGENET_STD)
-    out = []
-    for member in torchvision.models.get_model_weights(family.model or name):
-        filename = member.url.rsplit("/", 1)[-1]
-        meta = dict(member.meta)
-        extra = {k: meta[k] for k in ("min_size", "num_params", "recipe") if k in meta}
-        transforms = getattr(member.transforms, "keywords", {}) or {}
-        if "crop_size" in transforms:
-            extra["crop_size"] = transforms["crop_size"]
-        out.append(
-            PretrainedCfg(
-                tag=member.name.lower(),
-                source="torchvision",
-                url=member.url,
-                filename=filename,
-                license="BSD-3-Clause (torchvision); the training data's terms apply to the weights",
-                task=family.task,
-                data=_data_of(member.name, family),
-                mean=tuple(mean),
-                std=tuple(std),
-                checksum=checksum_of(filename),
-                extra=extra,
-            )
-        )
-    return out
+__all__: Sequence[str] = (
+    "checksum_of",
+    "installed_preset_file",
+    "preset_weight_sets",
+    "preset_weights_text",
+    "verify_preset_file",
+    "weight_sets",
+    "weights_text",
+)
 
 
-def _timm_sets(name: str) -> list[PretrainedCfg]:
-    import timm
-
-    from percept.backbones.timm import CATALOGUE
-
-    model, _, tag = name.partition(".")
-    known = {entry[0]: entry for entry in CATALOGUE}
-    full = name if tag else (timm.list_pretrained(f"{model}.*") or [model])[0]
-    cfg = timm.models.get_pretrained_cfg(full)
-    if cfg is None:
-        return []
-    _, task, data, _ = known.get(name, (name, "classification", "see the model card", ""))
-    filename = cfg.hf_hub_filename or ("model.safetensors" if cfg.hf_hub_id else cfg.url and cfg.url.rsplit("/", 1)[-1])
-    return [
-        PretrainedCfg(
-            tag=cfg.tag or "default",
-            source=f"huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else (cfg.url or "timm"),
-            url=cfg.url or None,
-            filename=filename,
-            license=cfg.license or "",
-            task=task,
-            data=data,
-            mean=tuple(cfg.mean),
-            std=tuple(cfg.std),
-            checksum=checksum_of(cfg.url) if cfg.url and not cfg.hf_hub_id else None,
-            extra={"input_size": cfg.input_size, "interpolation": cfg.interpolation, "crop_pct": cfg.crop_pct},
-        )
-    ]
+def _records(entry: Entry) -> tuple[PretrainedCfg, ...] | None:
+    """The records registered with ``entry``; ``None`` when its plugin stated none."""
+    if entry.pretrained is None:
+        return None
+    return tuple(entry.pretrained() if callable(entry.pretrained) else entry.pretrained)
 
 
 @functools.cache
 def weight_sets(name: str) -> tuple[PretrainedCfg, ...]:
-    """Every weight set the built-in backbone ``name`` can load (empty for backbones without weights).
+    """Every weight set the registered backbone ``name`` can load (empty for backbones without weights).
 
     Args:
         name: a registered backbone name (``"vgg16"``, ``"timm.vit_small_patch16_224.dino"``, ``"lab"``).
 
     Returns:
-        The records, the default first for torchvision (the order of its enum).
+        The records its plugin registered, in the plugin's order (torchvision's: its enum's).
 
     Example:
         >>> weight_sets("vgg16")[0].checksum  # doctest: +SKIP
         '397923af'
     """
-    from percept.registry import get_registry
-
-    entry = get_registry().get("backbone", name)
-    if entry.plugin == "percept.backbones.torchvision":
-        return tuple(_torchvision_sets(name))
-    if entry.plugin == "percept.backbones.timm":
-        return tuple(_timm_sets(name.partition(".")[2]))
-    return ()
+    return _records(get_registry().get("backbone", name)) or ()
 
 
 def weights_text(name: str) -> str:
     """One line for ``percept list backbones --weights``: each tag with its data, task, licence and checksum.
 
+    A set that another tag also loads reads ``imagenet (= imagenet1k_v2)``; a backbone whose plugin says it
+    has no weights reads ``- (no weights)``, one whose plugin says nothing ``-``.
+
     Example:
         >>> weights_text("lab")
         '- (no weights)'
     """
-    from percept.registry import get_registry
-
     entry = get_registry().get("backbone", name)
     if entry.prefix:
-        return "the model's timm pretrained tags (timm.list_pretrained('<model>.*'))"
-    sets = weight_sets(name)
-    if not sets:
-        return "- (no weights)" if entry.plugin == "percept.backbones.kornia" else "-"
+        return f"the weight sets of each model it serves ({name}.<model>[.<tag>])"
+    records = _records(entry)
+    if not records:
+        return "-" if records is None else "- (no weights)"
     parts = []
-    for i, cfg in enumerate(sets):
-        torchvision_default = i == 0 and entry.plugin == "percept.backbones.torchvision"
+    for cfg in records:
         details = [cfg.data, cfg.task] + ([cfg.license] if cfg.source != "torchvision" and cfg.license else [])
         details += [f"sha256 {cfg.checksum}..."] if cfg.checksum else []
-        label = f"imagenet (= {cfg.tag})" if torchvision_default else cfg.tag
+        label = f"{cfg.aliases[0]} (= {cfg.tag})" if cfg.aliases else cfg.tag
         parts.append(f"{label} [{'; '.join(details)}]")
     return ", ".join(parts)
 
 
 # -- the presets' own weight files ------------------------------------------------------------------
 
-_LPIPS_SHA256 = {  # lpips 0.1.4's lpips/weights/v0.1/<net>.pth; torchmetrics ships the same bytes
-    "alex": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
-    "vgg": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
-    "squeeze": "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76",
-}
-_DISTS_SHA256 = "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"  # DISTS_pytorch 0.1 weights.pt
-
-
-def _lpips_record(net: str) -> PretrainedCfg:
-    from percept.presets import LPIPS_NETS, LPIPS_SCALE, LPIPS_SHIFT
-
-    backbone, taps = LPIPS_NETS[net]
-    return PretrainedCfg(
-        tag="v0.1",
-        source=f"torchmetrics/functional/image/lpips_models/{net}.pth (a copy of the lpips package's file)",
-        url=f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth",
-        filename=f"{net}.pth",
-        license="BSD-2-Clause (LPIPS, Zhang et al. 2018); redistributed in torchmetrics (Apache-2.0)",
-        task="linear heads: one non-negative weight per channel of each tap, fit to human 2AFC judgements",
-        data="BAPPS 2AFC (Zhang 2018): 64x64 patches, traditional and CNN-based distortions",
-        mean=LPIPS_SHIFT,
-        std=LPIPS_SCALE,
-        input_range=(-1.0, 1.0),
-        extra={"backbone": backbone, "taps": tuple(taps), "keys": "lin<i>.model.1.weight, (1, C, 1, 1) each"},
-        checksum=_LPIPS_SHA256[net],
-    )
-
-
-def _dists_record() -> PretrainedCfg:
-    return PretrainedCfg(
-        tag="v0.1",
-        source="torchmetrics/functional/image/dists_models/weights.pt (a copy of DISTS_pytorch's weights.pt)",
-        url="https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",
-        filename="weights.pt",
-        license="MIT (DISTS, Ding et al. 2020); redistributed in torchmetrics (Apache-2.0)",
-        task="alpha/beta: structure and texture weights per channel of the image and 5 VGG16 (L2-pooling) stages",
-        data="KADID-10k (Ding 2020): mean opinion scores of distorted images",
-        extra={"backbone": "vgg16_l2pool", "keys": "alpha, beta: (1, 1475, 1, 1) each"},
-        checksum=_DISTS_SHA256,
-    )
-
 
 def preset_weight_sets(name: str) -> tuple[PretrainedCfg, ...]:
-    """The weight files a built-in preset reads besides its backbone's (empty for other presets).
+    """The weight files a preset reads besides its backbone's (empty for presets without any, or unknown names).
 
     Args:
         name: a preset name (``"lpips-alex"``, ``"dists"``).
@@ -211,34 +105,29 @@ def preset_weight_sets(name: str) -> tuple[PretrainedCfg, ...]:
         >>> cfg.filename, cfg.checksum[:8], cfg.extra["backbone"]
         ('vgg.pth', 'a78928a0', 'vgg16')
     """
-    if name.startswith("lpips-") and name[6:] in _LPIPS_SHA256:
-        return (_lpips_record(name[6:]),)
-    if name == "dists":
-        return (_dists_record(),)
-    return ()
+    registry = get_registry()
+    if not registry.has("preset", name):
+        return ()
+    return _records(registry.get("preset", name)) or ()
 
 
 def installed_preset_file(name: str) -> Path | None:
-    """Where the installed copy of a built-in preset's weight file is (``None``: no such preset, or not installed).
+    """Where the installed copy of a preset's weight file is (``None``: no such file, or not installed).
+
+    The record names it with ``extra["package_file"] = (package, path inside it)``.
 
     Example:
         >>> installed_preset_file("dists").name  # doctest: +SKIP
         'weights.pt'
     """
-    from percept.errors import WeightsError
-
+    records = preset_weight_sets(name)
+    where = records[0].extra.get("package_file") if records else None
+    if not where:
+        return None
     try:
-        if name.startswith("lpips-") and name[6:] in _LPIPS_SHA256:
-            from percept.presets import torchmetrics_lpips_file
-
-            return torchmetrics_lpips_file(name[6:])
-        if name == "dists":
-            from percept.presets_dists import torchmetrics_dists_file
-
-            return torchmetrics_dists_file()
+        return package_file(*where)
     except WeightsError:
         return None
-    return None
 
 
 def verify_preset_file(name: str, path: str | Path | None = None) -> bool | None:
@@ -252,10 +141,10 @@ def verify_preset_file(name: str, path: str | Path | None = None) -> bool | None
         True
     """
     records = preset_weight_sets(name)
-    path = installed_preset_file(name) if path is None else Path(path)
-    if not records or path is None or not Path(path).is_file():
+    found = installed_preset_file(name) if path is None else Path(path)
+    if not records or found is None or not found.is_file():
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() == records[0].checksum
+    return hashlib.sha256(found.read_bytes()).hexdigest() == records[0].checksum
 
 
 def preset_weights_text(name: str) -> str:
@@ -269,17 +158,7 @@ def preset_weights_text(name: str) -> str:
     parts = []
     for cfg in preset_weight_sets(name):
         state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
-        details = [cfg.data, cfg.license, f"sha256 {cfg.checksum[:12]}...", state[verify_preset_file(name)]]
+        checksum = f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"
+        details = [cfg.data, cfg.license, checksum, state[verify_preset_file(name)]]
         parts.append(f"{cfg.filename} {cfg.tag} [{'; '.join(details)}]")
     return ", ".join(parts) or "-"
-
-
-__all__: Sequence[str] = (
-    "checksum_of",
-    "installed_preset_file",
-    "preset_weight_sets",
-    "preset_weights_text",
-    "verify_preset_file",
-    "weight_sets",
-    "weights_text",
-)

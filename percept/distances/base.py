@@ -30,6 +30,34 @@ class Distance(nn.Module):
         raise NotImplementedError
 
 
+def check_global(name: str, a: torch.Tensor, b: torch.Tensor, spatial: bool, *, same_size: bool = True) -> None:
+    """The input checks of a distance between global statistics of a tap (SSIM, Gram, DISTS).
+
+    Such a distance has no spatial map, and takes ``(N, C, H, W)`` maps or ``(N, C)`` vectors (a
+    descriptor readout's); ``same_size=False`` lets the two maps differ in ``H, W`` (equal ``N, C``).
+
+    Raises:
+        InputError: ``spatial=True``, or shapes it cannot compare (both named in the message).
+
+    Example:
+        >>> check_global("ssim", torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 4, 4), False, same_size=False)
+        >>> check_global("ssim", torch.zeros(2, 3), torch.zeros(2, 3), True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: the ssim distance compares global statistics of each tap: it has no spatial map...
+    """
+    if spatial:
+        raise InputError(
+            f"the {name} distance compares global statistics of each tap: it has no spatial map (spatial=True)"
+        )
+    same = a.shape == b.shape if same_size else a.shape[:2] == b.shape[:2]
+    if a.dim() not in (2, 4) or b.dim() not in (2, 4) or not same:
+        raise InputError(
+            f"the {name} distance compares (N, C, H, W) feature maps (or (N, C) vectors) "
+            f"{'of one shape' if same_size else 'with equal N and C'}, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
 class FusedDistance(Distance):
     """A distance computed by :func:`percept.ops.feature_distance`.
 

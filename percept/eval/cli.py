@@ -1,4 +1,4 @@
-"""The research toolkit's commands, hooked into ``percept`` by :func:`add_commands`.
+"""The research toolkit's commands, plugged into ``percept`` through the ``register_commands`` hook.
 
 ::
 
@@ -8,7 +8,8 @@
     percept finetune DATABASE PATH --backbone vgg16 [--taps conv1,conv2] [--loss plcc|rank] [--out DIR] ...
 
 ``DATABASE`` is one of ``tid2013, tid2008, kadid10k, csiq, live, cidiq-50, cidiq-100, pipal, csv``;
-``PATH`` its folder (the manifest file for ``csv``).
+``PATH`` its folder (the manifest file for ``csv``). The CLI does not import this module: it is
+reached through percept's own entry point ``toolkit`` (:mod:`percept.eval.plugin`).
 """
 
 from __future__ import annotations
@@ -19,30 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from percept.cli.common import resize_arg, split_list, weights_arg
 from percept.errors import InputError
-
-
-def _split(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    return items or None
-
-
-def _resize(text: str | None):
-    if text is None:
-        return None
-    try:
-        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH (e.g. 256 or 384x512), got {text!r}") from None
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH with positive sizes, got {text!r}")
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def _weights(text: str | None):
-    return None if text is None or text.lower() == "none" else text
+from percept.hookspecs import hookimpl
 
 
 def _at_least(args: argparse.Namespace, **minimum: int) -> None:
@@ -109,6 +89,20 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How ``select`` and ``finetune`` compute features: taps, weights, resizes, batches, device, progress."""
+    return {
+        "taps": split_list(args.taps),
+        "weights": weights_arg(args.weights),
+        "resize": resize_arg(args.resize),
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "device": args.device,
+        "progress": not args.no_progress,
+        "network_resize": args.network_resize,
+    }
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -123,7 +117,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from percept.eval.sweep import run_sweep
     from percept.io import ensure_output_folder
 
-    backbones = _split(args.backbones)
+    backbones = split_list(args.backbones)
     if not backbones:
         raise InputError(f"--backbones needs at least one backbone name (or @seed46), got {args.backbones!r}")
     _at_least(args, bootstrap=0, top=0)
@@ -133,14 +127,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         db,
         backbones,
         out_dir=args.out,
-        taps=_split(args.taps),
-        measures=_split(args.measures) or ["flat-l2"],
-        weights=_weights(args.weights),
-        resize=_resize(args.resize),
+        taps=split_list(args.taps),
+        measures=split_list(args.measures) or ["flat-l2"],
+        weights=weights_arg(args.weights),
+        resize=resize_arg(args.resize),
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,
-        baselines=_split(args.baselines) or (),
+        baselines=split_list(args.baselines) or (),
         bootstrap=args.bootstrap,
         plots=not args.no_plots,
         progress=not args.no_progress,
@@ -174,19 +168,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers) -> None:
-    """Add ``sweep``, ``select``, ``finetune`` and ``visualize`` to the ``percept`` command's subparsers.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(); add_commands(parser.add_subparsers())
-    """
-    sweep = subparsers.add_parser(
-        "sweep",
-        help="correlate every tap of one or more networks with an IQA database's scores",
-        description="For each backbone, compare reference and distorted images at every tap (the input and "
-        "every stage output) with each measure, correlate with the subjective scores, and write pairs.csv, "
-        "scores.csv, correlations.csv and plots of correlation against depth. Reruns resume from OUT/partial.",
-    )
+def _configure_sweep(sweep: argparse.ArgumentParser) -> None:
     _add_database_args(sweep)
     sweep.add_argument("--backbones", required=True,
                        help="comma-separated backbone names, e.g. vgg16,alexnet; @seed46 names 46 configurations "
@@ -209,10 +191,52 @@ def add_commands(subparsers) -> None:
     sweep.add_argument("--shard", default=None, metavar="K/N",
                        help="one job of N (K = 0..N-1): compute this share of the references into OUT/partial; "
                        "a final run without --shard merges (cluster array jobs)")  # fmt: skip
-    sweep.set_defaults(func=cmd_sweep)
-    _add_select(subparsers)
-    _add_finetune(subparsers)
-    _add_visualize(subparsers)
+
+
+@hookimpl
+def register_commands(register) -> None:
+    """Register ``sweep``, ``select``, ``finetune`` and ``visualize`` (the ``register_commands`` hook).
+
+    Example:
+        >>> names = []
+        >>> register_commands(lambda name, configure, run, **kw: names.append(name))
+        >>> names
+        ['sweep', 'select', 'finetune', 'visualize']
+    """
+    register(
+        "sweep",
+        _configure_sweep,
+        cmd_sweep,
+        help="correlate every tap of one or more networks with an IQA database's scores",
+        description="For each backbone, compare reference and distorted images at every tap (the input and "
+        "every stage output) with each measure, correlate with the subjective scores, and write pairs.csv, "
+        "scores.csv, correlations.csv and plots of correlation against depth. Reruns resume from OUT/partial.",
+    )
+    register(
+        "select",
+        _configure_select,
+        cmd_select,
+        help="forward selection of individual feature maps that agree with an IQA database's scores",
+        description="Compare every feature map of the chosen taps between reference and distorted image (SSIM "
+        "between the maps by default) into a (pairs x maps) matrix, then add maps greedily while the criterion "
+        "of their mean score rises. Writes map_scores.npz (reused by reruns), path.csv, cv.csv, path.png and "
+        "selection.json (a metric: PerceptualLoss('map-selection', selection=FILE)).",
+    )
+    register(
+        "finetune",
+        _configure_finetune,
+        cmd_finetune,
+        help="learn non-negative channel weights (LPIPS-style heads) from an IQA database's scores",
+        description="Compute each pair's per-channel error (unit-normalised channels, squared difference, mean over "
+        "space) once, then fit non-negative channel weights on the training references with a correlation or "
+        "ranking loss, stopping early on the validation references; report before/after on held-out references.",
+    )
+    register(
+        "visualize",
+        _configure_visualize,
+        cmd_visualize,
+        help="what one feature map responds to: activation maximisation and top patches, as an image grid",
+    )
 
 
 def _map_scores_config(args: argparse.Namespace, db) -> dict:
@@ -223,11 +247,11 @@ def _map_scores_config(args: argparse.Namespace, db) -> dict:
 
     from percept.eval.sweep import weights_key
 
-    weights = weights_key(_weights(args.weights))
+    weights = weights_key(weights_arg(args.weights))
     table = db.table
     config = {"database": [db.name, len(db), str(table["dist"].iloc[0]), str(table["dist"].iloc[-1])],
-              "backbone": args.backbone, "taps": _split(args.taps), "measure": args.measure, "weights": weights,
-              "resize": _resize(args.resize), "network_resize": bool(args.network_resize)}  # fmt: skip
+              "backbone": args.backbone, "taps": split_list(args.taps), "measure": args.measure, "weights": weights,
+              "resize": resize_arg(args.resize), "network_resize": bool(args.network_resize)}  # fmt: skip
     return json.loads(json.dumps(config))  # as it reads back from the file
 
 
@@ -258,11 +282,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         elif scores is not None:
             print(f"reusing {cache} (--recompute to compute it again)", file=sys.stderr)
     if scores is None:
-        scores = map_scores(
-            db, args.backbone, taps=_split(args.taps), measure=args.measure, weights=_weights(args.weights),
-            resize=_resize(args.resize), batch_size=args.batch_size, workers=args.workers, device=args.device,
-            progress=not args.no_progress, network_resize=args.network_resize,
-        )  # fmt: skip
+        scores = map_scores(db, args.backbone, measure=args.measure, **_feature_options(args))
         scores.config = config
         scores.save(cache)
     folds = args.folds
@@ -297,15 +317,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_select(subparsers) -> None:
-    select = subparsers.add_parser(
-        "select",
-        help="forward selection of individual feature maps that agree with an IQA database's scores",
-        description="Compare every feature map of the chosen taps between reference and distorted image (SSIM "
-        "between the maps by default) into a (pairs x maps) matrix, then add maps greedily while the criterion "
-        "of their mean score rises. Writes map_scores.npz (reused by reruns), path.csv, cv.csv, path.png and "
-        "selection.json (a metric: PerceptualLoss('map-selection', selection=FILE)).",
-    )
+def _configure_select(select: argparse.ArgumentParser) -> None:
     _add_database_args(select)
     select.add_argument("--backbone", required=True, help="backbone name, e.g. alexnet or vgg16")
     select.add_argument("--taps", default=None, help="comma-separated taps (default: every conv layer's ReLU)")
@@ -324,7 +336,6 @@ def _add_select(subparsers) -> None:
     select.add_argument("--seed", type=int, default=0, help="seed of the fold split")
     select.add_argument("--recompute", action="store_true", help="recompute map_scores.npz even if present")
     select.add_argument("--out", default="percept-select", help="output folder (default percept-select)")
-    select.set_defaults(func=cmd_select)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -337,11 +348,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     _positive_finite(args, "lr")
     out = ensure_output_folder(args.out)
     db = _database(args)
-    errors = channel_errors(
-        db, args.backbone, taps=_split(args.taps), weights=_weights(args.weights), resize=_resize(args.resize),
-        batch_size=args.batch_size, workers=args.workers, device=args.device, progress=not args.no_progress,
-        network_resize=args.network_resize,
-    )  # fmt: skip
+    errors = channel_errors(db, args.backbone, **_feature_options(args))
     errors.save(out / "channel_errors.npz")
     result = finetune(errors, db, loss=args.loss, epochs=args.epochs, lr=args.lr, patience=args.patience,
                       seed=args.seed)  # fmt: skip
@@ -356,14 +363,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_finetune(subparsers) -> None:
-    tune = subparsers.add_parser(
-        "finetune",
-        help="learn non-negative channel weights (LPIPS-style heads) from an IQA database's scores",
-        description="Compute each pair's per-channel error (unit-normalised channels, squared difference, mean over "
-        "space) once, then fit non-negative channel weights on the training references with a correlation or "
-        "ranking loss, stopping early on the validation references; report before/after on held-out references.",
-    )
+def _configure_finetune(tune: argparse.ArgumentParser) -> None:
     _add_database_args(tune)
     tune.add_argument("--backbone", required=True, help="backbone name, e.g. vgg16")
     tune.add_argument("--taps", default=None, help="comma-separated taps (default: the canonical taps)")
@@ -373,7 +373,6 @@ def _add_finetune(subparsers) -> None:
     tune.add_argument("--patience", type=int, default=50, help="early-stopping patience in steps (default 50)")
     tune.add_argument("--seed", type=int, default=0, help="seed of the reference split")
     tune.add_argument("--out", default="percept-finetune", help="output folder (default percept-finetune)")
-    tune.set_defaults(func=cmd_finetune)
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
@@ -388,7 +387,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
     if Path(args.out).is_dir():
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
-    net = build_backbone(args.backbone, weights=_weights(args.weights), network_resize=args.network_resize)
+    net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
     tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
     if args.images:
         patches, peaks, files = top_patches(net, args.tap, args.channel, args.images, k=args.k)
@@ -400,11 +399,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_visualize(subparsers) -> None:
-    vis = subparsers.add_parser(
-        "visualize",
-        help="what one feature map responds to: activation maximisation and top patches, as an image grid",
-    )
+def _configure_visualize(vis: argparse.ArgumentParser) -> None:
     vis.add_argument("backbone", metavar="BACKBONE", help="backbone name")
     vis.add_argument("tap", metavar="TAP", help="tap name, e.g. relu1")
     vis.add_argument("channel", metavar="CHANNEL", type=int, help="channel (map) index in the tap")
@@ -416,4 +411,3 @@ def _add_visualize(subparsers) -> None:
     vis.add_argument("--network-resize", action="store_true",
                      help="a network that runs at one input size only resizes images to it (resize=True)")  # fmt: skip
     vis.add_argument("--out", default="map.png", help="output PNG (default map.png)")
-    vis.set_defaults(func=cmd_visualize)

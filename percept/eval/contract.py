@@ -24,9 +24,16 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from percept.backbones.base import Backbone
+    from percept.eval.datasets import IQADatabase
 
 # measure -> (readout, distance, the sweep's value from the library's value v and the tap's h * w)
 MEASURE_SPECS: dict[str, tuple[str, str, Callable[[torch.Tensor, int], torch.Tensor]]] = {
@@ -106,25 +113,29 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
     Example:
         >>> check_toolkit("stlpips.alexnet", side=64, folder=tmp_path)  # doctest: +SKIP
     """
-    from percept import PerceptualLoss
-    from percept.eval.finetune import channel_errors, finetune, finetuned_pipeline
-    from percept.eval.select import default_taps, forward_select, map_scores, selection_pipeline
-    from percept.eval.sweep import INPUT_TAP, build_backbone, run_sweep, sweep_taps
-    from percept.eval.visualize import activation_maximization, top_patches
+    from percept.eval.sweep import build_backbone, run_sweep
 
     folder = Path(folder)
     db = synthetic_database(folder / "db", side=side)
     net = build_backbone(backbone, weights=weights, network_resize=True)
-    options = {"resize": True} if net.resize else {}
-
-    # -- sweep ------------------------------------------------------------------------------------------------
     result = run_sweep(db, [backbone], measures=list(MEASURE_SPECS), weights=weights, baselines=(), plots=False,
                        network_resize=True)  # fmt: skip
-    scores = result.scores
+    plain = result.scores[~result.scores["tap"].str.startswith("cat:")]
+    _check_sweep(backbone, net, db, plain, weights)
+    _check_select(backbone, net, db, plain, weights, folder)
+    _check_finetune(backbone, net, db, plain, weights, folder)
+    _check_visualize(backbone, net, db, side)
+
+
+def _check_sweep(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights) -> None:
+    """The sweep's rows (every stage, pair and measure, finite, with depths and canonical marks) and its
+    distances against the library's spec ``<backbone>:<taps>/<readout>/<distance>`` per measure."""
+    from percept import PerceptualLoss
+    from percept.eval.sweep import INPUT_TAP, sweep_taps
+
     taps = sweep_taps(net)
     stages = [t for t in taps if t.name != INPUT_TAP]
     assert len(stages) == len(net.module_paths), f"{backbone}: the sweep visits {len(stages)} stages"
-    plain = scores[~scores["tap"].str.startswith("cat:")]
     assert len(plain) == len(db) * len(taps) * len(MEASURE_SPECS), f"{backbone}: {len(plain)} rows"
     assert plain.groupby(["tap", "measure"]).size().eq(len(db)).all(), f"{backbone}: a tap lacks pairs"
     assert np.isfinite(plain["distance"].to_numpy(dtype=float)).all(), f"{backbone}: non-finite distances"
@@ -134,6 +145,7 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
 
     x, y, rows = _pairs(db)
     modules = [t.module for t in stages]
+    options: dict[str, Any] = {"resize": True} if net.resize else {}
     with torch.no_grad():
         sizes = {k: v.shape[-2] * v.shape[-1] for k, v in net.iter_taps(x[:1], modules)}
     for measure, (readout, distance, to_sweep) in MEASURE_SPECS.items():
@@ -149,7 +161,11 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
             what = f"{backbone} tap {tap.name} ({tap.module}) measure {measure} vs {readout}/{distance}"
             _close(swept, want, what, rtol, 1e-6 * max(1.0, float(np.abs(want).max())))
 
-    # -- select -----------------------------------------------------------------------------------------------
+
+def _check_select(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path) -> None:
+    """The per-map matrix against the sweep's ssim, and a saved selection as a metric against its maps."""
+    from percept.eval.select import default_taps, forward_select, map_scores, selection_pipeline
+
     selected_taps = default_taps(net)
     ms = map_scores(db, net, taps=selected_taps, weights=weights)  # the backbone built above: one build less
     channels = [net.tap_info(t).channels for t in selected_taps]
@@ -164,12 +180,17 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
         start += c
     selection = forward_select(ms, db, criterion="srocc", max_maps=3, screen=16)
     path = selection.save(folder / "selection.json")
+    x, y, rows = _pairs(db)
     with torch.no_grad():
         d = selection_pipeline(path)(x, y).double().numpy()
     chosen = 1 - ms.matrix[rows.numpy()][:, selection.maps].astype(np.float64).mean(1)
     _close(d, chosen, f"{backbone}: the saved selection as a metric", 1e-4, 1e-5)
 
-    # -- finetune ---------------------------------------------------------------------------------------------
+
+def _check_finetune(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path) -> None:
+    """The per-channel errors against the sweep's unit-l2, and saved channel weights as a metric."""
+    from percept.eval.finetune import channel_errors, finetune, finetuned_pipeline
+
     errors = channel_errors(db, net, weights=weights)
     unit_rows = plain[plain["measure"] == "unit-l2"].set_index(["module", "pair"])["distance"]
     start = 0
@@ -183,12 +204,17 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
     tuned = finetune(errors, db, epochs=3, patience=3)
     saved = tuned.save(folder / "channel_weights.json")
     w = np.concatenate([tuned.weights[t] for t in dict.fromkeys(errors.taps)])
+    x, y, rows = _pairs(db)
     with torch.no_grad():
         d = finetuned_pipeline(saved)(x, y).double().numpy()
     expected = errors.matrix[rows.numpy()].astype(np.float64) @ w
     _close(d, expected, f"{backbone}: the saved channel weights as a metric", 1e-4, 1e-6)
 
-    # -- visualize --------------------------------------------------------------------------------------------
+
+def _check_visualize(backbone: str, net: Backbone, db: IQADatabase, side: int) -> None:
+    """Activation maximisation stays finite in [0, 1]; top patches come back for every image."""
+    from percept.eval.visualize import activation_maximization, top_patches
+
     deepest = net.canonical_taps[-1]
     size = max(side, 32)
     image = activation_maximization(net, deepest, 0, size=size, steps=2)

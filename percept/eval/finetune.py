@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,8 +166,6 @@ def finetune(
         >>> result = finetune(errors, db, loss="rank")  # doctest: +SKIP
         >>> result.report["test"]["srocc_after"] > result.report["test"]["srocc_before"]  # doctest: +SKIP
     """
-    from percept.eval.stats import plcc, srocc
-
     if loss not in ("plcc", "rank"):
         raise SpecError(f"loss must be 'plcc' or 'rank', got {loss!r}")
     if errors.matrix.shape[0] != len(db):
@@ -181,8 +179,6 @@ def finetune(
     E = torch.from_numpy(errors.matrix.astype(np.float32))
     scale = E.mean(0).clamp_min(1e-12)  # per-channel scale: makes the weights' learning rate uniform
     badness = torch.from_numpy(-db.quality).float()
-    theta = torch.full((E.shape[1],), float(np.log(np.expm1(1.0))), requires_grad=True)
-    optimiser = torch.optim.Adam([theta], lr=lr)
 
     def objective(index: np.ndarray, w: torch.Tensor) -> torch.Tensor:
         d = (E[index] / scale) @ w
@@ -190,6 +186,31 @@ def finetune(
             return 1 - _pearson(d, badness[index])
         return _rank_loss(d, badness[index], seed=seed)
 
+    best, history = _descend(objective, E.shape[1], rows, epochs=epochs, lr=lr, patience=patience)
+    w = (torch.nn.functional.softplus(best) / scale).numpy()  # weights on the unscaled errors
+    report = _report(errors, db, rows, w)
+    weights: dict[str, np.ndarray] = {}
+    taps = np.array(errors.taps)
+    for tap in dict.fromkeys(errors.taps):
+        weights[tap] = w[taps == tap]
+    meta = dict(backbone=errors.backbone, weights_source=errors.weights, resize=errors.resize,
+                database=errors.database, loss=loss, network_resize=errors.network_resize)  # fmt: skip
+    return FinetuneResult(weights, report, history, splits, meta)
+
+
+def _descend(
+    objective: Callable[[np.ndarray, torch.Tensor], torch.Tensor],
+    channels: int,
+    rows: dict[str, np.ndarray],
+    *,
+    epochs: int,
+    lr: float,
+    patience: int,
+) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+    """Full-batch Adam on ``theta`` (``w = softplus(theta)``, from ``w = 1``) against ``objective(rows, w)`` on
+    the train rows, stopped after ``patience`` steps without a better validation loss: ``(best theta, history)``."""
+    theta = torch.full((channels,), float(np.log(np.expm1(1.0))), requires_grad=True)
+    optimiser = torch.optim.Adam([theta], lr=lr)
     best, best_val, wait, history = theta.detach().clone(), float("inf"), 0, []
     for _ in range(epochs):
         optimiser.zero_grad()
@@ -205,7 +226,13 @@ def finetune(
             wait += 1
             if wait >= patience:
                 break
-    w = (torch.nn.functional.softplus(best) / scale).numpy()  # weights on the unscaled errors
+    return best, history
+
+
+def _report(errors: MapScores, db: IQADatabase, rows: dict[str, np.ndarray], w: np.ndarray) -> dict[str, dict]:
+    """SROCC and PLCC with the badness before (all weights 1) and after (``w``), per split of 3 pairs or more."""
+    from percept.eval.stats import plcc, srocc
+
     report = {}
     for name, index in rows.items():
         if index.size < 3:
@@ -220,13 +247,7 @@ def finetune(
             "plcc_after": plcc(after, bad),
             "pairs": int(index.size),
         }
-    weights: dict[str, np.ndarray] = {}
-    taps = np.array(errors.taps)
-    for tap in dict.fromkeys(errors.taps):
-        weights[tap] = w[taps == tap]
-    meta = dict(backbone=errors.backbone, weights_source=errors.weights, resize=errors.resize,
-                database=errors.database, loss=loss, network_resize=errors.network_resize)  # fmt: skip
-    return FinetuneResult(weights, report, history, splits, meta)
+    return report
 
 
 def load_channel_weights(path: str | os.PathLike) -> dict[str, Any]:
@@ -287,7 +308,7 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
         >>> metric = finetuned_pipeline("vgg16-tid2013-weights.json")  # doctest: +SKIP
     """
     from percept.backbones.factory import create_backbone
-    from percept.distances.basic import L2
+    from percept.builtin.distances import L2
     from percept.pipeline import Pipeline
     from percept.readouts.base import ChannelWeightedReadout
 

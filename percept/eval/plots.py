@@ -39,6 +39,25 @@ def _baselines(ax, table: pd.DataFrame, stat: str) -> None:
         ax.axhline(row[stat], color="0.4", linestyle=styles[i % len(styles)], linewidth=1, label=f"{row['tap']}")
 
 
+_RELATIVE_DEPTH = "relative depth (0: input, 1: deepest tap)"
+
+
+def _finish(fig, ax, table: pd.DataFrame, stat: str, xlabel: str, title: str, path: Path, legend: dict | None) -> Path:
+    """Finish a correlation-against-depth figure (baselines, labels, grid, a legend unless ``legend`` is None,
+    with ``legend`` as extra options) and write it to ``path``."""
+    _baselines(ax, table, stat)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(stat.upper().replace("_", " "))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(fontsize=8, loc="best", **legend)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "srocc") -> list[Path]:
     """Correlation against depth: one figure per measure with every backbone, and one per backbone.
 
@@ -70,18 +89,10 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
             curve = curve.sort_values("depth")
             deepest = max(float(curve["depth"].max()), 1.0)
             ax.plot(curve["depth"] / deepest, curve[stat], marker=".", label=backbone)
-        _baselines(ax, table, stat)
-        ax.set_xlabel("relative depth (0: input, 1: deepest tap)")
-        ax.set_ylabel(stat.upper().replace("_", " "))
-        ax.set_title(f"{stat} against depth, measure {measure}")
-        ax.grid(alpha=0.3)
-        if rows["backbone"].nunique() <= 12:  # a study of dozens: plot_study colours them by group instead
-            ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
+        legend = rows["backbone"].nunique() <= 12  # a study of dozens: plot_study colours them by group instead
+        title = f"{stat} against depth, measure {measure}"
         path = out / f"depth_{_safe(measure)}.png"
-        save_figure(fig, path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        files.append(_finish(fig, ax, table, stat, _RELATIVE_DEPTH, title, path, {} if legend else None))
     for backbone, rows in layers.groupby("backbone", sort=False):
         fig, ax = plt.subplots(figsize=(max(8, 0.22 * rows["depth"].nunique()), 4.5))
         for measure, curve in rows.groupby("measure", sort=False):
@@ -93,17 +104,8 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
         canonical = rows[rows["canonical"].astype(bool)].drop_duplicates("depth").sort_values("depth")
         if not canonical.empty:
             ax.set_xticks(canonical["depth"], canonical["tap"], rotation=45, fontsize=8)
-        _baselines(ax, table, stat)
-        ax.set_xlabel("depth (stage index; canonical taps labelled)")
-        ax.set_ylabel(stat.upper().replace("_", " "))
-        ax.set_title(f"{backbone}: {stat} at every tap")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        path = out / f"depth_{_safe(backbone)}.png"
-        save_figure(fig, path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        title, path = f"{backbone}: {stat} at every tap", out / f"depth_{_safe(backbone)}.png"
+        files.append(_finish(fig, ax, table, stat, "depth (stage index; canonical taps labelled)", title, path, {}))
     return files
 
 
@@ -146,18 +148,10 @@ def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = 
             ax.plot(curve["relative_depth"], curve[stat], color=colour, alpha=0.75, linewidth=1.2)
         for k, group in enumerate(groups):
             ax.plot([], [], color=colours(k % colours.N), label=group)
-        _baselines(ax, table, stat)
-        ax.set_xlabel("relative depth (0: input, 1: deepest tap)")
-        ax.set_ylabel(stat.upper().replace("_", " "))
         count = rows["backbone"].nunique()
-        ax.set_title(f"{stat.upper()} against depth, {count} configurations by {group_by}, {measure}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best", title=group_by)
-        fig.tight_layout()
+        title = f"{stat.upper()} against depth, {count} configurations by {group_by}, {measure}"
         path = out / f"study_{_safe(measure)}_by_{group_by}.png"
-        save_figure(fig, path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        files.append(_finish(fig, ax, table, stat, _RELATIVE_DEPTH, title, path, {"title": group_by}))
     return files
 
 

@@ -1,8 +1,9 @@
 """Presets for the metrics the research toolkit writes: ``map-selection`` and ``channel-weights``.
 
-Both are registered with the built-ins (this module imports neither pandas nor scipy; the loaders
-are imported when a preset is built), so a file written by ``percept select`` or ``percept
-finetune`` loads by name, with no registration step:
+Both are registered through percept's own entry point ``toolkit`` (:mod:`percept.eval.plugin`),
+which loads even with ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD`` set; this module imports neither pandas nor
+scipy (the loaders are imported when a preset is built), so a file written by ``percept select`` or
+``percept finetune`` loads by name, with no registration step:
 
     >>> from percept import PerceptualLoss, PerceptualMetric
     >>> loss = PerceptualLoss("map-selection", selection="select-out/selection.json")  # doctest: +SKIP
@@ -26,27 +27,23 @@ def _recorded(weights):
     return "from-file" if isinstance(weights, str) and weights == "imagenet" else weights
 
 
-def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, **kwargs):
-    if selection is None:
-        raise SpecError(
-            "preset 'map-selection' needs selection=<selection.json written by percept select>, got no selection="
-        )
+def _check_options(preset: str, option: str, value, kwargs: dict, writer: str) -> None:
+    """The one option a file preset needs (``selection=`` or ``file=``), and no other."""
+    if value is None:
+        raise SpecError(f"preset {preset!r} needs {option}=<{writer}>, got no {option}=")
     if kwargs:
-        expected = "expected selection=, weights="
-        raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'map-selection' ({expected})")
+        raise TypeError(f"unexpected options {sorted(kwargs)} for preset {preset!r} (expected {option}=, weights=)")
+
+
+def _map_selection(weights="from-file", input_range=(0.0, 1.0), selection=None, **kwargs):
+    _check_options("map-selection", "selection", selection, kwargs, "selection.json written by percept select")
     from percept.eval.select import selection_pipeline
 
     return selection_pipeline(selection, weights=_recorded(weights), input_range=input_range)
 
 
 def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, **kwargs):
-    if file is None:
-        raise SpecError(
-            "preset 'channel-weights' needs file=<channel_weights.json written by percept finetune>, got no file="
-        )
-    if kwargs:
-        expected = "expected file=, weights="
-        raise TypeError(f"unexpected options {sorted(kwargs)} for preset 'channel-weights' ({expected})")
+    _check_options("channel-weights", "file", file, kwargs, "channel_weights.json written by percept finetune")
     from percept.eval.finetune import finetuned_pipeline
 
     return finetuned_pipeline(file, weights=_recorded(weights), input_range=input_range)
@@ -54,6 +51,7 @@ def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, **k
 
 @hookimpl
 def register_presets(register: Callable[..., None]) -> None:
+    """Register ``map-selection`` and ``channel-weights`` (the ``register_presets`` hook)."""
     register(
         "map-selection",
         _map_selection,

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from percept.errors import InputError, PerceptError
 
@@ -46,7 +48,18 @@ def _vectors(pred, target, name: str = "pred") -> tuple[np.ndarray, np.ndarray]:
     return pred, target
 
 
-def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
+def _scipy_correlation(name: str, pred: ArrayLike, target: ArrayLike) -> float:
+    """``scipy.stats.<name>`` (``spearmanr``, ``kendalltau``, ``pearsonr``) of two checked vectors; 0 when
+    either side is constant (scipy would warn and return NaN)."""
+    from scipy import stats
+
+    pred, target = _vectors(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return 0.0
+    return float(getattr(stats, name)(pred, target).statistic)
+
+
+def srocc(pred: ArrayLike, target: ArrayLike) -> float:
     """Spearman rank-order correlation (ties get average ranks), in [-1, 1].
 
     Args:
@@ -56,45 +69,30 @@ def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
         >>> round(srocc([1, 2, 3, 4], [10, 20, 30, 25]), 6)
         0.8
     """
-    from scipy import stats
-
-    pred, target = _vectors(pred, target)
-    if np.ptp(pred) == 0 or np.ptp(target) == 0:
-        return 0.0
-    return float(stats.spearmanr(pred, target).statistic)
+    return _scipy_correlation("spearmanr", pred, target)
 
 
-def krocc(pred: Sequence[float], target: Sequence[float]) -> float:
+def krocc(pred: ArrayLike, target: ArrayLike) -> float:
     """Kendall rank-order correlation (tau-b), in [-1, 1].
 
     Example:
         >>> round(krocc([1, 2, 3, 4], [10, 20, 30, 25]), 4)
         0.6667
     """
-    from scipy import stats
-
-    pred, target = _vectors(pred, target)
-    if np.ptp(pred) == 0 or np.ptp(target) == 0:
-        return 0.0
-    return float(stats.kendalltau(pred, target).statistic)
+    return _scipy_correlation("kendalltau", pred, target)
 
 
-def plcc(pred: Sequence[float], target: Sequence[float]) -> float:
+def plcc(pred: ArrayLike, target: ArrayLike) -> float:
     """Pearson linear correlation, in [-1, 1] (0 when either side is constant).
 
     Example:
         >>> round(plcc([1, 2, 3], [2, 4, 6]), 6)
         1.0
     """
-    from scipy import stats
-
-    pred, target = _vectors(pred, target)
-    if np.ptp(pred) == 0 or np.ptp(target) == 0:
-        return 0.0
-    return float(stats.pearsonr(pred, target).statistic)
+    return _scipy_correlation("pearsonr", pred, target)
 
 
-def rmse(pred: Sequence[float], target: Sequence[float]) -> float:
+def rmse(pred: ArrayLike, target: ArrayLike) -> float:
     """Root mean squared difference ``sqrt(mean((pred - target)^2))``, in the units of ``target``.
 
     Example:
@@ -142,8 +140,8 @@ def _logistic_starts(z: np.ndarray, target: np.ndarray) -> list[list[float]]:
 
 
 def fit_logistic(
-    pred: Sequence[float], target: Sequence[float], *, maxfev: int = 200, start: Sequence[float] | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
+    pred: ArrayLike, target: ArrayLike, *, maxfev: int = 200, start: Sequence[float] | None = None
+) -> LogisticCurve:
     """Fit the 5-parameter logistic mapping ``pred`` to ``target`` by least squares (scipy ``least_squares``).
 
     The fit runs on ``pred`` standardised to zero mean and unit variance (the same family of curves,
@@ -176,8 +174,6 @@ def fit_logistic(
         >>> float(np.abs(f(x) - y).max()) < 1e-3
         True
     """
-    from scipy.optimize import least_squares
-
     pred, target = _vectors(pred, target)
     if pred.size < MIN_FIT_POINTS:
         raise FitError(f"the 5-parameter logistic needs at least {MIN_FIT_POINTS} points, got {pred.size}")
@@ -192,49 +188,77 @@ def fit_logistic(
         [np.inf, MAX_SLOPE, float(z.max()), np.inf, np.inf],
     )
     best, best_sse, last_error, converged = None, np.inf, "no start tried", False
-    starts = _logistic_starts(z, target) if start is None else [list(start)]
+    starts = _logistic_starts(z, target) if start is None else [[float(v) for v in start]]
     while starts:
-        p0 = starts.pop(0)
-        p0[2] = float(np.clip(p0[2], bounds[0][2], bounds[1][2]))
-        p0[1] = float(np.clip(p0[1], -MAX_SLOPE, MAX_SLOPE))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                result = least_squares(
-                    lambda b: logistic5(z, *b) - target,
-                    p0,
-                    jac=lambda b: _logistic5_jac(z, *b),
-                    bounds=bounds,
-                    method="trf",
-                    max_nfev=maxfev,
-                )
-        except (RuntimeError, ValueError) as exc:
-            last_error = str(exc)
-            result = None
-        if result is not None and np.isfinite(result.x).all():
+        result, error = _fit_from(z, target, starts.pop(0), bounds, maxfev)
+        last_error = error or last_error
+        if result is not None:
             sse = float(np.sum(result.fun**2))
             if np.isfinite(sse) and sse < best_sse:
                 # status 0: the evaluation budget ran out; the parameters are then still the best found,
                 # which on nearly linear data (the logistic's shape parameters barely matter) is the norm.
                 best, best_sse, converged = result.x, sse, result.status > 0
-        elif result is not None:
-            last_error = "non-finite parameters"
         if start is not None and not starts and best is None:
             starts, start = _logistic_starts(z, target), None  # the warm start failed: the usual starts
     if best is None:
         raise FitError(f"the 5-parameter logistic fit failed from every start ({last_error})")
+    return LogisticCurve(tuple(float(b) for b in best), center, scale, converged)
 
-    def curve(x):
-        return logistic5((np.asarray(x, dtype=float) - center) / scale, *best)
 
-    curve.params, curve.center, curve.scale = tuple(float(b) for b in best), center, scale
-    curve.converged = converged
-    return curve
+def _fit_from(
+    z: np.ndarray, target: np.ndarray, p0: list[float], bounds: tuple[list[float], list[float]], maxfev: int
+) -> tuple[Any, str | None]:
+    """One least-squares fit of the logistic from ``p0`` (clipped into ``bounds``): ``(result, None)``, or
+    ``(None, why)`` when the optimiser failed or gave non-finite parameters."""
+    from scipy.optimize import least_squares
+
+    p0[2] = float(np.clip(p0[2], bounds[0][2], bounds[1][2]))
+    p0[1] = float(np.clip(p0[1], -MAX_SLOPE, MAX_SLOPE))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = least_squares(
+                lambda b: logistic5(z, *b) - target,
+                p0,
+                jac=lambda b: _logistic5_jac(z, *b),
+                bounds=bounds,
+                method="trf",
+                max_nfev=maxfev,
+            )
+    except (RuntimeError, ValueError) as exc:
+        return None, str(exc)
+    if not np.isfinite(result.x).all():
+        return None, "non-finite parameters"
+    return result, None
+
+
+class LogisticCurve:
+    """A fitted 5-parameter logistic on the original scale of the metric: ``curve(x) -> Q(x)``.
+
+    Attributes:
+        params: ``(b1, b2, b3, b4, b5)`` for the standardised input ``(x - center) / scale``.
+        center, scale: the standardisation of the metric values it was fitted on.
+        converged: whether the optimiser met its tolerances within its evaluation budget.
+
+    Example:
+        >>> curve = LogisticCurve((2.0, 1.0, 0.0, 0.0, 1.0), center=0.0, scale=1.0, converged=True)
+        >>> float(curve(0.0))
+        1.0
+    """
+
+    def __init__(self, params: tuple[float, ...], center: float, scale: float, converged: bool) -> None:
+        self.params, self.center, self.scale, self.converged = params, center, scale, converged
+
+    def __call__(self, x: ArrayLike) -> np.ndarray:
+        return logistic5((np.asarray(x, dtype=float) - self.center) / self.scale, *self.params)
+
+    def __repr__(self) -> str:
+        return f"LogisticCurve(params={self.params}, center={self.center:.6g}, scale={self.scale:.6g})"
 
 
 def correlations(
-    pred: Sequence[float],
-    target: Sequence[float],
+    pred: ArrayLike,
+    target: ArrayLike,
     *,
     higher_is_better: bool = True,
     lower_is_better_metric: bool = True,
@@ -282,7 +306,7 @@ def correlations(
     return out
 
 
-def two_afc_agreement(d0: Sequence[float], d1: Sequence[float], judge: Sequence[float]) -> float:
+def two_afc_agreement(d0: ArrayLike, d1: ArrayLike, judge: ArrayLike) -> float:
     """BAPPS 2AFC score: how often the metric agrees with people, weighted by their agreement.
 
     For each triplet the metric prefers ``p0`` when ``d0 < d1``; ``judge`` is the fraction of people

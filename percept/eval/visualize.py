@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 from percept.backbones.base import Backbone
 from percept.errors import InputError
+from percept.images import image_extensions, load_image, resize_image
+from percept.io import atomic_write
+from percept.ops.windows import gaussian_window
 
 
 def _check_channel(backbone: Backbone, tap: str, channel: int) -> str:
@@ -29,9 +32,7 @@ def _check_channel(backbone: Backbone, tap: str, channel: int) -> str:
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     size = max(3, int(2 * round(3 * sigma) + 1))
-    coords = torch.arange(size, dtype=x.dtype, device=x.device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_window(size, sigma, device=x.device, dtype=x.dtype)
     c = x.shape[1]
     x = F.conv2d(
         F.pad(x, (size // 2, size // 2, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, size), groups=c
@@ -140,7 +141,6 @@ def top_patches(
     Example:
         >>> patches, peaks, files = top_patches(bb, "relu2", 5, "photos/", k=4)  # doctest: +SKIP
     """
-    from percept.images import image_extensions, load_image
 
     name = _check_channel(backbone, tap, channel)
     if isinstance(images, str | os.PathLike) and Path(images).is_dir():
@@ -157,9 +157,7 @@ def top_patches(
         image = load_image(path)
         image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
         if resize:
-            scale = resize / min(image.shape[-2:])
-            size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
-            image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True)[0].clamp(0, 1)
+            image = resize_image(image, shorter_side=resize)
         if min(image.shape[-2:]) < backbone.min_size([name]):
             continue
         with torch.no_grad():
@@ -188,9 +186,8 @@ def save_grid(images: Sequence[torch.Tensor], path: str | os.PathLike, *, nrow: 
 
     if not images:
         raise InputError("no images to put in a grid")
-    tiles = [F.interpolate(im[None].float(), size=(size, size), mode="bilinear", antialias=True)[0] for im in images]
+    tiles = [resize_image(im.float(), size) for im in images]
     path = Path(path)
-    from percept.io import atomic_write
 
     with atomic_write(path, "wb") as f:
         save_image(torch.stack(tiles).clamp(0, 1), f, format=Path(path).suffix.lstrip(".") or "png", nrow=nrow,

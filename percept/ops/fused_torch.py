@@ -89,8 +89,8 @@ def fused_backward_torch(
         gx = -common * (y - px * x) if need_x else None
         gy = -common * (x - py * y) if need_y else None
         if w is not None:
-            gx = gx * w if need_x else None
-            gy = gy * w if need_y else None
+            gx = gx * w if gx is not None else None
+            gy = gy * w if gy is not None else None
         gw = None
         if need_w:
             half = 0.5 * (dot + eps).unsqueeze(1)

@@ -1,0 +1,126 @@
+"""What every ``percept`` subcommand shares: exit codes, messages on stderr, and the parsers of the
+options that several commands take (``--weights``, ``--device``, comma lists, ``--resize``, ``-o``).
+
+A plugin's command (registered through the ``register_commands`` hook) may use these too, so that
+its options read and fail like the core's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, TextIO
+
+from percept.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+PROG = "percept"
+EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
+RANDOM_WEIGHTS = ("none", "random")
+
+
+def error(message: str) -> None:
+    """Print ``percept: error: <message>`` on stderr."""
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """Print ``percept: warning: <message>`` on stderr."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def weights_arg(text: str | None) -> str | None:
+    """A ``--weights`` value as ``create_backbone`` takes it: ``'none'`` or ``'random'`` (any case) is ``None``.
+
+    Example:
+        >>> weights_arg("None"), weights_arg("imagenet"), weights_arg(None)
+        (None, 'imagenet', None)
+    """
+    return None if text is None or text.strip().lower() in RANDOM_WEIGHTS else text
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (``None`` for no option or only commas and spaces).
+
+    Example:
+        >>> split_list(" vgg16, alexnet,"), split_list(" , ")
+        (['vgg16', 'alexnet'], None)
+    """
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def resize_arg(text: str | None) -> int | tuple[int, int] | None:
+    """A ``--resize`` value: ``SIDE`` or ``HEIGHTxWIDTH`` (also ``HEIGHT,WIDTH``), sizes >= 1.
+
+    Raises:
+        InputError: not one or two positive integers.
+
+    Example:
+        >>> resize_arg("256"), resize_arg("384x512"), resize_arg(None)
+        (256, (384, 512), None)
+    """
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH (e.g. 256 or 384x512), got {text!r}") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise InputError(f"--resize expects SIDE or HEIGHTxWIDTH with positive sizes, got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def device_arg(text: str | None) -> torch.device:
+    """A ``--device`` value as a ``torch.device``; ``None`` is CUDA where available, else the CPU.
+
+    Raises:
+        InputError: not a device name, or CUDA asked for where there is none.
+
+    Example:
+        >>> device_arg("cpu")
+        device(type='cpu')
+    """
+    import torch
+
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {text!r}; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {text!r} asked for, but CUDA is not available here; use --device cpu")
+    return device
+
+
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[IO[str]]:
+    """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""
+    if path is None:
+        yield sys.stdout
+        return
+    from percept.io import atomic_write
+
+    with atomic_write(path, "w") as handle:
+        yield handle
+
+
+def print_table(header: list[str], rows: list[list[str]], file: TextIO | None = None) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns (the last one unpadded).
+
+    Example:
+        >>> print_table(["NAME", "DESCRIPTION"], [["l2", "squared difference"]])
+        NAME  DESCRIPTION
+        l2    squared difference
+    """
+    file = file or sys.stdout
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
+        print("  ".join(cells).rstrip(), file=file)

@@ -1,0 +1,157 @@
+"""``percept score REF DIST``: score two images, or two folders of images paired by file name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from percept.cli.common import EXIT_ERROR, EXIT_OK, device_arg, error, open_output, warn, weights_arg
+from percept.errors import PerceptError, first_line, plural
+from percept.hookspecs import hookimpl
+from percept.images import ImagePair, find_pairs, load_pair
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+DEFAULT_SPEC = "lpips-alex"
+DESCRIPTION = (
+    "Score two image files, or two folders whose files are paired by file name. "
+    "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), or JSON with --json. "
+    "Images are read by content, whatever the extension: grey ones (8- or 16-bit) stay grey and are "
+    "repeated against a colour partner, alpha is dropped, palette and CMYK become RGB, 16-bit data is "
+    "divided by 65535, float images are taken as they are (values must lie in [0, 1]); 32-bit integer images are "
+    "refused. A pair that cannot be scored (unreadable file, different sizes, too small, no partner in the other "
+    "folder) is named on stderr and the exit code is 2, but every other pair is still scored and written."
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``percept score``."""
+    parser.add_argument("ref", metavar="REF", help="reference image file, or folder of reference images")
+    parser.add_argument("dist", metavar="DIST", help="distorted image file, or folder of images named as in REF")
+    parser.add_argument(
+        "--spec",
+        default=DEFAULT_SPEC,
+        help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or "
+        "downloaded), a path to a state_dict file, or 'none' for random weights (scores then mean nothing)",
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write the scores to FILE, not stdout")
+
+
+@hookimpl
+def register_commands(register: Callable[..., None]) -> None:
+    """``score``, the core's first command."""
+    register("score", configure, run, help="score image pairs with a perceptual metric", description=DESCRIPTION)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``percept score``: score every pair, print NAME<TAB>SCORE lines or JSON; 2 if a pair failed."""
+    pairs, notes, unpaired = find_pairs(args.ref, args.dist, return_unpaired=True)
+    for note in notes:
+        warn(note)
+    if args.output is not None:
+        from percept.io import check_not_an_input
+
+        inputs = [p for pair in pairs for p in (pair.ref, pair.dist)] + [p for r, d, _ in unpaired for p in (r, d) if p]
+        check_not_an_input(args.output, inputs, "output file (-o)")
+
+    from percept.pipeline import build_pipeline
+
+    device = device_arg(args.device)
+    scores: list[dict] = []
+    errors: list[dict] = []
+    interrupted: KeyboardInterrupt | None = None
+    # Opened first: an output that cannot be written (missing or read-only folder, a folder named)
+    # fails before the network is built; the file appears only once complete.
+    with open_output(args.output) as out:
+        pipeline = build_pipeline(args.spec, weights=weights_arg(args.weights)).to(device)
+        for ref, dist, message in unpaired:
+            errors.append({"ref": ref, "dist": dist, "error": message})
+            error(message)
+        runnable = pairs if args.json else _drop_untabulable(pairs, errors)
+        try:
+            for pair in runnable:
+                try:
+                    score = _score_pair(pipeline, pair, device)
+                except (PerceptError, RuntimeError, MemoryError) as exc:
+                    # RuntimeError/MemoryError: a failure inside the network (out of memory, a backend
+                    # error) stops this pair, not the run; the scores so far are kept.
+                    message = _pair_message(pair, exc)
+                    errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
+                    error(message)
+                    continue
+                scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
+                if not args.json:
+                    print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
+        except KeyboardInterrupt as exc:
+            # The scores computed so far are still written out (a complete file), then the run stops.
+            interrupted = exc
+        if args.json:
+            result = {
+                "spec": pipeline.spec or args.spec,
+                "weights": args.weights,
+                "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
+                "errors": errors,
+            }
+            json.dump(result, out, indent=2)
+            out.write("\n")
+            out.flush()
+    if interrupted is not None:
+        raise interrupted
+    if errors:
+        if len(pairs) + len(unpaired) > 1:
+            summary = f"{len(errors) - len(unpaired)} of {plural(len(pairs), 'pair')} could not be scored"
+            if unpaired:
+                summary += f" and {plural(len(unpaired), 'image')} had no partner"
+            error(f"{summary} (see above); {len(scores)} scored")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+_UNTABULABLE = ("\t", "\n", "\r")
+
+
+def _drop_untabulable(pairs: list[ImagePair], errors: list[dict]) -> list[ImagePair]:
+    """The pairs whose name a TSV line can hold; the others (a tab or line break in the name) become errors."""
+    kept = []
+    for pair in pairs:
+        if any(c in pair.name for c in _UNTABULABLE):
+            message = (
+                f"pair '{pair.ref}' and '{pair.dist}': the name {pair.name!r} holds a tab or line break, which a "
+                "NAME<TAB>SCORE line cannot hold; expected a name without them (rename the file, or use --json)"
+            )
+            errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
+            error(message)
+        else:
+            kept.append(pair)
+    return kept
+
+
+def _score_pair(pipeline, pair: ImagePair, device: torch.device) -> float:
+    """Load, check and score one pair (without a graph); raises :class:`InputError` naming its files."""
+    import torch
+
+    x, y = load_pair(pair)
+    x, y = x.to(device), y.to(device)
+    pipeline.check(x, y, names=(str(pair.ref), str(pair.dist)))
+    with torch.no_grad():
+        return float(pipeline(x, y)[0])
+
+
+def _pair_message(pair: ImagePair, exc: BaseException) -> str:
+    """The error's message, naming the pair's files where it does not already name one."""
+    # percept's own messages are whole sentences; another library's may run to a dump: its first line.
+    message = str(exc).strip() if isinstance(exc, PerceptError) else first_line(exc, with_type=True)
+    message = message or type(exc).__name__
+    if str(pair.ref) in message or str(pair.dist) in message:
+        return message
+    return f"pair '{pair.ref}' and '{pair.dist}': {message}"

@@ -1,0 +1,160 @@
+"""The ``(pairs x maps)`` matrix a selection works on: every feature map of the chosen taps compared on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from percept.errors import SpecError
+from percept.eval.datasets import IQADatabase
+
+if TYPE_CHECKING:  # pragma: no cover
+    from percept.backbones.base import Backbone
+
+
+PER_MAP = ("ssim", "mse", "unit-l2")
+
+
+@dataclass
+class MapScores:
+    """Per-map scores of every pair: ``matrix[p, m]`` compares map ``m`` of pair ``p``.
+
+    Attributes:
+        matrix: ``(pairs, maps)`` float32.
+        taps: ``(maps,)`` tap name of each map; ``channels``: ``(maps,)`` its channel in the tap.
+        measure: ``"ssim"`` (a similarity: 1 for identical maps), ``"mse"`` or ``"unit-l2"`` (distances).
+        backbone, weights, resize: how the features were made (saved with a selection).
+        database: the database's name.
+        network_resize: the backbone was built with ``resize=True`` (a network that runs at one input
+            size only; see :func:`percept.eval.sweep.build_backbone`).
+    """
+
+    matrix: np.ndarray
+    taps: list[str]
+    channels: list[int]
+    measure: str = "ssim"
+    backbone: str = ""
+    weights: str | None = None
+    resize: Any = None
+    database: str = ""
+    network_resize: bool = False
+    config: dict | None = None  # what the CLI computed it from (its cache key)
+
+    @property
+    def similarity(self) -> bool:
+        """True when higher per-map scores mean more alike (SSIM)."""
+        return self.measure == "ssim"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an ``.npz`` file (matrix and metadata) that :meth:`load` reads back."""
+        path = Path(path)
+        meta = dict(taps=self.taps, channels=self.channels, measure=self.measure, backbone=self.backbone,
+                    weights=self.weights, resize=self.resize, database=self.database,
+                    network_resize=self.network_resize, config=self.config)  # fmt: skip
+        from percept.io import atomic_write
+
+        with atomic_write(path, "wb") as f:
+            np.savez(f, matrix=self.matrix, meta=json.dumps(meta))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MapScores:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(np.asarray(data["matrix"], dtype=np.float32), **meta)
+
+
+def default_taps(backbone: Backbone) -> list[str]:
+    """Every convolutional layer's ReLU output (``relu*`` taps, e.g. AlexNet's 5, VGG16's 13), else the canonical taps.
+
+    Example:
+        >>> default_taps(create_backbone("vgg16", weights=None))[:3]  # doctest: +SKIP
+        ['relu1_1', 'relu1_2', 'relu2_1']
+    """
+    relus = [t.name for t in backbone.feature_info if t.name.startswith("relu") and not t.canonical]
+    return relus or backbone.canonical_taps
+
+
+def map_scores(
+    db: IQADatabase,
+    backbone: str | Backbone,
+    *,
+    taps: Sequence[str] | None = None,
+    measure: str = "ssim",
+    weights="imagenet",
+    resize=None,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    network_resize: bool = False,
+) -> MapScores:
+    """Compare every feature map of ``taps`` between each pair's reference and distorted image.
+
+    One forward pass per reference image and one per batch of distorted images (as the sweep).
+
+    Args:
+        db: the database.
+        backbone: a name or a built backbone.
+        taps: tap names; default :func:`default_taps`.
+        measure: ``"ssim"`` (SSIM between the two maps, as the study), ``"mse"``, or ``"unit-l2"``
+            (squared difference of unit-normalised channels, the per-channel term of LPIPS).
+        weights, resize, batch_size, workers, device, progress, network_resize: as
+            :func:`percept.eval.sweep.sweep_backbone`.
+
+    Returns:
+        :class:`MapScores` with a ``(len(db), total channels)`` matrix.
+
+    Example:
+        >>> ms = map_scores(db, "alexnet", taps=["relu1", "relu2"], weights=None)  # doctest: +SKIP
+        >>> ms.matrix.shape  # doctest: +SKIP
+        (3000, 256)
+    """
+    from percept.eval.sweep.chunks import _progress, image_side, iterate_chunks, make_chunks
+    from percept.eval.sweep.measures import mse_per_map, ssim_per_map, unit_sq_per_map
+    from percept.eval.sweep.run import _check_sweep_memory
+    from percept.eval.sweep.taps import TapScorer, build_backbone, sweep_taps
+
+    if measure not in PER_MAP:
+        raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
+    name = backbone if isinstance(backbone, str) else backbone.name
+    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
+    tap_names = list(taps) if taps else default_taps(net)
+    tap_list = sweep_taps(net, tap_names)
+    fn = {"ssim": ssim_per_map, "mse": mse_per_map, "unit-l2": unit_sq_per_map}[measure]
+    scorer = TapScorer(net, tap_list, {measure: fn})
+    channels = [net.tap_info(t.module).channels if t.module else 3 for t in tap_list]
+    matrix = np.zeros((len(db), sum(channels)), dtype=np.float32)
+    offsets = np.cumsum([0, *channels])
+    chunks = make_chunks(db, batch_size)
+    current = None
+    if resize is not None:  # refused before any image is decoded at a size that cannot fit
+        _check_sweep_memory(net, tap_list, (1, 3, *image_side(resize)), batch_size, torch.device(device), name)
+    for _, ref_id, ref, dists, rows in _progress(
+        iterate_chunks(db, chunks, resize=resize, workers=workers), len(chunks), f"{name} maps", progress
+    ):
+        if ref_id != current:
+            scorer.set_reference(ref.to(device))
+            current = ref_id
+        out = scorer.score(dists.to(device))
+        for i, tap in enumerate(tap_list):
+            matrix[rows.numpy(), offsets[i] : offsets[i + 1]] = out[(tap.name, measure)].float().numpy()
+    return MapScores(
+        matrix,
+        [t.name for t, c in zip(tap_list, channels, strict=True) for _ in range(c)],
+        [ch for c in channels for ch in range(c)],
+        measure,
+        name,
+        None if weights is None else str(weights),
+        resize,
+        db.name,
+        net.resize,
+    )

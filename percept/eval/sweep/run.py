@@ -1,0 +1,396 @@
+"""The sweep itself: every tap of each backbone over a database, resumable, sharded, written to a folder."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from percept.errors import InputError
+from percept.eval.datasets import IQADatabase
+from percept.eval.sweep.chunks import (
+    _chunk_file,
+    _progress,
+    _valid_chunks,
+    image_side,
+    iterate_chunks,
+    make_chunks,
+    weights_key,
+)
+from percept.eval.sweep.measures import make_measure
+from percept.eval.sweep.shards import Shard, _check_shard, _distributed, _gather, _my_chunks
+from percept.eval.sweep.tables import BASELINES, baseline_scores, correlation_table
+from percept.eval.sweep.taps import SweepTap, TapScorer, build_backbone, sweep_taps
+from percept.io import save_csv
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from percept.backbones.base import Backbone
+
+
+DEFAULT_MEASURES = ("flat-l2",)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` produced.
+
+    Attributes:
+        scores: tidy distances, one row per (backbone, tap, measure, pair).
+        correlations: one row per (backbone, tap, measure) with the agreement statistics.
+        out_dir: where the CSV files (and plots) are.
+    """
+
+    scores: pd.DataFrame
+    correlations: pd.DataFrame
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
+    weights = weights_key(weights)
+    text = json.dumps(
+        [
+            db.name,
+            len(db),
+            db.table["dist"].iloc[0],
+            db.table["dist"].iloc[-1],
+            backbone,
+            str(weights),
+            [t.name for t in taps],
+            list(measures),
+            resize,
+            batch_size,
+            *(["network_resize"] if network_resize else []),
+        ],
+        default=str,
+    )
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def sweep_backbone(
+    db: IQADatabase,
+    backbone: str | Backbone,
+    *,
+    taps: Sequence[str] | None = None,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    weights="imagenet",
+    resize=None,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    partial_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    shard: Shard | None = None,
+    network_resize: bool = False,
+) -> pd.DataFrame:
+    """Distances at every tap of one backbone for every pair of ``db``: a tidy DataFrame.
+
+    Args:
+        db: the database.
+        backbone: a registered name or a built :class:`~percept.backbones.base.Backbone`.
+        taps: tap names or module paths; ``None`` for the input and every stage.
+        measures: names (see the module docstring).
+        weights: backbone weights when ``backbone`` is a name (``None``: random, with a warning).
+        resize: ``None`` (native resolution), a side, or ``(height, width)``.
+        batch_size: distorted images per forward pass.
+        workers: DataLoader worker processes decoding images.
+        device: where the network runs.
+        partial_dir: folder for per-chunk results; chunks already there are not recomputed.
+        progress: show a tqdm progress bar.
+        shard: ``(rank, world)``: compute only this shard's references (:func:`shard_chunks`) and
+            return only their rows; with ``partial_dir`` shared by the shards, a later call without
+            ``shard`` finds every chunk done and merges them (one job per shard on a cluster). When
+            ``None`` and ``torch.distributed`` is initialised with several processes, each rank
+            computes its shard and the rows are gathered: every rank returns the whole table, in the
+            order one process would give.
+        network_resize: see :func:`build_backbone` (a fixed-size network resizes every image to its size).
+
+    Returns:
+        Columns ``backbone, tap, module, depth, canonical, measure, pair, distance``.
+
+    Example:
+        >>> sweep_backbone(db, "alexnet", weights=None, measures=["flat-l2", "ssim"]).head()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    name = backbone if isinstance(backbone, str) else backbone.name
+    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
+    tap_list = sweep_taps(net, taps)
+    scorer = TapScorer(net, tap_list, {m: make_measure(m) for m in measures})
+    chunks = make_chunks(db, batch_size)
+    mine, gather = _my_chunks(chunks, shard)
+    partial, done = None, set()
+    if partial_dir is not None:
+        key = _config_key(db, name, weights, tap_list, measures, resize, batch_size, net.resize)
+        partial = Path(partial_dir) / f"{name}-{key}"
+        partial.mkdir(parents=True, exist_ok=True)
+        done = _valid_chunks(partial, chunks, mine, db, tap_list, measures)
+    if resize is not None:  # known before any image is decoded at that size
+        _check_sweep_memory(net, tap_list, (1, 3, *image_side(resize)), batch_size, torch.device(device), name)
+    skip = done | (set(range(len(chunks))) - mine)
+    iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=skip)
+    iterator = _progress(iterator, len(chunks) - len(skip), name, progress)
+
+    def save(index: int, frame: pd.DataFrame) -> None:  # each chunk as it is done: a rerun resumes from it
+        if partial is not None:
+            save_csv(frame, partial / _chunk_file(db, chunks, index), index=False)
+
+    frames = _score_chunks(scorer, iterator, name, batch_size, torch.device(device), resize, save)
+    if partial is not None:
+        for index in done:
+            frames[index] = pd.read_csv(partial / _chunk_file(db, chunks, index))
+    if gather:
+        everyone: dict[int, pd.DataFrame] = {}
+        for part in _gather(frames):
+            everyone.update(part)
+        frames = everyone
+    return _backbone_table(frames, tap_list, name, measures)
+
+
+def _score_chunks(
+    scorer: TapScorer,
+    iterator: Iterable[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor]],
+    name: str,
+    batch_size: int,
+    device: torch.device,
+    resize,
+    save: Callable[[int, pd.DataFrame], None],
+) -> dict[int, pd.DataFrame]:
+    """Run ``scorer`` over ``(index, ref_id, ref, dists, rows)`` chunks: ``{chunk index: tidy frame}`` with
+    columns ``tap, measure, pair, distance``, each frame passed to ``save`` as it is done. Each new reference
+    runs once; each new image size is checked against the taps' minimum size and the memory free."""
+    net, tap_list = scorer.backbone, scorer.taps
+    modules = [t.module for t in tap_list if t.module]
+    min_size = net.min_size(modules) if modules else 1
+    current_ref = None
+    checked: tuple[int, ...] | None = None if resize is None else (1, 3, *image_side(resize))
+    frames: dict[int, pd.DataFrame] = {}
+    for index, ref_id, ref, dists, rows in iterator:
+        if min(ref.shape[-2:]) < min_size:
+            raise InputError(
+                f"images of {ref.shape[-2]}x{ref.shape[-1]} pixels are smaller than the {min_size}x{min_size} that "
+                f"the taps of {name} need; resize them up (resize=) or ask for shallower taps"
+            )
+        if checked != tuple(ref.shape):
+            _check_sweep_memory(net, tap_list, tuple(ref.shape), batch_size, device, name)
+            checked = tuple(ref.shape)
+        if ref_id != current_ref:
+            scorer.set_reference(ref.to(device))
+            current_ref = ref_id
+        frames[index] = _chunk_frame(scorer.score(dists.to(device)), rows.tolist())
+        save(index, frames[index])
+    return frames
+
+
+def _chunk_frame(results: dict[tuple[str, str], torch.Tensor], rows: list[int]) -> pd.DataFrame:
+    """One chunk's distances ``{(tap, measure): (B,)}`` as a tidy frame ``tap, measure, pair, distance``."""
+    import pandas as pd
+
+    records: dict[str, list] = {"tap": [], "measure": [], "pair": [], "distance": []}
+    for (tap, measure), values in results.items():
+        records["tap"] += [tap] * len(rows)
+        records["measure"] += [measure] * len(rows)
+        records["pair"] += rows
+        records["distance"] += values.double().tolist()
+    return pd.DataFrame(records)
+
+
+def _backbone_table(
+    frames: dict[int, pd.DataFrame], tap_list: Sequence[SweepTap], name: str, measures: Sequence[str]
+) -> pd.DataFrame:
+    """The chunks' frames in chunk order, with each tap's module, depth and canonicity, and ``cat:`` rows."""
+    import pandas as pd
+
+    empty = pd.DataFrame({"tap": [], "measure": [], "pair": pd.Series([], dtype=int), "distance": []})
+    scores = pd.concat([frames[i] for i in sorted(frames)] or [empty], ignore_index=True)
+    info = pd.DataFrame(
+        {
+            "tap": [t.name for t in tap_list],
+            "module": [t.module for t in tap_list],
+            "depth": [t.depth for t in tap_list],
+            "canonical": [t.canonical for t in tap_list],
+        }
+    )
+    scores = scores.merge(info, on="tap", how="left")
+    scores.insert(0, "backbone", name)
+    if "flat-l2" in measures and len(scores):
+        scores = pd.concat([scores, _cumulative(scores)], ignore_index=True)
+    return scores[["backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"]]
+
+
+def _check_sweep_memory(
+    net: Backbone, taps: Sequence[SweepTap], shape: tuple[int, ...], batch: int, device: torch.device, name: str
+) -> None:
+    """Refuse image sizes whose pass cannot fit in memory: a batch's pass plus the reference's kept taps."""
+    from percept.memory import _size, available_bytes, estimate_pass_bytes
+
+    stages = [t.depth - 1 for t in taps if t.module]
+    if not stages:
+        return
+    size = tuple(net.input_size) if net.resize and net.input_size is not None else tuple(shape[-2:])
+    shapes = net._trace_shapes()
+    last = max(stages)
+    need = (batch + 1) * 3 * shape[-2] * shape[-1] * 4  # the decoded images
+    need += estimate_pass_bytes(shapes, last, (batch, 3, *size), 4, graph=False)
+    need += sum(estimate_pass_bytes([shapes[i]], 0, (1, 3, *size), 4, graph=True) for i in stages)
+    free = available_bytes(device)
+    if free is not None and need > free:
+        raise InputError(
+            f"images of {shape[-2]}x{shape[-1]} pixels need at least {_size(need)} to sweep {name} in batches of "
+            f"{batch}, but {_size(free)} is free: resize them down (resize=, CLI --resize) or lower the batch size"
+        )
+
+
+def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``cat:<tap>``: flat L2 over the concatenation of every canonical tap up to ``<tap>``."""
+    import pandas as pd
+
+    flat = scores[(scores["measure"] == "flat-l2") & scores["canonical"]]
+    if flat.empty:
+        return flat
+    wide = flat.pivot_table(index="pair", columns="depth", values="distance", aggfunc="first").sort_index(axis=1)
+    cumulative = (wide**2).cumsum(axis=1) ** 0.5
+    names = flat.drop_duplicates("depth").set_index("depth")
+    frames = []
+    for depth in cumulative.columns:
+        row = names.loc[depth]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "backbone": row["backbone"],
+                    "tap": f"cat:{row['tap']}",
+                    "module": row["module"],
+                    "depth": depth,
+                    "canonical": True,
+                    "measure": "flat-l2",
+                    "pair": cumulative.index,
+                    "distance": cumulative[depth].values,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_sweep(
+    db: IQADatabase,
+    backbones: Sequence[str],
+    *,
+    out_dir: str | os.PathLike | None = None,
+    taps: Sequence[str] | None = None,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    weights="imagenet",
+    resize=None,
+    batch_size: int = 8,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    baselines: Sequence[str] = BASELINES,
+    bootstrap: int = 0,
+    plots: bool = True,
+    progress: bool = False,
+    shard: Shard | None = None,
+    network_resize: bool = False,
+    group_by: str = "training",
+) -> SweepResult:
+    """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
+
+    Args:
+        db: the database.
+        backbones: registered backbone names; ``@seed46`` stands for a named set of configurations
+            (:mod:`percept.eval.configs`).
+        out_dir: where ``pairs.csv``, ``scores.csv``, ``correlations.csv``, ``partial/`` and the plots go
+            (``None``: nothing written, nothing resumed).
+        taps, measures, weights, resize, batch_size, workers, device, network_resize: see
+            :func:`sweep_backbone`.
+        baselines: reference metrics (see :func:`baseline_scores`); ``()`` for none.
+        bootstrap: resamples of references for SROCC intervals (0: none).
+        plots: draw ``depth_<measure>.png`` (all backbones), ``depth_<backbone>.png`` and
+            ``study_<measure>_by_<group_by>.png`` (every backbone a line, coloured by its group).
+        progress: tqdm progress bars.
+        shard: ``(rank, world)``: one job of several (a cluster array job): computes this shard's
+            references into ``out_dir/partial`` and returns their rows, without baselines,
+            correlations or plots; a final run without ``shard`` on the same ``out_dir`` merges
+            the shards (no network pass is repeated) and adds the rest. Under ``torch.distributed``
+            (several processes initialised) sharding and gathering are automatic and only rank 0
+            writes files.
+        network_resize: see :func:`sweep_backbone`.
+        group_by: colour of the study figure's lines: ``"training"``, ``"data"`` or ``"architecture"``.
+
+    Returns:
+        A :class:`SweepResult` (a shard's: its scores and an empty correlation table).
+
+    Example:
+        >>> run_sweep(db, ["alexnet"], weights=None, out_dir="out", measures=["flat-l2"])  # doctest: +SKIP
+        >>> run_sweep(db, ["alexnet"], out_dir="out", shard=(0, 4))  # job 0 of 4  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    nets = _expand(backbones, group_by)
+    shard = None if shard is None else _check_shard(shard)
+    out = _out_folder(out_dir, shard)
+    distributed = _distributed()
+    writer = out is not None and (distributed is None or distributed[0] == 0)
+    files: list[Path] = []
+    if out is not None and writer and shard is None:
+        save_csv(db.table.rename_axis("pair"), out / "pairs.csv")
+        files.append(out / "pairs.csv")
+    partial_dir = None if out is None else out / "partial"
+    sweep = functools.partial(sweep_backbone, db, taps=taps, measures=measures, weights=weights, resize=resize,
+                              batch_size=batch_size, workers=workers, device=device, progress=progress,
+                              shard=shard, network_resize=network_resize, partial_dir=partial_dir)  # fmt: skip
+    frames = [sweep(backbone) for backbone in nets]
+    if shard is not None:
+        scores = pd.concat(frames, ignore_index=True)
+        scores.insert(0, "database", db.name)
+        return SweepResult(scores, pd.DataFrame(), out, [])
+    if baselines:
+        frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
+    scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    scores.insert(0, "database", db.name)
+    scores["depth"] = pd.to_numeric(scores["depth"], errors="coerce").astype("Int64")
+    table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
+    if out is not None and writer:
+        files += _write_results(out, scores, table, plots=plots, group_by=group_by)
+    return SweepResult(scores, table, out, files)
+
+
+def _expand(backbones: Sequence[str | Backbone], group_by: str) -> list[str | Backbone]:
+    """Names with ``@set`` expanded (:mod:`percept.eval.configs`), then the built backbones; checks ``group_by``."""
+    from percept.eval.configs import GROUPINGS, expand_backbones
+
+    if group_by not in GROUPINGS:
+        raise InputError(f"group_by must be one of {', '.join(GROUPINGS)}, got {group_by!r}")
+    built = [b for b in backbones if not isinstance(b, str)]
+    return [*expand_backbones([b for b in backbones if isinstance(b, str)]), *built]
+
+
+def _out_folder(out_dir: str | os.PathLike | None, shard: Shard | None) -> Path | None:
+    """``out_dir`` as a folder that exists (``None``: nothing is written); a shard needs one."""
+    if shard is not None and out_dir is None:
+        raise InputError("a shard's results go to out_dir/partial for the merge run: pass out_dir")
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_results(out: Path, scores: pd.DataFrame, table: pd.DataFrame, *, plots: bool, group_by: str) -> list[Path]:
+    """Write ``scores.csv``, ``correlations.csv`` and (``plots``) the figures into ``out``; the files written."""
+    save_csv(scores, out / "scores.csv", index=False)
+    save_csv(table, out / "correlations.csv", index=False)
+    files = [out / "scores.csv", out / "correlations.csv"]
+    if plots:
+        from percept.eval.plots import plot_study, plot_sweep
+
+        files += plot_sweep(table, out)
+        files += plot_study(table, out, group_by=group_by)
+    return files
