@@ -184,12 +184,14 @@ class PerceptualMetric(Metric):
         # float64, the count an integer and per-sample scores at least float32, so that a
         # low-precision network never costs precision in the accumulation.
         this = super()._apply(fn, *args, **kwargs)
-        if "scores" in this._defaults:
+        assert isinstance(this, PerceptualMetric)  # Module._apply returns self
+        defaults: dict[str, Any] = this._defaults  # torchmetrics' state defaults; nn.Module says Tensor | Module
+        if "scores" in defaults:
             this.scores = [s if s.dtype in _ACCUMULATE else s.float() for s in this.scores]
-        elif "sum_scores" in this._defaults:
+        elif "sum_scores" in defaults:
             for key, dtype in (("sum_scores", torch.float64), ("total", torch.long)):
                 setattr(this, key, getattr(this, key).to(dtype))
-                this._defaults[key] = this._defaults[key].to(dtype)
+                defaults[key] = defaults[key].to(dtype)
         return this
 
     def _empty(self) -> torch.Tensor:

@@ -77,7 +77,7 @@ def _no_duck_shapes():
         from torch.fx.experimental import _config
     except ImportError:  # pragma: no cover - older torch
         return contextlib.nullcontext()
-    return _config.patch(use_duck_shape=False)
+    return _config.patch(use_duck_shape=False)  # type: ignore[attr-defined]  # set by torch's config module
 
 
 class _Variant:
