@@ -49,7 +49,9 @@ class PerceptualLoss(nn.Module):
             exact path by rounding only (about 1e-7 relative; tested below 1e-5), and the input's
             gradient where rounding flips a ReLU or a max-pool's pick (about 1e-3 of its norm); under
             autocast, by half-precision features (not measured here: percept's tests allow 5e-2).
-        **kwargs: ``readout=``, ``distance=``, ``layer_weights=`` overrides, preset options.
+        layer_weights: one weight per tap (a sequence, or a mapping from tap name to weight); the loss
+            is ``sum_l w_l d_l``. Weights given in the spec (``conv3=0.5``) do the same.
+        **kwargs: ``readout=``, ``distance=`` overrides, preset options.
 
     Shapes:
         ``input, target``: ``(N, C, H, W)``, C = 1 or 3, float, values in ``input_range``.
