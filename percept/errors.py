@@ -123,17 +123,38 @@ def shorten(items: Iterable[str], limit: int = 10) -> str:
 
 
 def unknown_name(
-    kind: str, name: str, choices: Iterable[str], *, context: str = "", plural: str | None = None, limit: int = 60
+    kind: str,
+    name: str,
+    choices: Iterable[str],
+    *,
+    context: str = "",
+    plural: str | None = None,
+    limit: int = 60,
+    see: str = "",
 ) -> str:
     """Message for an unknown ``name`` of ``kind``, listing the valid ``choices`` and the nearest ones.
+
+    Args:
+        kind, name: what was looked up (``"backbone"``, ``"alexnett"``).
+        choices: the valid names.
+        context: words after the name (``"for 'vgg16'"``).
+        plural: the plural of ``kind`` when it is not ``kind + "s"``.
+        limit: at most this many valid names are listed.
+        see: where all of them are listed (``"`percept list backbones`"``): given, and with more than 12
+            choices, the message gives the nearest names and this pointer instead of a long list.
 
     Example:
         >>> unknown_name("distance", "l3", ["l1", "l2"])
         "unknown distance 'l3'. Did you mean 'l1' or 'l2'? Valid distances: l1, l2."
+        >>> unknown_name("backbone", "alexnett", ["alexnet", *(f"vgg{i}" for i in range(10, 30))], see="`percept list`")
+        "unknown backbone 'alexnett'. Did you mean 'alexnet'? All 21 backbones: `percept list`."
     """
     choices = sorted(set(choices))
-    shown = shorten(choices, limit)
     where = f" {context}" if context else ""
+    kinds = plural or f"{kind}s"
+    if see and len(choices) > 12:
+        return f"unknown {kind} {name!r}{where}.{did_you_mean(name, choices)} All {len(choices)} {kinds}: {see}."
+    shown = shorten(choices, limit)
     return (
-        f"unknown {kind} {name!r}{where}.{did_you_mean(name, choices)} Valid {kind}s: {shown or '(none registered)'}."
+        f"unknown {kind} {name!r}{where}.{did_you_mean(name, choices)} Valid {kinds}: {shown or '(none registered)'}."
     )

@@ -326,7 +326,8 @@ def resolve_spec(spec: str | Spec) -> Spec:
         return Spec(name, preset=True)
     if not registry.has("backbone", name):
         choices = registry.names("backbone") + registry.names("preset")
-        raise SpecError(unknown_name("backbone or preset", name, choices, plural="backbones and presets"))
+        see = "`percept list backbones`, `percept list presets`"
+        raise SpecError(unknown_name("backbone or preset", name, choices, plural="backbones and presets", see=see))
     if parsed.readout is not None:
         registry.get("readout", parsed.readout)
     if parsed.distance is not None:

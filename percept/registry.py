@@ -286,7 +286,8 @@ class Registry:
             served = self._prefixed(kind, name)
             if served is not None:
                 return served
-            raise SpecError(unknown_name(kind, name, [*table, *self._aliases[kind]]))
+            see = f"`percept list {kind}s` or `percept.list_{kind}s()`"
+            raise SpecError(unknown_name(kind, name, [*table, *self._aliases[kind]], see=see))
         return table[canonical]
 
     def has(self, kind: str, name: str) -> bool:

@@ -114,7 +114,7 @@ def check_images(
     if x.shape[1] not in channels:
         raise InputError(
             f"expected {name} with {' or '.join(map(str, channels))} channels in dimension 1 (N, C, H, W), "
-            f"got {x.shape[1]}: {describe(x)}"
+            f"got {x.shape[1]}: {describe(x)}{_channels_hint(x, name, channels)}"
         )
     height, width = x.shape[-2:]
     if height < min_size or width < min_size:
@@ -142,6 +142,24 @@ def check_images(
                     f"[{lo:.4g}, {hi:.4g}] ({describe(x)}){hint}"
                 )
     return x
+
+
+def _channels_hint(x: torch.Tensor, name: str, channels: tuple[int, ...]) -> str:
+    """The fix for images with the wrong channel count: channels-last data, or RGBA.
+
+    Example:
+        >>> _channels_hint(torch.zeros(2, 32, 32, 3), "x", (1, 3))
+        '; it looks like channels-last (N, H, W, C) data: pass x.permute(0, 3, 1, 2)'
+        >>> _channels_hint(torch.zeros(2, 4, 32, 32), "x", (1, 3))
+        '; it looks like RGBA: drop the alpha channel with x[:, :3]'
+    """
+    if x.shape[-1] in channels:
+        return f"; it looks like channels-last (N, H, W, C) data: pass {name}.permute(0, 3, 1, 2)"
+    if x.shape[1] == 4 and 3 in channels:
+        return f"; it looks like RGBA: drop the alpha channel with {name}[:, :3]"
+    if x.shape[-1] == 4 and 3 in channels:
+        return f"; it looks like channels-last RGBA (N, H, W, 4) data: pass {name}.permute(0, 3, 1, 2)[:, :3]"
+    return ""
 
 
 def check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x", "y")) -> None:

@@ -112,7 +112,8 @@ def test_list_backbones_weights_shows_the_catalogue(capsys):
 
     assert main(["list", "backbones", "--weights", "--pattern", "vgg16"]) == 0
     out = capsys.readouterr().out
-    assert "imagenet (= imagenet1k_v1) [ImageNet-1k; classification; sha256 397923af...]" in out
+    licence = "torchvision's BSD-3-Clause; dataset terms may apply"
+    assert f"imagenet (= imagenet1k_v1) [ImageNet-1k; classification; {licence}; sha256 397923af...]" in out
 
 
 def _shipped_mobilenet():

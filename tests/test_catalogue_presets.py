@@ -101,10 +101,10 @@ def test_cli_lists_the_presets_files_with_the_backbones(capsys):
 
 def test_cli_lists_preset_weights(capsys):
     assert main(["list", "presets", "--weights"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["NAME", "PLUGIN", "WEIGHTS"]
-    dists = next(li for li in out.splitlines() if li.startswith("dists "))
-    assert "weights.pt v0.1" in dists and "sha256 f5e65c96230b" in dists
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "PLUGIN", "DESCRIPTION"]
+    dists = lines[next(i for i, li in enumerate(lines) if li.startswith("dists ")) + 1]  # the line under it
+    assert dists.startswith("    weights: weights.pt v0.1") and "sha256 f5e65c96230b" in dists
     assert main(["list", "readouts", "--weights"]) == 2
     assert "backbones and presets" in capsys.readouterr().err
 

@@ -289,11 +289,54 @@ def test_list_pattern(capsys):
 
 def test_list_backbone_weight_tags(capsys):
     assert main(["list", "backbones", "--pattern", "vgg16", "--weights"]) == 0
-    out = capsys.readouterr().out
-    assert "WEIGHTS" in out.splitlines()[0]
-    assert "imagenet (= imagenet1k_v1)" in out and "imagenet1k_features" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "PLUGIN", "DESCRIPTION"] and lines[1].startswith("vgg16 ")
+    # Each weight set on its own indented line under its backbone, with what torchvision says of its licence.
+    assert lines[2].startswith("    imagenet (= imagenet1k_v1) [") and lines[3].startswith("    imagenet1k_features [")
+    assert "torchvision's BSD-3-Clause; dataset terms may apply" in lines[2]
+    note = " ".join(line.strip() for line in lines[lines.index("") + 1 :])
+    assert "https://github.com/pytorch/vision/blob/main/LICENSE" in note and "derived from the dataset" in note
     assert main(["list", "distances", "--weights"]) == 2
     assert "--weights" in capsys.readouterr().err
+
+
+def test_list_backbones_weights_lines_stay_readable(capsys):
+    """Every backbone and preset file: no line of `percept list backbones --weights` runs past 240 characters
+    (it ran to 645 with all weight sets on one line); SWAG weight sets name the licence torchvision gives them."""
+    assert main(["list", "backbones", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 240
+    swag = next(line for line in out.splitlines() if line.strip().startswith("imagenet1k_swag_e2e_v1"))
+    assert "licence: https://github.com/facebookresearch/SWAG/blob/main/LICENSE" in swag
+
+
+def test_list_without_a_kind_lists_the_kinds(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("backbones", "readouts", "distances", "presets"):
+        line = next(li for li in out.splitlines() if li.split()[:1] == [kind])
+        assert int(line.split()[1]) > 0
+    assert "alexnet" in out and "lpips-alex" in out
+    assert main(["list", "--weights"]) == 2
+    assert "percept list backbones --weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["taps", "alexnett"], ["score", "a.png", "b.png", "--spec", "alexnett:conv1"]],
+)
+def test_a_misspelled_backbone_gets_the_nearest_name_and_a_pointer_not_sixty_names(capsys, tmp_path, argv):
+    argv = [str(tmp_path / a) if a.endswith(".png") else a for a in argv]
+    for name in ("a.png", "b.png"):
+        _write_png(tmp_path / name)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'alexnet'?" in err and "`percept list backbones`" in err
+    assert "convnext_base" not in err and err.count(",") <= 2
+
+
+def _write_png(path):
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(path)
 
 
 def test_list_unknown_kind_is_a_usage_error(capsys):
@@ -488,3 +531,24 @@ def test_percepts_own_entry_points_load_whatever_the_environment_says(monkeypatc
     toolkit = next(p for p in percept.registry.get_registry().plugins() if p.name == "toolkit")
     assert toolkit.builtin and toolkit.distribution == "percept-torch"
     assert not any(m.startswith("percept.eval") for m in percept.registry.BUILTIN_MODULES)  # not a core built-in
+
+
+def test_every_command_with_a_device_option_defaults_to_cuda_when_available(monkeypatch) -> None:
+    """One rule (issue 19): --device defaults to CUDA where available, else the CPU, in every command."""
+    from percept.cli.app import build_parser
+    from percept.cli.common import DEVICE_HELP, device_arg
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps the subparsers here
+    with_device = {}
+    for name, child in commands.items():
+        for action in child._actions:
+            if "--device" in action.option_strings:
+                with_device[name] = action
+    assert {"score", "demo", "sweep", "select", "finetune", "visualize"} <= set(with_device)
+    for name, action in with_device.items():
+        assert action.default is None and action.help == DEVICE_HELP, name
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_arg(None) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_arg(None) == torch.device("cuda")

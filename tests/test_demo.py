@@ -174,3 +174,33 @@ def test_unknown_sample_image_suggests_names():
         load_demo_image("astronot", 64)
     image = load_demo_image("camera", 48)  # grey sample: repeated to three channels
     assert image.shape == (48, 48, 3) and image.min() >= 0.0 and image.max() <= 1.0
+
+
+def test_figure_names_and_marks_the_best_tap_of_each_distortion():
+    """Each panel's title names the tap whose distance follows the level best, and that curve is drawn thick
+    and starred; the 19 curves get distinct colour/line-style pairs, not shades of one colour map."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    from percept.demo.figure import best_taps, draw_scores
+
+    taps = [f"block{i}" for i in range(19)]
+    rows = []
+    for k, tap in enumerate(taps):
+        for distortion in ("blur", "noise"):
+            for level in (1, 2, 3):
+                # block7 grows with the level for blur, block3 for noise; the others wobble.
+                good = tap == ("block7" if distortion == "blur" else "block3")
+                distance = level if good else (1.0 + (level * (k + 1)) % 3)
+                rows.append((tap, f"m{k}", distortion, level, float(level), distance))
+    scores = pd.DataFrame(rows, columns=["tap", "module", "distortion", "level", "setting", "distance"])
+    correlations = percept.demo.level_correlations(scores)
+    best = best_taps(correlations)
+    assert best["blur"][:2] == ("block7", 1.0) and best["noise"][:2] == ("block3", 1.0)
+    fig = draw_scores(scores, "title", {t: i for i, t in enumerate(taps)}, correlations)
+    blur, noise = fig.axes[:2]
+    assert "best (thick, starred): block7 (rho = 1.000" in blur.get_title()
+    assert "best (thick, starred): block3" in noise.get_title()
+    thick = [line for line in blur.get_lines() if line.get_linewidth() > 2]
+    assert len(thick) == 1 and thick[0].get_marker() == "*"
+    styles = {(line.get_color(), line.get_linestyle()) for line in blur.get_lines()}
+    assert len(styles) == 19

@@ -158,3 +158,17 @@ def test_2afc_on_bapps_layout(tmp_path):
     assert list(table["subset"]) == ["val/traditional", "all"]
     row = table.iloc[-1]
     assert row["n"] == 4 and row["agreement"] == pytest.approx(0.9) and row["human"] == pytest.approx(0.82)
+
+
+def test_baselines_without_piq_warn_once(tid, monkeypatch):
+    import sys
+
+    import percept.eval.sweep as sweep_package
+
+    monkeypatch.setitem(sys.modules, "piq", None)  # `import piq` raises ImportError
+    with pytest.warns(UserWarning) as caught:
+        frame = sweep_package.baseline_scores(tid, ["psnr", "ssim", "ms-ssim"])
+    messages = [str(w.message) for w in caught if "piq" in str(w.message)]
+    assert len(messages) == 1, messages  # one warning for the three, not a silent drop
+    assert "psnr, ssim, ms-ssim" in messages[0] and 'pip install "percept-torch[eval]"' in messages[0]
+    assert frame.empty

@@ -889,6 +889,8 @@ def test_cli_lists_distances_despite_a_plugin_calling_sys_exit(monkeypatch, caps
     out, err = capsys.readouterr()
     assert code == 0 and "l2" in out
     assert "skipped plugin 'exits': failed to import 'exits_module': SystemExit: 3" in err
+    # One prefix: the CLI's own, not "percept: warning: percept: skipped plugin".
+    assert "percept: warning: skipped plugin 'exits'" in err and "warning: percept:" not in err
 
 
 # -- 4. reduction="none" keeps the batch dimension, a batch of one included ----------------------

@@ -123,11 +123,13 @@ def test_parse_spec_imports_no_plugin_module():
     assert done.stdout.strip() == "[] True"
 
 
-def test_unknown_backbone_lists_valid_choices():
+def test_unknown_backbone_names_the_nearest_and_where_all_are_listed():
+    """Over a hundred names are not listed in the error (issue 19, item 10): the nearest ones and the commands."""
     with pytest.raises(SpecError) as info:
         resolve_spec("resnt18")
     message = str(info.value)
-    assert "resnet18" in message and "alexnet" in message and "lpips-alex" in message
+    assert "Did you mean 'resnet18'" in message and "alexnet" not in message
+    assert "`percept list backbones`, `percept list presets`" in message
 
 
 def test_spec_error_is_value_error():

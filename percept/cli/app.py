@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import percept.hookspecs as hookspecs
-from percept.cli.common import EXIT_ERROR, EXIT_OK, PROG, error, warn
+from percept.cli.common import EXIT_ERROR, EXIT_OK, PROG, cli_wording, error, warn
 from percept.errors import PerceptError, PluginWarning, RegistrationError
 
 CORE_COMMANDS = ("percept.cli.score", "percept.cli.listing")
@@ -128,7 +128,10 @@ def _version() -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    warn(str(message))
+    # The library's warnings start with "percept: " so they are recognised among Python's; the CLI's own
+    # "percept: warning: " prefix says that already.
+    text = str(message)
+    warn(text.removeprefix(f"{PROG}: "))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return args.func(args)
         except PerceptError as exc:
-            error(str(exc))
+            error(cli_wording(str(exc)))
             return EXIT_ERROR
         except KeyboardInterrupt:
             error("interrupted")

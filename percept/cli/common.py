@@ -7,7 +7,9 @@ its options read and fail like the core's.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, TextIO
@@ -25,6 +27,19 @@ RANDOM_WEIGHTS = ("none", "random")
 def error(message: str) -> None:
     """Print ``percept: error: <message>`` on stderr."""
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+_WEIGHTS_KEYWORD = re.compile(r"\bweights=(['\"])([^'\"]*)\1")
+
+
+def cli_wording(message: str) -> str:
+    """A library message as the command line says it: ``weights='X'`` (the Python keyword) is ``--weights X``.
+
+    Example:
+        >>> cli_wording("pass weights='/path/to/vgg16-397923af.pth' or weights='imagenet1k_v1'")
+        'pass --weights /path/to/vgg16-397923af.pth or --weights imagenet1k_v1'
+    """
+    return _WEIGHTS_KEYWORD.sub(lambda m: f"--weights {m.group(2)}", message)
 
 
 def warn(message: str) -> None:
@@ -99,6 +114,24 @@ def device_arg(text: str | None) -> torch.device:
     return device
 
 
+DEVICE_HELP = "torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device`` as every command takes it: default CUDA where available, else the CPU.
+
+    The option's value stays ``None`` unless given; :func:`device_arg` turns it into a device by the one
+    rule (``score``, ``demo``, ``sweep``, ``select``, ``finetune`` and ``visualize`` all use it).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_device_option(parser)
+        >>> parser.parse_args([]).device is None, parser.parse_args(["--device", "cpu"]).device
+        (True, 'cpu')
+    """
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+
+
 @contextlib.contextmanager
 def open_output(path: str | None) -> Iterator[IO[str]]:
     """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""
@@ -111,16 +144,26 @@ def open_output(path: str | None) -> Iterator[IO[str]]:
         yield handle
 
 
-def print_table(header: list[str], rows: list[list[str]], file: TextIO | None = None) -> None:
+def print_table(
+    header: list[str],
+    rows: list[list[str]],
+    file: TextIO | None = None,
+    below: list[list[str]] | None = None,
+) -> None:
     """Print ``rows`` under ``header`` in left-aligned columns (the last one unpadded).
 
+    ``below[i]``, when given, holds lines printed indented under row ``i`` (a backbone's weight sets).
+
     Example:
-        >>> print_table(["NAME", "DESCRIPTION"], [["l2", "squared difference"]])
+        >>> print_table(["NAME", "DESCRIPTION"], [["l2", "squared difference"]], below=[["a note"]])
         NAME  DESCRIPTION
         l2    squared difference
+            a note
     """
     file = file or sys.stdout
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
+    for index, row in enumerate([header, *rows]):
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
         print("  ".join(cells).rstrip(), file=file)
+        for line in below[index - 1] if below and index else ():
+            print(f"    {line}", file=file)

@@ -6,6 +6,7 @@ import argparse
 import fnmatch
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable
 
@@ -18,7 +19,9 @@ _KINDS = {"backbones": "backbone", "readouts": "readout", "distances": "distance
 
 def configure_list(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``percept list``."""
-    parser.add_argument("kind", choices=list(_KINDS), help="what to list")
+    parser.add_argument(
+        "kind", nargs="?", choices=list(_KINDS), help="what to list (without one: each kind, with how many there are)"
+    )
     parser.add_argument("--pattern", default=None, help="shell pattern on the names, e.g. 'vgg*'")
     parser.add_argument(
         "--weights",
@@ -56,6 +59,8 @@ def run_list(args: argparse.Namespace) -> int:
     """``percept list KIND``: a table of the registered names; 1 if none matches."""
     from percept.registry import get_registry
 
+    if args.kind is None:
+        return _list_kinds(args)
     kind = _KINDS[args.kind]
     if args.weights and kind not in ("backbone", "preset"):
         raise SpecError(
@@ -68,24 +73,58 @@ def run_list(args: argparse.Namespace) -> int:
         where = f" matching {args.pattern!r}" if args.pattern else ""
         print(f"{PROG}: no {args.kind}{where}", file=sys.stderr)
         return EXIT_NOTHING
-    header = ["NAME", "PLUGIN"] + (["WEIGHTS"] if args.weights else []) + ["DESCRIPTION"]
     rows = []
     for entry in entries:
         description = entry.description + (f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else "")
-        row = [entry.name, entry.plugin]
-        if args.weights:
-            row.append(_weight_tags_text(entry, kind))
-        rows.append([*row, description])
-    print_table(header, rows)
-    if args.weights and kind == "backbone" and not args.pattern:
-        _print_preset_files()
+        rows.append([entry.name, entry.plugin, description])
+    # With --weights, each weight set goes on its own indented line under its backbone.
+    below = [_weight_lines(entry.name, kind) for entry in entries] if args.weights else None
+    print_table(["NAME", "PLUGIN", "DESCRIPTION"], rows, below=below)
+    if args.weights and kind == "backbone":
+        _print_licence_note([entry.name for entry in entries])
+        if not args.pattern:
+            _print_preset_files()
     return EXIT_OK
 
 
-def _weight_tags_text(entry, kind: str = "backbone") -> str:
-    from percept.backbones.catalogue import preset_weights_text, weights_text
+_SUMMARIES = {
+    "backbones": "networks whose layers (taps) are compared: `percept taps NAME` shows a backbone's taps",
+    "readouts": "how a tap's features are turned into what is compared (unit, gram, meanstd ...)",
+    "distances": "how two readouts are compared (l2, l1, cosine ...)",
+    "presets": "whole published metrics (LPIPS, DISTS ...) used by name: --spec lpips-alex",
+}
 
-    return preset_weights_text(entry.name) if kind == "preset" else weights_text(entry.name)
+
+def _list_kinds(args: argparse.Namespace) -> int:
+    """``percept list`` without a kind: each kind with how many are registered, a summary and a few names."""
+    from percept.registry import get_registry
+
+    if args.weights:
+        raise SpecError("--weights lists weight sets of one kind: `percept list backbones --weights` or `... presets`")
+    registry = get_registry()
+    print("what `percept list KIND` lists (a spec is BACKBONE:TAPS/READOUT/DISTANCE, or a PRESET):")
+    for plural_kind, kind in _KINDS.items():
+        names = [n for n in registry.names(kind) if not args.pattern or fnmatch.fnmatchcase(n, args.pattern)]
+        print(f"  {plural_kind:<10} {len(names):>4}  {_SUMMARIES[plural_kind]}")
+        print(f"  {'':<16} e.g. {shorten(names, 5) or '(none)'}")
+    print("e.g. `percept list backbones --pattern 'resnet*'`, `percept list presets --weights`")
+    return EXIT_OK
+
+
+def _weight_lines(name: str, kind: str) -> list[str]:
+    from percept.backbones.catalogue import preset_weights_text, weights_lines
+
+    return [f"weights: {preset_weights_text(name)}"] if kind == "preset" else weights_lines(name)
+
+
+def _print_licence_note(names: list[str]) -> None:
+    """Where the licence of torchvision's weights comes from, once, when any of ``names`` has torchvision weights."""
+    from percept.backbones.catalogue import weight_sets
+
+    if any(cfg.source == "torchvision" for name in names for cfg in weight_sets(name)):
+        from percept.builtin._torchvision import LICENSE_NOTE
+
+        print("\nnote: " + textwrap.fill(LICENSE_NOTE, width=110, subsequent_indent="      "))
 
 
 def _print_preset_files() -> None:
@@ -93,16 +132,17 @@ def _print_preset_files() -> None:
     from percept.backbones.catalogue import preset_weight_sets, verify_preset_file
     from percept.registry import get_registry
 
-    rows = []
+    rows, below = [], []
     for entry in get_registry().entries("preset"):
         for cfg in preset_weight_sets(entry.name):
             state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
             digest = f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"
             checksum = f"{digest} ({state[verify_preset_file(entry.name)]})"
-            rows.append([entry.name, f"{cfg.filename} {cfg.tag}", cfg.data, cfg.license, checksum, cfg.source])
+            rows.append([entry.name, f"{cfg.filename} {cfg.tag}", checksum, cfg.license])
+            below.append([f"data: {cfg.data}", f"source: {cfg.source}"])
     if rows:
         print("\nweight files of the presets (on top of their backbone's weights):")
-        print_table(["PRESET", "FILE", "DATA", "LICENCE", "CHECKSUM", "SOURCE"], rows)
+        print_table(["PRESET", "FILE", "CHECKSUM", "LICENCE"], rows, below=below)
 
 
 def run_taps(args: argparse.Namespace) -> int:

@@ -7,7 +7,16 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from percept.cli.common import EXIT_ERROR, EXIT_OK, device_arg, error, open_output, warn, weights_arg
+from percept.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_device_option,
+    device_arg,
+    error,
+    open_output,
+    warn,
+    weights_arg,
+)
 from percept.errors import PerceptError, first_line, plural
 from percept.hookspecs import hookimpl
 from percept.images import ImagePair, find_pairs, load_pair
@@ -43,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or "
         "downloaded), a path to a state_dict file, or 'none' for random weights (scores then mean nothing)",
     )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_device_option(parser)
     parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write the scores to FILE, not stdout")
 
 

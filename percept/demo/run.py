@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from percept.demo import inputs
 from percept.demo.figure import plot_scores
-from percept.demo.inputs import BATCH_SIZE, DISTORTIONS, SHIPPED_WEIGHTS, load_demo_image, require_extras, to_tensor
+from percept.demo.inputs import BATCH_SIZE, DISTORTIONS, load_demo_image, require_extras, to_tensor
 from percept.errors import InputError, WeightsError
 from percept.io import check_not_an_input, ensure_output_folder, save_csv
 
@@ -231,7 +231,7 @@ def _write_outputs(
     ensure_output_folder(scores_csv.parent)
     save_csv(scores, scores_csv, index=False)
     save_csv(correlations, correlations_csv, index=False)
-    plot_scores(scores, plot, title, depth)
+    plot_scores(scores, plot, title, depth, correlations)
 
 
 def _check_arguments(levels: int, size: int, images: Sequence[str | os.PathLike], out: Path) -> tuple[Path, ...]:
@@ -273,8 +273,9 @@ def _pretrained_backbone(backbone: str, weights: str | os.PathLike | None) -> tu
             f"backbone {backbone!r} fell back to random weights ({exc}); the demo refuses them"
         ) from None
     weights_text = str(weights_arg) if is_path(weights_arg) else f"tag {str(weights_arg)!r}"
-    if not chosen and backbone in SHIPPED_WEIGHTS and is_path(weights_arg):
-        weights_text += f" (from the package {SHIPPED_WEIGHTS[backbone][2]})"
+    shipped = inputs.shipped_record(backbone)
+    if not chosen and shipped is not None and is_path(weights_arg):
+        weights_text += f" (from the package {shipped.extra['shipped_by']})"
     return net, weights_text
 
 

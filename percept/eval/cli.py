@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from percept.cli.common import resize_arg, split_list, weights_arg
+from percept.cli.common import add_device_option, device_arg, resize_arg, split_list, weights_arg
 from percept.errors import InputError
 from percept.hookspecs import hookimpl
 
@@ -85,7 +85,7 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
                         "that size on the way in (create_backbone's resize=True); others run as usual")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="distorted images per forward pass (default 8)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -97,7 +97,7 @@ def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
         "resize": resize_arg(args.resize),
         "batch_size": args.batch_size,
         "workers": args.workers,
-        "device": args.device,
+        "device": str(device_arg(args.device)),
         "progress": not args.no_progress,
         "network_resize": args.network_resize,
     }
@@ -133,7 +133,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resize=resize_arg(args.resize),
         batch_size=args.batch_size,
         workers=args.workers,
-        device=args.device,
+        device=str(device_arg(args.device)),
         baselines=split_list(args.baselines) or (),
         bootstrap=args.bootstrap,
         plots=not args.no_plots,
@@ -387,7 +387,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
     if Path(args.out).is_dir():
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
+    device = device_arg(args.device)
     net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
+    net = net.to(device)
     tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
     if args.images:
         patches, peaks, files = top_patches(net, args.tap, args.channel, args.images, k=args.k)
@@ -411,3 +413,4 @@ def _configure_visualize(vis: argparse.ArgumentParser) -> None:
     vis.add_argument("--network-resize", action="store_true",
                      help="a network that runs at one input size only resizes images to it (resize=True)")  # fmt: skip
     vis.add_argument("--out", default="map.png", help="output PNG (default map.png)")
+    add_device_option(vis)

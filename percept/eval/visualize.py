@@ -30,6 +30,12 @@ def _check_channel(backbone: Backbone, tap: str, channel: int) -> str:
     return info.name
 
 
+def _device_of(backbone: Backbone) -> torch.device:
+    """Where ``backbone`` runs: its first parameter's or buffer's device (the CPU for an empty module)."""
+    tensors = (*backbone.parameters(), *backbone.buffers())
+    return tensors[0].device if tensors else torch.device("cpu")
+
+
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     size = max(3, int(2 * round(3 * sigma) + 1))
     g = gaussian_window(size, sigma, device=x.device, dtype=x.dtype)
@@ -83,7 +89,7 @@ def activation_maximization(
     if size < backbone.min_size([name]):
         raise InputError(f"size {size} is below the {backbone.min_size([name])} pixels tap {name!r} needs")
     generator = torch.Generator().manual_seed(seed)
-    device = next((b.device for b in backbone.buffers()), torch.device("cpu"))
+    device = _device_of(backbone)
     logits = (0.1 * torch.randn(1, 3, size, size, generator=generator)).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
     for step in range(steps):
@@ -109,7 +115,7 @@ def channel_activation(backbone: Backbone, tap: str, channel: int, image: torch.
     """
     name = _check_channel(backbone, tap, channel)
     with torch.no_grad():
-        return float(backbone(image[None], [name])[name][0, channel].mean())
+        return float(backbone(image[None].to(_device_of(backbone)), [name])[name][0, channel].mean())
 
 
 def top_patches(
@@ -161,7 +167,7 @@ def top_patches(
         if min(image.shape[-2:]) < backbone.min_size([name]):
             continue
         with torch.no_grad():
-            response = backbone(image[None], [name])[name][0, channel]
+            response = backbone(image[None].to(_device_of(backbone)), [name])[name][0, channel].cpu()
         peak = float(response.max())
         row, col = divmod(int(response.argmax()), response.shape[-1])
         h, w = image.shape[-2:]

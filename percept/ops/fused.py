@@ -67,7 +67,30 @@ def _own_code(fn: Callable, name: str) -> Callable:
 
 def _compile(fn: Callable) -> Callable:
     """``torch.compile`` with every size symbolic: one compiled function serves every image size."""
+    _import_cpp_extension_quietly()
     return torch.compile(fn, dynamic=True)
+
+
+def _import_cpp_extension_quietly() -> None:
+    """Import ``torch.utils.cpp_extension`` (which the compiler imports) without its notice.
+
+    On a machine with CUDA's tools (``nvcc``, ``$CUDA_HOME``) but no GPU, that module logs "No CUDA runtime is
+    found, using CUDA_HOME=..." when imported. It reads like an error but says only that CUDA kernels cannot
+    be built here; the CPU code that percept compiles needs no CUDA, so the notice is kept from showing when
+    percept triggers the import. Its other messages pass as they are.
+    """
+    import logging
+    import sys
+
+    if "torch.utils.cpp_extension" in sys.modules:
+        return
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import torch.utils.cpp_extension  # noqa: F401 - imported for its side effect, under the raised level
+    finally:
+        logger.setLevel(level)
 
 
 def _no_duck_shapes():

@@ -32,9 +32,11 @@ def baseline_scores(
 ) -> pd.DataFrame:
     """Classic and published metrics on every pair, as reference lines for the sweep's plots.
 
-    ``psnr``, ``ssim`` and ``ms-ssim`` are piq's (data range 1); any other name is a percept spec or
-    preset (``lpips-vgg``, ``dists`` where registered), built with ``weights``. A metric that cannot be
-    computed (piq missing, images too small for MS-SSIM, weights missing) is left out with a warning.
+    ``psnr``, ``ssim`` and ``ms-ssim`` are piq's (data range 1; piq comes with the ``eval`` extra,
+    ``pip install "percept-torch[eval]"``); any other name is a percept spec or preset (``lpips-vgg``,
+    ``dists`` where registered), built with ``weights``. A metric that cannot be computed is left out
+    with a warning: one warning naming every baseline that piq's absence leaves out, one per other
+    failure (images too small for MS-SSIM, weights missing).
 
     ``shard``: as in :func:`sweep_backbone` (under ``torch.distributed`` each rank scores its
     references and every rank gets all rows).
@@ -50,12 +52,10 @@ def baseline_scores(
     from percept.errors import PerceptError
 
     fns: dict[str, Callable] = {}
+    piq = _import_piq([name for name in names if name in SIMILARITY_BASELINES])
     for name in names:
-        if name in ("psnr", "ssim", "ms-ssim"):
-            try:
-                import piq
-            except ImportError:
-                warnings.warn(f"baseline {name!r} needs piq (`pip install piq`); left out", stacklevel=2)
+        if name in SIMILARITY_BASELINES:
+            if piq is None:
                 continue
             fn = {"psnr": piq.psnr, "ssim": piq.ssim, "ms-ssim": piq.multi_scale_ssim}[name]
             fns[name] = lambda x, y, fn=fn: fn(x, y, data_range=1.0, reduction="none")
@@ -96,6 +96,23 @@ def baseline_scores(
     frame.insert(3, "depth", math.nan)
     frame.insert(4, "canonical", False)
     return frame
+
+
+def _import_piq(needed: Sequence[str]):
+    """piq, or ``None`` when no baseline in ``needed`` uses it or it is missing (then one warning naming them)."""
+    if not needed:
+        return None
+    try:
+        import piq
+    except ImportError:
+        listed = ", ".join(needed)
+        warnings.warn(
+            f"baselines left out: {listed} (they need piq, which is not installed; "
+            'pip install "percept-torch[eval]" or pip install piq)',
+            stacklevel=3,
+        )
+        return None
+    return piq
 
 
 def correlation_table(

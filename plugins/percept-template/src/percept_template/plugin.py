@@ -1,4 +1,4 @@
-"""What percept-template registers: the distance ``charbonnier`` (the entry point ``template`` points here)."""
+"""What percept-template registers: the distance ``charbonnier`` (the entry point "template" points here)."""
 
 from __future__ import annotations
 
