@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn ...")
     parser.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed (CUDA) ...")
-    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--accelerator", default="auto", help='Lightning\'s choice by default: "gpu" when one is there')
     parser.add_argument(
         "--out", default="lightning-eval", help="folder for the CSV logs (default lightning-eval/, git-ignored)"
     )

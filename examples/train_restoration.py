@@ -306,7 +306,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--out", default=defaults.out, help=f"folder for log.csv and model.pt (default {defaults.out}/, git-ignored)"
     )
-    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else defaults.device,
+        help="cuda when available, else cpu (the rule of the percept commands)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a few steps on tiny crops, in seconds")
     args = parser.parse_args(argv)
     config = Config(
