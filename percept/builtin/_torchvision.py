@@ -53,7 +53,7 @@ LICENSE_NOTE = (
     "training. It is your responsibility to determine whether you have permission to use the models for your use "
     "case.' Where the weights name a licence (the SWAG sets), it is shown instead."
 )
-# The family files, in the order `percept list backbones` shows their plugins.
+# The family files whose FAMILIES tables all_families() gathers, in this order.
 FAMILY_MODULES = (
     "alexnet", "vgg", "dists", "squeezenet", "resnet", "densenet", "mobilenet", "mnasnet", "shufflenet",
     "efficientnet", "convnext", "regnet", "inception", "vit", "swin", "segmentation", "maxvit",
@@ -462,10 +462,6 @@ def _input_size(arch: str) -> tuple[int, str]:
     return int(crop if isinstance(crop, int) else crop[0]), str(getattr(interpolation, "value", "bilinear"))
 
 
-def _create(arch: str, weights: WeightsArg = "imagenet", **kwargs: Any) -> Backbone:
-    return create_torchvision_backbone(arch, weights, **kwargs)
-
-
 def register_families(register: Callable[..., None], families: Mapping[str, Family]) -> None:
     """Register each family under its name, with its weight sets (read from torchvision when listed).
 
@@ -479,7 +475,7 @@ def register_families(register: Callable[..., None], families: Mapping[str, Fami
     for arch, family in families.items():
         register(
             arch,
-            functools.partial(_create, arch),
+            functools.partial(create_torchvision_backbone, arch),
             description=family.description,
             pretrained=functools.partial(torchvision_records, arch),
         )

@@ -329,10 +329,6 @@ def _create_distance(terms: tuple[str, ...], **kwargs: Any) -> DISTSDistance:
     return DISTSDistance(terms)
 
 
-def _create_preset(**kwargs: Any) -> Pipeline:
-    return create_dists(**kwargs)
-
-
 @hookimpl
 def register_backbones(register: Callable[..., None]) -> None:
     register_families(register, FAMILIES)
@@ -351,7 +347,7 @@ def register_distances(register: Callable[..., None]) -> None:
 def register_presets(register: Callable[..., None]) -> None:
     register(
         "dists",
-        _create_preset,
+        create_dists,
         description="DISTS (Ding et al. 2020): VGG16 with L2 pooling, structure + texture",
         pretrained=(DISTS_RECORD,),
     )

@@ -180,14 +180,11 @@ def create_kornia_backbone(
     )
 
 
-def _create(kind: str, weights: object = None, **kwargs) -> Backbone:
-    return create_kornia_backbone(kind, weights, **kwargs)
-
-
 @hookimpl
 def register_backbones(register: Callable[..., None]) -> None:
     for kind, description in KINDS.items():
-        register(kind, functools.partial(_create, kind), description=description, pretrained=())  # no weights
+        factory = functools.partial(create_kornia_backbone, kind)
+        register(kind, factory, description=description, pretrained=())  # no weights
 
 
 __all__: Sequence[str] = ("KINDS", "create_kornia_backbone")

@@ -14,7 +14,6 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -155,16 +154,12 @@ def create_lpips(
     return Pipeline(backbone, taps, readouts, L2(), spec=f"lpips-{net}")
 
 
-def _create(net: str, **kwargs: Any) -> Pipeline:
-    return create_lpips(net, **kwargs)
-
-
 @hookimpl
 def register_presets(register: Callable[..., None]) -> None:
     for net, title in LPIPS_TITLES.items():
         register(
             f"lpips-{net}",
-            functools.partial(_create, net),
+            functools.partial(create_lpips, net),
             description=f"LPIPS v0.1, {title} (Zhang et al. 2018)",
             pretrained=(lpips_record(net),),
         )

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from percept.backbones.base import flatten_stages
-from percept.builtin._torchvision import Family, Model, Stages, Taps, register_families
+from percept.builtin._torchvision import Family, Model, Stages, Taps, children_stages, register_families
 from percept.hookspecs import hookimpl
 
 
 def resnet_stages(model: Model) -> Stages:
     """The stem's four modules, then the blocks of ``layer1``..``layer4``."""
-    out: Stages = [(n, getattr(model, n)) for n in ("conv1", "bn1", "relu", "maxpool")]
-    for layer in ("layer1", "layer2", "layer3", "layer4"):
-        out.extend(flatten_stages(getattr(model, layer), layer))
-    return out
+    stem: Stages = [(n, getattr(model, n)) for n in ("conv1", "bn1", "relu", "maxpool")]
+    return stem + children_stages(model, ("layer1", "layer2", "layer3", "layer4"))
 
 
 def resnet_taps(model: Model) -> Taps:

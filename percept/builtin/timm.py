@@ -327,9 +327,9 @@ def timm_records(name: str) -> list[PretrainedCfg]:
         ['a1_in1k']
     """
     timm = _timm()
-    model, _, tag = name.partition(".")
+    arch, tag = _split(name)
     known = {entry[0]: entry for entry in CATALOGUE}
-    full = name if tag else (timm.list_pretrained(f"{model}.*") or [model])[0]
+    full = name if tag else _default_name(arch)
     cfg = timm.models.get_pretrained_cfg(full)
     if cfg is None:
         return []
@@ -352,15 +352,11 @@ def timm_records(name: str) -> list[PretrainedCfg]:
     ]
 
 
-def _create(name: str, weights: WeightsArg = "imagenet", **kwargs: Any) -> Backbone:
-    return create_timm_backbone(name, weights, **kwargs)
-
-
 @hookimpl
 def register_backbones(register: Callable[..., None]) -> None:
     register(
         PREFIX,
-        _create,
+        create_timm_backbone,
         description="any timm model as timm.<model>[.<tag>], e.g. timm.convnext_tiny or timm.resnet50.a1_in1k",
         prefix=True,
         pretrained=timm_records,
@@ -368,7 +364,7 @@ def register_backbones(register: Callable[..., None]) -> None:
     for name, task, data, description in CATALOGUE:
         register(
             f"{PREFIX}.{name}",
-            functools.partial(_create, name),
+            functools.partial(create_timm_backbone, name),
             description=f"{description}; {task}, {data}",
             pretrained=functools.partial(timm_records, name),
         )
