@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -168,7 +167,6 @@ def resolve_weights(backbone: str, weights: str | os.PathLike | None) -> tuple[s
 
 def no_weights_error(backbone: str, cause: Exception) -> WeightsError:
     """The error for a demo without pretrained weights: what failed, and how to get them."""
-    hint = ""
     shipped = shipped_record(backbone)
     if shipped is not None:
         hint = (
@@ -205,7 +203,7 @@ def load_demo_image(name: str | os.PathLike, size: int) -> np.ndarray:
     text = os.fspath(name)
     if os.path.isfile(text) or os.sep in text or "/" in text:
         tensor = load_image(text)
-        array = (tensor.permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+        array = _to_uint8(tensor.permute(1, 2, 0).numpy())
     else:
         import skimage.data
 

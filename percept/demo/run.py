@@ -245,8 +245,9 @@ def _check_arguments(levels: int, size: int, images: Sequence[str | os.PathLike]
     outputs = (out / "scores.csv", out / "correlations.csv", out / "scores.png")
     # A read-only or unusable folder, or an output that is one of the images, fails now.
     ensure_output_folder(out, create=False)
+    files = [i for i in images if os.path.isfile(os.fspath(i))]
     for target in outputs:
-        check_not_an_input(target, [i for i in images if os.path.isfile(os.fspath(i))], "demo output")
+        check_not_an_input(target, files, "demo output")
     return outputs
 
 
