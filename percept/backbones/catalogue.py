@@ -29,7 +29,9 @@ from percept.registry import Entry, get_registry
 
 __all__: Sequence[str] = (
     "checksum_of",
+    "checksum_text",
     "installed_preset_file",
+    "preset_file_state",
     "preset_weight_sets",
     "preset_weights_text",
     "verify_preset_file",
@@ -172,8 +174,30 @@ def preset_weights_text(name: str) -> str:
     """
     parts = []
     for cfg in preset_weight_sets(name):
-        state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
-        checksum = f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"
-        details = [cfg.data, cfg.license, checksum, state[verify_preset_file(name)]]
+        details = [cfg.data, cfg.license, checksum_text(cfg), preset_file_state(name)]
         parts.append(f"{cfg.filename} {cfg.tag} [{'; '.join(details)}]")
     return ", ".join(parts) or "-"
+
+
+_FILE_STATES = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
+
+
+def preset_file_state(name: str) -> str:
+    """Whether the installed copy of preset ``name``'s weight file has the published SHA-256, in words.
+
+    Example:
+        >>> preset_file_state("map-selection")
+        'not installed'
+    """
+    return _FILE_STATES[verify_preset_file(name)]
+
+
+def checksum_text(cfg: PretrainedCfg) -> str:
+    """A weight record's SHA-256, shortened for listings: ``"sha256 <12 hex digits>..."``.
+
+    Example:
+        >>> from percept.backbones.base import PretrainedCfg
+        >>> checksum_text(PretrainedCfg(tag="v0.1", source="lpips", checksum="0123456789abcdef"))
+        'sha256 0123456789ab...'
+    """
+    return f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"

@@ -132,6 +132,26 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
+WEIGHTS_HELP = (
+    "backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or downloaded), "
+    "a path to a state_dict file, or 'none' for random weights (scores then mean nothing)"
+)
+
+
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--weights`` as the commands that build a backbone take it: default ``"imagenet"``.
+
+    :func:`weights_arg` turns the value into ``create_backbone``'s ``weights=`` (``'none'`` -> ``None``).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_weights_option(parser)
+        >>> parser.parse_args([]).weights, parser.parse_args(["--weights", "none"]).weights
+        ('imagenet', 'none')
+    """
+    parser.add_argument("--weights", default="imagenet", help=WEIGHTS_HELP)
+
+
 @contextlib.contextmanager
 def open_output(path: str | None) -> Iterator[IO[str]]:
     """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""

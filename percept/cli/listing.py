@@ -129,15 +129,13 @@ def _print_licence_note(names: list[str]) -> None:
 
 def _print_preset_files() -> None:
     """The presets' own weight files (LPIPS heads, DISTS alpha/beta), below the backbones' weight sets."""
-    from percept.backbones.catalogue import preset_weight_sets, verify_preset_file
+    from percept.backbones.catalogue import checksum_text, preset_file_state, preset_weight_sets
     from percept.registry import get_registry
 
     rows, below = [], []
     for entry in get_registry().entries("preset"):
         for cfg in preset_weight_sets(entry.name):
-            state = {True: "installed copy matches", False: "INSTALLED COPY DIFFERS", None: "not installed"}
-            digest = f"sha256 {cfg.checksum[:12]}..." if cfg.checksum else "no published checksum"
-            checksum = f"{digest} ({state[verify_preset_file(entry.name)]})"
+            checksum = f"{checksum_text(cfg)} ({preset_file_state(entry.name)})"
             rows.append([entry.name, f"{cfg.filename} {cfg.tag}", checksum, cfg.license])
             below.append([f"data: {cfg.data}", f"source: {cfg.source}"])
     if rows:

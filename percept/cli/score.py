@@ -11,6 +11,7 @@ from percept.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_device_option,
+    add_weights_option,
     device_arg,
     error,
     open_output,
@@ -46,12 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})",
     )
     parser.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        help="backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or "
-        "downloaded), a path to a state_dict file, or 'none' for random weights (scores then mean nothing)",
-    )
+    add_weights_option(parser)
     add_device_option(parser)
     parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write the scores to FILE, not stdout")
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from percept.cli.common import add_device_option, device_arg, resize_arg, split_list, weights_arg
+from percept.cli.common import add_device_option, add_weights_option, device_arg, resize_arg, split_list, weights_arg
 from percept.errors import InputError
 from percept.hookspecs import hookimpl
 
@@ -76,9 +76,7 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
                       help="csv: scores are DMOS-like (higher: worse quality)")  # fmt: skip
     parser.add_argument("--limit-references", type=int, default=None, metavar="K",
                         help="use only the first K reference images (quick trials)")  # fmt: skip
-    parser.add_argument("--weights", default="imagenet",
-                        help="backbone weights: a tag ('imagenet'), a state_dict file, or 'none' (random: "
-                        "the scores then mean nothing)")  # fmt: skip
+    add_weights_option(parser)
     parser.add_argument("--resize", default=None, help="resize images to SIDE or HEIGHTxWIDTH (default: native)")
     parser.add_argument("--network-resize", action="store_true",
                         help="networks that run at one input size only (MaxViT, LeViT, BEiT) resize every image to "
@@ -90,7 +88,8 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
-    """How ``select`` and ``finetune`` compute features: taps, weights, resizes, batches, device, progress."""
+    """How ``sweep``, ``select`` and ``finetune`` compute features: taps, weights, resizes, batches, device,
+    progress."""
     return {
         "taps": split_list(args.taps),
         "weights": weights_arg(args.weights),
@@ -127,19 +126,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         db,
         backbones,
         out_dir=args.out,
-        taps=split_list(args.taps),
+        **_feature_options(args),
         measures=split_list(args.measures) or ["flat-l2"],
-        weights=weights_arg(args.weights),
-        resize=resize_arg(args.resize),
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=str(device_arg(args.device)),
         baselines=split_list(args.baselines) or (),
         bootstrap=args.bootstrap,
         plots=not args.no_plots,
-        progress=not args.no_progress,
         shard=_shard(args.shard),
-        network_resize=args.network_resize,
         group_by=args.group_by,
     )
     if args.shard:
@@ -377,8 +369,6 @@ def _configure_finetune(tune: argparse.ArgumentParser) -> None:
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     """``percept visualize``: activation maximisation and top patches of one map, saved as an image grid."""
-    from pathlib import Path
-
     from percept.eval.sweep import build_backbone
     from percept.eval.visualize import activation_maximization, save_grid, top_patches
     from percept.io import ensure_output_folder
@@ -409,7 +399,7 @@ def _configure_visualize(vis: argparse.ArgumentParser) -> None:
     vis.add_argument("--k", type=int, default=9, help="top patches shown (default 9)")
     vis.add_argument("--size", type=int, default=128, help="side of the synthesised image (default 128)")
     vis.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (default 200)")
-    vis.add_argument("--weights", default="imagenet", help="backbone weights: a tag, a file, or 'none'")
+    add_weights_option(vis)
     vis.add_argument("--network-resize", action="store_true",
                      help="a network that runs at one input size only resizes images to it (resize=True)")  # fmt: skip
     vis.add_argument("--out", default="map.png", help="output PNG (default map.png)")

@@ -78,7 +78,10 @@ def synthetic_database(folder: str | os.PathLike, *, side: int = 64, refs: int =
     return load_database("csv", folder / "scores.csv", higher_is_better=True)
 
 
-def _pairs(db) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+_Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _pairs(db) -> _Pairs:
     """The sweep's own tensors: (distorted (P, 3, H, W), references (P, 3, H, W), rows (P,))."""
     from percept.eval.sweep import iterate_chunks, make_chunks
 
@@ -121,13 +124,14 @@ def check_toolkit(backbone: str, *, weights="imagenet", side: int = 64, folder: 
     result = run_sweep(db, [backbone], measures=list(MEASURE_SPECS), weights=weights, baselines=(), plots=False,
                        network_resize=True)  # fmt: skip
     plain = result.scores[~result.scores["tap"].str.startswith("cat:")]
-    _check_sweep(backbone, net, db, plain, weights)
-    _check_select(backbone, net, db, plain, weights, folder)
-    _check_finetune(backbone, net, db, plain, weights, folder)
+    pairs = _pairs(db)
+    _check_sweep(backbone, net, db, plain, weights, pairs)
+    _check_select(backbone, net, db, plain, weights, folder, pairs)
+    _check_finetune(backbone, net, db, plain, weights, folder, pairs)
     _check_visualize(backbone, net, db, side)
 
 
-def _check_sweep(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights) -> None:
+def _check_sweep(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, pairs: _Pairs) -> None:
     """The sweep's rows (every stage, pair and measure, finite, with depths and canonical marks) and its
     distances against the library's spec ``<backbone>:<taps>/<readout>/<distance>`` per measure."""
     from percept import PerceptualLoss
@@ -143,7 +147,7 @@ def _check_sweep(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFr
     canonical = {net.module_paths[net.tap_info(t).index] for t in net.canonical_taps}
     assert set(plain.loc[plain["canonical"], "module"]) == canonical, f"{backbone}: canonical taps not marked"
 
-    x, y, rows = _pairs(db)
+    x, y, rows = pairs
     modules = [t.module for t in stages]
     options: dict[str, Any] = {"resize": True} if net.resize else {}
     with torch.no_grad():
@@ -162,7 +166,9 @@ def _check_sweep(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFr
             _close(swept, want, what, rtol, 1e-6 * max(1.0, float(np.abs(want).max())))
 
 
-def _check_select(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path) -> None:
+def _check_select(
+    backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path, pairs: _Pairs
+) -> None:
     """The per-map matrix against the sweep's ssim, and a saved selection as a metric against its maps."""
     from percept.eval.select import default_taps, forward_select, map_scores, selection_pipeline
 
@@ -180,14 +186,16 @@ def _check_select(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataF
         start += c
     selection = forward_select(ms, db, criterion="srocc", max_maps=3, screen=16)
     path = selection.save(folder / "selection.json")
-    x, y, rows = _pairs(db)
+    x, y, rows = pairs
     with torch.no_grad():
         d = selection_pipeline(path)(x, y).double().numpy()
     chosen = 1 - ms.matrix[rows.numpy()][:, selection.maps].astype(np.float64).mean(1)
     _close(d, chosen, f"{backbone}: the saved selection as a metric", 1e-4, 1e-5)
 
 
-def _check_finetune(backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path) -> None:
+def _check_finetune(
+    backbone: str, net: Backbone, db: IQADatabase, plain: pd.DataFrame, weights, folder: Path, pairs: _Pairs
+) -> None:
     """The per-channel errors against the sweep's unit-l2, and saved channel weights as a metric."""
     from percept.eval.finetune import channel_errors, finetune, finetuned_pipeline
 
@@ -204,7 +212,7 @@ def _check_finetune(backbone: str, net: Backbone, db: IQADatabase, plain: pd.Dat
     tuned = finetune(errors, db, epochs=3, patience=3)
     saved = tuned.save(folder / "channel_weights.json")
     w = np.concatenate([tuned.weights[t] for t in dict.fromkeys(errors.taps)])
-    x, y, rows = _pairs(db)
+    x, y, rows = pairs
     with torch.no_grad():
         d = finetuned_pipeline(saved)(x, y).double().numpy()
     expected = errors.matrix[rows.numpy()].astype(np.float64) @ w

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,8 @@ def _check_channel(backbone: Backbone, tap: str, channel: int) -> str:
 
 def _device_of(backbone: Backbone) -> torch.device:
     """Where ``backbone`` runs: its first parameter's or buffer's device (the CPU for an empty module)."""
-    tensors = (*backbone.parameters(), *backbone.buffers())
-    return tensors[0].device if tensors else torch.device("cpu")
+    tensor = next(itertools.chain(backbone.parameters(), backbone.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -147,7 +148,6 @@ def top_patches(
     Example:
         >>> patches, peaks, files = top_patches(bb, "relu2", 5, "photos/", k=4)  # doctest: +SKIP
     """
-
     name = _check_channel(backbone, tap, channel)
     if isinstance(images, str | os.PathLike) and Path(images).is_dir():
         extensions = image_extensions()
@@ -158,16 +158,17 @@ def top_patches(
         raise InputError(f"no image files in {images!r}")
     stride = backbone.tap_info(name).reduction
     side = patch or max(16, 4 * stride)
+    min_size, device = backbone.min_size([name]), _device_of(backbone)
     found = []
     for path in files:
         image = load_image(path)
         image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
         if resize:
             image = resize_image(image, shorter_side=resize)
-        if min(image.shape[-2:]) < backbone.min_size([name]):
+        if min(image.shape[-2:]) < min_size:
             continue
         with torch.no_grad():
-            response = backbone(image[None].to(_device_of(backbone)), [name])[name][0, channel].cpu()
+            response = backbone(image[None].to(device), [name])[name][0, channel].cpu()
         peak = float(response.max())
         row, col = divmod(int(response.argmax()), response.shape[-1])
         h, w = image.shape[-2:]

@@ -39,6 +39,7 @@ Example:
 
 from percept.eval.select.files import (
     FORMAT,
+    MapSSIMDistance,
     MapSubsetReadout,
     Selection,
     check_recorded_source,
@@ -53,6 +54,7 @@ from percept.eval.select.maps import PER_MAP, MapScores, default_taps, map_score
 __all__ = [
     "FORMAT",
     "PER_MAP",
+    "MapSSIMDistance",
     "MapScores",
     "MapSubsetReadout",
     "Selection",

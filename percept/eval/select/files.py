@@ -108,7 +108,8 @@ class MapSubsetReadout(Readout):
         return f"keep={self.keep.tolist()}"
 
 
-# The selection's distance is the registered ``ssim`` distance (the same per-map SSIM as the matrix).
+# The selection's distance is the registered ``ssim`` distance (the same per-map SSIM as the matrix), also
+# importable by the name it had as its own class (``from percept.eval.select import MapSSIMDistance``).
 MapSSIMDistance = SSIMDistance
 
 

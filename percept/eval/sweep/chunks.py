@@ -19,7 +19,7 @@ from percept.images import resize_image
 
 
 def _resize(image: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
-    return image if size is None else resize_image(image, image_side(size))
+    return image if size is None else resize_image(image, size)
 
 
 def _rgb(image: torch.Tensor) -> torch.Tensor:
