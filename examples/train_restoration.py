@@ -47,6 +47,7 @@ from torch import nn
 
 from percept import PerceptualLoss, PerceptualMetric, RandomWeightsWarning, parse_spec
 from percept.demo import load_demo_image, shipped_weights
+from percept.io import atomic_write
 
 TRAIN_IMAGES = ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel", "brick")
 VAL_IMAGES = ("chelsea", "camera", "coffee")
@@ -273,7 +274,8 @@ def train(config: Config) -> list[dict[str, float]]:
                 log(step)
                 writer.writerow(rows[-1])
                 f.flush()
-    torch.save(model.state_dict(), out / "model.pt")  # the network only: the loss adds nothing to it
+    with atomic_write(out / "model.pt", "wb") as f:  # whole or not at all, as percept's own outputs
+        torch.save(model.state_dict(), f)  # the network only: the loss adds nothing to it
     first, last = rows[0], rows[-1]
     print(
         f"finished {config.steps} steps in {last['seconds']:.1f} s: {val_name} {first[val_name]:.4f} -> "
