@@ -351,3 +351,38 @@ def warn_random(name: str) -> None:
         RandomWeightsWarning,
         stacklevel=4,
     )
+
+
+def state_dict_checksum(source: nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a module's state (every parameter and buffer: name, dtype, shape and bytes), as ``"sha256:<hex>"``.
+
+    Two modules with the same checksum compute the same function (same architecture assumed): this is
+    what caches, result files and signatures key a network by, whatever its weights came from (a tag, a
+    file, random initialisation). Tensors are hashed in name order, on the CPU, contiguous.
+
+    Args:
+        source: an ``nn.Module`` (its ``state_dict()``) or a state dict of tensors.
+
+    Returns:
+        ``"sha256:"`` followed by 64 hex digits.
+
+    Example:
+        >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> state_dict_checksum(a) == state_dict_checksum(b), state_dict_checksum(a)[:7]
+        (True, 'sha256:')
+        >>> with torch.no_grad():
+        ...     _ = b.weight.add_(1e-7)
+        >>> state_dict_checksum(a) == state_dict_checksum(b)
+        False
+    """
+    state = source.state_dict() if isinstance(source, nn.Module) else source
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        value = state[name]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state_dict_checksum: expected tensors, got {type(value).__name__} for {name!r}")
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return "sha256:" + digest.hexdigest()
