@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from percept.backbones.base import Backbone
 from percept.distances.base import Distance, FusedDistance
+from percept.ensemble import ENSEMBLE_NAME, Ensemble
 from percept.errors import RegistrationError, SpecError
 from percept.readouts.base import Readout
 from percept.spec import Spec, check_layer_weight, parse_spec
@@ -35,7 +37,12 @@ class Pipeline(nn.Module):
 
     The backbone and frozen readouts are kept out of ``state_dict`` (a checkpoint of a model holding
     a perceptual loss carries only what trains), and stay frozen in eval mode under ``.train()``.
+
+    ``ensemble``: an :class:`~percept.ensemble.Ensemble` (E-LPIPS' random transformations) that
+    :meth:`forward` averages over, or ``None``; :meth:`tap_distances` is always the plain pipeline's.
     """
+
+    ensemble: Ensemble | None = None
 
     def __init__(
         self,
@@ -181,6 +188,8 @@ class Pipeline(nn.Module):
         Returns:
             ``(N,)`` float32 distances (``>= 0``), or the ``(N, 1, H, W)`` map.
         """
+        if self.ensemble is not None:
+            return self.ensemble(self, x, y, spatial=spatial)
         per_tap = self.tap_distances(x, y, spatial=spatial)
         total: torch.Tensor | None = None
         for d, w in zip(per_tap.values(), self.layer_weights, strict=True):
@@ -192,7 +201,8 @@ class Pipeline(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return f"spec={self.spec!r}, taps={self.taps}"
+        extra = f", ensemble={self.ensemble}" if self.ensemble is not None else ""
+        return f"spec={self.spec!r}, taps={self.taps}{extra}"
 
 
 def _network_dtype(module: nn.Module) -> torch.dtype | None:
@@ -323,7 +333,7 @@ def resolve_spec(spec: str | Spec) -> Spec:
                 f"preset {name!r} takes no taps, readout or distance in the spec (got {str(spec)!r}); "
                 "pass options as keyword arguments instead"
             )
-        return Spec(name, preset=True)
+        return Spec(name, preset=True, ensemble=parsed.ensemble)
     if not registry.has("backbone", name):
         choices = registry.names("backbone") + registry.names("preset")
         see = "`percept list backbones`, `percept list presets`"
@@ -350,6 +360,23 @@ def _build_preset(name: str, weights, input_range, check_inputs: bool, options: 
     return pipeline
 
 
+def _with_ensemble(pipeline: Pipeline, ensemble: str | Ensemble | None) -> Pipeline:
+    """``pipeline`` with an ensemble (``None`` or a name: default settings) and its spec text ``elpips(...)``."""
+    if isinstance(ensemble, str) and ensemble != ENSEMBLE_NAME:
+        from percept.errors import unknown_name
+
+        raise SpecError(unknown_name("ensemble", ensemble, [ENSEMBLE_NAME]))
+    if ensemble is not None and not isinstance(ensemble, (str, Ensemble)):
+        raise SpecError(
+            f"ensemble must be {ENSEMBLE_NAME!r} or a percept.ensemble.Ensemble, got {type(ensemble).__name__}"
+        )
+    if pipeline.ensemble is not None:
+        raise SpecError(f"{pipeline.spec!r} is an ensemble already; it cannot be wrapped in another")
+    pipeline.ensemble = ensemble if isinstance(ensemble, Ensemble) else Ensemble()
+    pipeline.spec = f"{ENSEMBLE_NAME}({pipeline.spec})"
+    return pipeline
+
+
 def build_pipeline(
     spec: str | Spec = "vgg16:conv3",
     *,
@@ -359,6 +386,7 @@ def build_pipeline(
     layer_weights: Sequence[float] | Mapping[str, float] | None = None,
     input_range: tuple[float, float] = (0.0, 1.0),
     check_inputs: bool = True,
+    ensemble: str | Ensemble | None = None,
     **preset_kwargs,
 ) -> Pipeline:
     """Build the :class:`Pipeline` a spec string names.
@@ -371,6 +399,8 @@ def build_pipeline(
             the spec's ``tap=weight`` entries.
         input_range: the range of the images you pass: ``(0, 1)`` (default) or ``(-1, 1)``.
         check_inputs: validate images on every call.
+        ensemble: E-LPIPS' ensemble around the metric: ``"elpips"`` or an :class:`~percept.ensemble.Ensemble`
+            (its ``n``, ``seed``, ``keep``); as the spec form ``elpips(<spec>)``, whose settings it gives.
         **preset_kwargs: options of a preset (``lin_weights=`` for LPIPS), or else of the backbone's
             factory (``resize=True`` for a timm model that runs at its input size only).
 
@@ -383,6 +413,10 @@ def build_pipeline(
     from percept.registry import get_registry
 
     parsed = resolve_spec(spec)
+    if parsed.ensemble is not None or ensemble is not None:  # build the inner metric, then wrap it
+        kw = dict(weights=weights, readout=readout, distance=distance, layer_weights=layer_weights, **preset_kwargs)
+        inner = dataclasses.replace(parsed, ensemble=None)
+        return _with_ensemble(build_pipeline(inner, input_range=input_range, check_inputs=check_inputs, **kw), ensemble)
     registry = get_registry()
     if parsed.preset:
         if readout is not None or distance is not None or layer_weights is not None:

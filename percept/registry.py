@@ -63,7 +63,7 @@ BUILTIN_MODULES = (  # imported by name at discovery, never at import percept
     "percept.builtin.vit", "percept.builtin.swin", "percept.builtin.maxvit", "percept.builtin.segmentation",
     "percept.builtin.readouts", "percept.builtin.distances", "percept.builtin.lpips", "percept.builtin.dists",
     "percept.builtin.descriptors", "percept.builtin.style", "percept.builtin.ssim", "percept.builtin.timm",
-    "percept.builtin.kornia",
+    "percept.builtin.kornia", "percept.builtin.elpips",
 )  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 

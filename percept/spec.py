@@ -2,11 +2,14 @@
 
 Grammar::
 
-    spec    := preset | backbone [":" taps] ["/" readout ["/" distance]]
+    spec    := ensemble "(" inner ")" | inner
+    inner   := preset | backbone [":" taps] ["/" readout ["/" distance]]
+    ensemble:= "elpips"                   E-LPIPS' transformation ensemble around the inner spec
     taps    := "all" | tap ("," tap)*
     tap     := name ["=" weight]          weight: a finite float >= 0, at most 3.4e38 (float32)
 
-Examples: ``vgg16:conv3``, ``vgg16:conv1,conv2,conv3=0.5``, ``alexnet:all/unit/l2``, ``lpips-vgg``.
+Examples: ``vgg16:conv3``, ``vgg16:conv1,conv2,conv3=0.5``, ``alexnet:all/unit/l2``, ``lpips-vgg``,
+``elpips(lpips-alex)``, ``elpips(vgg16:conv3/unit/l2)``.
 Defaults: the backbone's canonical taps, readout ``raw``, distance ``mse``.
 ``str(parse_spec(s))`` gives the canonical form, and ``parse_spec(str(parse_spec(s))) == parse_spec(s)``.
 """
@@ -15,13 +18,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from percept.errors import SpecError
+from percept.errors import SpecError, unknown_name
 
 DEFAULT_READOUT = "raw"
 DEFAULT_DISTANCE = "mse"
 MAX_SPEC_LENGTH = 4096
+ENSEMBLES = ("elpips",)
+"""Names of the ensembles a spec may wrap itself in (:mod:`percept.ensemble`)."""
 
 FLOAT32_MAX = 3.4028234663852886e38
 """The largest layer weight accepted: distances are summed in float32, where a larger one is Inf."""
@@ -29,6 +34,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _TAP_RE = re.compile(rf"^(?P<name>{_NAME})(?:=(?P<weight>[^=]*))?$")
+_WRAPPED_RE = re.compile(rf"^(?P<name>{_NAME})\((?P<inner>.*)\)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Spec:
         distance: distance name, ``None`` for the default (``mse``).
         preset: whether ``backbone`` names a preset (``lpips-vgg``) rather than a backbone; set by
             :func:`percept.pipeline.resolve_spec`, which looks the name up (:func:`parse_spec` cannot tell).
+        ensemble: the ensemble wrapped around the metric (``"elpips"`` for ``elpips(<spec>)``), or ``None``.
     """
 
     backbone: str
@@ -60,8 +67,11 @@ class Spec:
     readout: str | None = None
     distance: str | None = None
     preset: bool = False
+    ensemble: str | None = None
 
     def __str__(self) -> str:
+        if self.ensemble is not None:
+            return f"{self.ensemble}({replace(self, ensemble=None)})"
         if self.preset:
             return self.backbone
         out = self.backbone
@@ -201,6 +211,9 @@ def parse_spec(spec: str | Spec) -> Spec:
     text = spec.strip()
     if not text:
         raise SpecError(f"empty spec; expected {_GRAMMAR}")
+    wrapped = _WRAPPED_RE.match(text)
+    if wrapped:
+        return _parse_wrapped(wrapped.group("name"), wrapped.group("inner"), spec)
     head, *rest = text.split("/")
     if len(rest) > 2:
         raise SpecError(f"spec {spec!r} has {len(rest) + 1} '/'-separated parts; expected at most 3: {_GRAMMAR}")
@@ -217,3 +230,13 @@ def parse_spec(spec: str | Spec) -> Spec:
     if distance is not None:
         _check_name("distance", distance, spec)
     return Spec(backbone, taps, readout, distance)
+
+
+def _parse_wrapped(name: str, inner: str, spec: str) -> Spec:
+    """``name(inner)``: an ensemble around the spec ``inner`` (one level, no nesting)."""
+    if name not in ENSEMBLES:
+        raise SpecError(f"in spec {spec!r}: " + unknown_name("ensemble", name, ENSEMBLES))
+    parsed = parse_spec(inner)
+    if parsed.ensemble is not None:
+        raise SpecError(f"spec {spec!r} wraps one ensemble in another; expected e.g. '{name}(lpips-alex)'")
+    return replace(parsed, ensemble=name)

@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "percept.distances": CONTRACTS,
     "percept.distances.base": CONTRACTS,
     "percept.pipeline": BUILDERS,
+    "percept.ensemble": BUILDERS,
     "percept.backbones": BUILDERS,  # its __init__ re-exports create_backbone
     "percept.backbones.factory": BUILDERS,
     "percept.backbones.catalogue": BUILDERS,
