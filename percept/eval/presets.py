@@ -1,4 +1,4 @@
-"""Presets for the metrics the research toolkit writes: ``map-selection`` and ``channel-weights``.
+"""Presets for the metrics the research toolkit writes: ``map-selection``, ``channel-weights``, ``learned-heads``.
 
 Both are registered through percept's own entry point ``toolkit`` (:mod:`percept.eval.plugin`),
 which loads even with ``PERCEPT_DISABLE_PLUGIN_AUTOLOAD`` set; this module imports neither pandas nor
@@ -9,6 +9,7 @@ scipy (the loaders are imported when a preset is built), so a file written by ``
     >>> loss = PerceptualLoss("map-selection", selection="select-out/selection.json")  # doctest: +SKIP
     >>> kwargs = {"file": "ft-out/channel_weights.json"}
     >>> metric = PerceptualMetric("channel-weights", pipeline_kwargs=kwargs)  # doctest: +SKIP
+    >>> loss = PerceptualLoss("learned-heads", file="learned/heads.json")  # doctest: +SKIP
 
 Backbone weights: those recorded in the file (the ones the maps were selected or the channel
 weights fitted with). ``weights="imagenet"``, the default of ``PerceptualLoss`` and
@@ -49,9 +50,16 @@ def _channel_weights(weights="from-file", input_range=(0.0, 1.0), file=None, **k
     return finetuned_pipeline(file, weights=_recorded(weights), input_range=input_range)
 
 
+def _learned_heads(weights="from-file", input_range=(0.0, 1.0), file=None, **kwargs):
+    _check_options("learned-heads", "file", file, kwargs, "heads.json written by percept learn")
+    from percept.eval.learn.files import heads_pipeline
+
+    return heads_pipeline(file, weights=_recorded(weights), input_range=input_range)
+
+
 @hookimpl
 def register_presets(register: Callable[..., None]) -> None:
-    """Register ``map-selection`` and ``channel-weights`` (the ``register_presets`` hook)."""
+    """Register ``map-selection``, ``channel-weights`` and ``learned-heads`` (the ``register_presets`` hook)."""
     register(
         "map-selection",
         _map_selection,
@@ -61,4 +69,9 @@ def register_presets(register: Callable[..., None]) -> None:
         "channel-weights",
         _channel_weights,
         description="LPIPS-like metric with the channel weights learned by percept finetune (file=FILE)",
+    )
+    register(
+        "learned-heads",
+        _learned_heads,
+        description="LPIPS heads learned on 2AFC judgements by percept learn, on any backbone (file=heads.json)",
     )

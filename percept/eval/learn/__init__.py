@@ -1,0 +1,44 @@
+"""Learning a perceptual metric: LPIPS' trainer for the taps of any backbone (``percept learn``).
+
+- :func:`train_heads` (:mod:`.train`): heads and ranking network trained as ``lpips.Trainer`` trains them, on
+  a 2AFC set; a frozen trunk's features computed once (:mod:`.features`).
+- :mod:`.heads`: the arithmetic (:class:`LinearHeads`, :class:`RankingNet`, :func:`rank_loss`,
+  :func:`clamp_like_lpips`, :func:`lpips_learning_rates`).
+- :mod:`.files`: ``heads.json`` and :func:`heads_pipeline`, the ``learned-heads`` preset's factory.
+- :mod:`.cli`: the ``percept learn`` command.
+
+Example:
+    >>> from percept.eval.learn import train_heads
+    >>> result = train_heads(train_db, "alexnet", val=val_db)  # doctest: +SKIP
+    >>> result.save("learned-alex")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from percept.eval.learn.files import heads_pipeline, read_heads, seeded_backbone
+from percept.eval.learn.heads import (
+    HeadsOptions,
+    LinearHeads,
+    RankingNet,
+    clamp_like_lpips,
+    lpips_learning_rates,
+    rank_loss,
+    unit_normalize_lpips,
+)
+from percept.eval.learn.train import HeadsResult, db_subsets, train_heads
+
+__all__ = [
+    "HeadsOptions",
+    "HeadsResult",
+    "LinearHeads",
+    "RankingNet",
+    "clamp_like_lpips",
+    "db_subsets",
+    "heads_pipeline",
+    "lpips_learning_rates",
+    "rank_loss",
+    "read_heads",
+    "seeded_backbone",
+    "train_heads",
+    "unit_normalize_lpips",
+]
