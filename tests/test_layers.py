@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "percept.hookspecs": CONTRACTS,
     "percept.discovery": CONTRACTS,
     "percept.registry": CONTRACTS,
+    "percept.registration": CONTRACTS,
     "percept.spec": CONTRACTS,
     "percept.backbones.base": CONTRACTS,
     "percept.backbones.weights": CONTRACTS,

@@ -174,13 +174,13 @@ def test_unknown_lookup_lists_choices(monkeypatch):
 def test_discovery_happens_once_under_concurrency(monkeypatch):
     registry = Registry()
     calls = []
-    original = registry._load_entry_points
+    original = registry._entry_points
 
     def counted():
         calls.append(1)
-        original()
+        return original()
 
-    monkeypatch.setattr(registry, "_load_entry_points", counted)
+    monkeypatch.setattr(registry, "_entry_points", counted)
     threads = [threading.Thread(target=registry.ensure_loaded) for _ in range(8)]
     for t in threads:
         t.start()

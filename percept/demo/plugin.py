@@ -1,8 +1,9 @@
 """``percept demo``, plugged into the command line through percept's own entry point ``demo``.
 
-``pyproject.toml`` names this module under ``[project.entry-points.percept]``; the CLI finds its
-``register_commands`` hook and never imports the demo itself. Importing this module is light: the
-run (torch, scikit-image, matplotlib) loads when the command runs.
+``pyproject.toml`` names this module under ``[project.entry-points.percept]``; the registry declares
+it (:data:`percept.registry.APPLICATION_PRESETS`) and imports it only when the ``percept`` command
+collects its commands, never when a metric is built. Importing this module is light: the run (torch,
+scikit-image, matplotlib) loads when the command runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from percept.cli.common import EXIT_OK, add_device_option, device_arg
 from percept.demo.inputs import DEFAULT_BACKBONE, DEFAULT_IMAGES, DEFAULT_LEVELS, DEFAULT_OUT_DIR, DEFAULT_SIZE
 from percept.hookspecs import hookimpl
 
+DEMO_MODULES = ("skimage", "matplotlib", "pandas", "scipy")
+"""What ``percept demo`` needs (the ``demo`` extra), checked before it runs."""
 DESCRIPTION = (
     "Distort sample images (scikit-image's) with Gaussian blur, Gaussian noise and JPEG at increasing levels, "
     "score every tap of a pretrained backbone, write scores.csv and scores.png, and print each tap's Spearman "
@@ -77,4 +80,6 @@ def register_commands(register: Callable[..., None]) -> None:
         run,
         help="offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
         description=DESCRIPTION,
+        requires=DEMO_MODULES,
+        install="pip install 'percept-torch[demo]'",
     )
