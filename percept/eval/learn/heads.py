@@ -248,8 +248,10 @@ class LinearHeads(nn.Module):
                     raise ValueError("spatially averaged differences need dropout=False")
                 total = total + (diff @ w.reshape(-1, 1)).view(-1, 1, 1, 1)
                 continue
+            # lpips: mean_hw(conv1x1(dropout(diff))). The 1x1 conv and the mean are linear, so the mean is taken
+            # first and the head is a (C,) dot product: the same number up to float rounding, ~10x less work.
             x = F.dropout(diff, 0.5, training=self.dropout and self.training)
-            total = total + F.conv2d(x, w).mean([2, 3], keepdim=True)
+            total = total + (x.mean([2, 3]) @ w.reshape(-1, 1)).view(-1, 1, 1, 1)
         assert isinstance(total, torch.Tensor)
         return total
 
