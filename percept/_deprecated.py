@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 SHIMS: tuple[str, ...] = (
@@ -29,17 +29,21 @@ SHIMS: tuple[str, ...] = (
 )
 
 
-def moved(old: str, new: str, *more: str) -> Callable[[str], Any]:
+def moved(old: str, new: str, *more: str, public: Mapping[str, str] | None = None) -> Callable[[str], Any]:
     """A module-level ``__getattr__`` for the old module ``old``, forwarding to the module ``new``.
 
     Args:
         old: the old module's name (pass ``__name__``).
         new: the module the code moved to (``"percept.builtin.lpips"``).
         more: further modules that took part of ``old`` (searched after ``new``, in order).
+        public: for names whose new module is private (a part starting with ``_``), the public way to
+            reach them (``{"create_torchvision_backbone": "percept.create_backbone(name)"}``).
 
     Returns:
-        ``__getattr__(name)``: warns ``DeprecationWarning`` ("``old.name`` moved to ``new.name``") and
-        returns ``new``'s attribute; an attribute ``new`` lacks raises ``AttributeError`` naming both.
+        ``__getattr__(name)``: warns ``DeprecationWarning`` and returns ``new``'s attribute; an attribute
+        ``new`` lacks raises ``AttributeError`` naming both. The warning names the new public path
+        (``old.name`` moved to ``new.name``); a private module's path is never named: the ``public``
+        replacement instead, or that there is none.
 
     Example:
         >>> import warnings
@@ -61,11 +65,16 @@ def moved(old: str, new: str, *more: str) -> Callable[[str], Any]:
         else:
             places = " or ".join(repr(t) for t in (new, *more))
             raise AttributeError(f"module {old!r} has no attribute {name!r} (it moved to {places}, which lack it too)")
-        warnings.warn(
-            f"{old}.{name} moved to {target}.{name}; the old path goes in the next release of percept",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warnings.warn(_message(old, name, target, (public or {}).get(name)), DeprecationWarning, stacklevel=2)
         return getattr(module, name)
 
     return __getattr__
+
+
+def _message(old: str, name: str, target: str, replacement: str | None) -> str:
+    ending = "the old path goes in the next release of percept"
+    if replacement is not None:
+        return f"{old}.{name} is deprecated: use {replacement}; {ending}"
+    if any(part.startswith("_") for part in target.split(".")):
+        return f"{old}.{name} is deprecated and internal to percept now, with no public replacement; {ending}"
+    return f"{old}.{name} moved to {target}.{name}; {ending}"

@@ -60,21 +60,23 @@ What is here:
   :func:`verify_checksum`, :func:`search_dirs`, :func:`is_path`, :func:`warn_random`,
   :func:`load_lpips_heads`;
 * errors and warnings: :class:`PerceptError`, :class:`SpecError`, :class:`InputError`,
-  :class:`WeightsError`, :class:`RegistrationError`, :class:`TapError`, :class:`PluginWarning`,
-  :class:`RandomWeightsWarning`, and :func:`unknown_name` for "unknown X, did you mean Y" messages;
+  :class:`OutputError`, :class:`WeightsError`, :class:`RegistrationError`, :class:`TapError`,
+  :class:`PluginWarning`, :class:`RandomWeightsWarning`, and :func:`unknown_name` for "unknown X, did
+  you mean Y" messages;
 * the contract kit a plugin's own tests run (loaded on first use): :func:`check_backbone`,
   :func:`check_readout`, :func:`check_distance`, :func:`check_pipeline`, :func:`check_plugin`, which
-  raise :class:`ContractError` and return a :class:`ContractReport`; and :func:`check_toolkit`, every
-  research tool on one backbone (needs the ``eval`` extra).
+  raise :class:`ContractError` and return a :class:`ContractReport`.
 
-These names are stable; any other module of percept is internal and may move between releases.
+These names are stable; any other module of percept is internal and may move between releases, with
+one more public home for plugins' tests: ``percept.eval.contract.check_toolkit``, every research tool
+on one backbone (the research toolkit's contract; needs the ``eval`` extra). It lives with the toolkit,
+above this module, which never imports it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from percept.backbones.base import Backbone, PretrainedCfg, TapInfo, flatten_stages
 from percept.backbones.factory import create_backbone
@@ -82,15 +84,16 @@ from percept.backbones.weights import (
     fetch_url,
     is_path,
     load_into,
+    load_lpips_heads,
     load_state_dict_file,
     search_dirs,
     verify_checksum,
     warn_random,
 )
-from percept.builtin.lpips import load_lpips_heads
 from percept.distances.base import Distance, FusedDistance
 from percept.errors import (
     InputError,
+    OutputError,
     PerceptError,
     PluginWarning,
     RandomWeightsWarning,
@@ -105,8 +108,7 @@ from percept.pipeline import Pipeline
 from percept.readouts.base import ChannelWeightedReadout, Readout
 from percept.registry import get_registry
 
-# Test-time names, imported on first use: a plugin's runtime import of this module stays light, and the
-# toolkit (pandas, scipy) is only needed by the plugin's tests that ask for check_toolkit.
+# Test-time names, imported on first use: a plugin's runtime import of this module stays light.
 _LAZY = {
     "ContractError": "percept.testing",
     "ContractReport": "percept.testing",
@@ -115,13 +117,10 @@ _LAZY = {
     "check_pipeline": "percept.testing",
     "check_plugin": "percept.testing",
     "check_readout": "percept.testing",
-    "check_toolkit": "percept.eval.contract",
 }
+_MOVED = {"check_toolkit": "from percept.eval.contract import check_toolkit"}  # the toolkit's own, a layer above
 
-# check_toolkit belongs to the research toolkit (the apps layer, above this one): it is reached by its
-# module's name in _LAZY only, never imported here, so the layers stay one-way (tests/test_layers.py).
 if TYPE_CHECKING:  # pragma: no cover
-    check_toolkit: Callable[..., Any]  # percept.eval.contract.check_toolkit
     from percept.testing import (
         ContractError,
         ContractReport,
@@ -172,6 +171,11 @@ def create_distance(name: str, **kwargs) -> Distance:
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MOVED:
+        raise AttributeError(
+            f"percept.plugin.{name} is the research toolkit's, which percept.plugin does not import: "
+            f"use `{_MOVED[name]}` (needs `pip install 'percept-torch[eval]'`)"
+        )
     raise AttributeError(f"module 'percept.plugin' has no attribute {name!r}")
 
 
@@ -187,6 +191,7 @@ __all__ = [
     "Distance",
     "FusedDistance",
     "InputError",
+    "OutputError",
     "PerceptError",
     "Pipeline",
     "PluginWarning",
@@ -203,7 +208,6 @@ __all__ = [
     "check_pipeline",
     "check_plugin",
     "check_readout",
-    "check_toolkit",
     "create_backbone",
     "create_distance",
     "create_readout",

@@ -1,20 +1,24 @@
-"""The layers of percept hold: nothing imports upward, nothing imports in a circle, nothing grows too big.
+"""The layers of percept hold: nothing reaches upward, nothing imports in a circle, nothing grows too big.
 
-Every ``import`` and ``from ... import`` in percept/ counts, at module level and inside functions
-(also under ``if TYPE_CHECKING:``): ``from percept import x`` is an import of ``percept.x`` when
-``x`` is a submodule, else of the package ``percept`` (the public API layer); relative imports are
-resolved against the importing module's package. The layers, from the ground up
-(docs/architecture.md draws them):
+Everything that reaches a module counts (tests/_imports.py, the suite's one scanner): ``import`` and
+``from ... import`` statements at any depth (also under ``if TYPE_CHECKING:``), ``import_module`` /
+``__import__`` of a literal, every string naming a module (the lazy tables behind ``__getattr__``,
+the lists of modules loaded by name, ``"module:function"`` references), and the entry points of
+``pyproject.toml``, which the registry (``percept.registry``) loads. ``from percept import x`` is an
+import of ``percept.x`` when ``x`` is a submodule, else of the package ``percept`` (the public API
+layer). The layers, from the ground up (docs/architecture.md draws them):
 
 0 base, 1 ops, 2 contracts, 3 builders, 4 builtin, 5 api, 6 apps (see :data:`LAYERS`).
 
 Rules, each failure naming the file and line:
 
-(a) a module imports only from its own layer or lower ones;
+(a) a module reaches only its own layer or lower ones, except the references of :data:`ALLOWED_UPWARD`,
+    the one allow-list;
 (b) no import cycle between modules, inside a layer too (the message gives the cycle's path);
 (c) no module of percept imports an old path kept as a shim (``percept._deprecated.SHIMS``): shims
     are exempt from (a) and (b), and only users outside percept should still reach them;
-(d) every module of percept is in a layer (a new module is placed on purpose).
+(d) every module of percept is in a layer (a new module is placed on purpose), and every entry point
+    names one.
 
 And the sizes: no module in percept/ over 500 lines, no function over 80 lines (the Triton kernels
 of percept/ops/triton_kernels.py excepted).
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _imports import entry_points, references
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "percept"
@@ -77,6 +82,19 @@ PACKAGE_LAYERS: dict[str, int] = {
     "percept.demo": APPS,
     "percept.eval": APPS,
 }
+# The one allow-list: references that point upward on purpose, (source module, target module or package).
+# Each is a name the registry loads when it is used, never an import at its own import time.
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {
+    # The registry loads the built-in families by name at discovery (BUILTIN_MODULES): built-ins are plugins.
+    ("percept.registry", "percept.builtin"): "BUILTIN_MODULES, imported by name at discovery",
+    # ... the core's commands by name, only when the percept command asks for commands (COMMAND_MODULES).
+    ("percept.registry", "percept.cli"): "COMMAND_MODULES, imported by name when commands are collected",
+    # ... and percept's own applications through their entry points (pyproject.toml), declared in
+    # APPLICATION_PRESETS and imported only when one of their presets or commands is used.
+    ("percept.registry", "percept.eval.plugin"): "the entry point toolkit, loaded when used",
+    ("percept.registry", "percept.demo.plugin"): "the entry point demo, loaded when used",
+}
+ENTRY_POINT_LOADER = "percept.registry"  # who imports the modules pyproject.toml's entry points name
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 SIZE_EXEMPT_FILES = ("ops/triton_kernels.py",)  # Triton kernels: one function per kernel, as Triton needs
@@ -109,6 +127,7 @@ class Import:
     target: str
     path: str
     line: int
+    how: str = "import"
 
     @property
     def where(self) -> str:
@@ -125,38 +144,45 @@ def module_files(root: Path) -> dict[str, Path]:
     return modules
 
 
-def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
-    """The absolute module a ``from`` import names (relative levels resolved against ``module``'s package)."""
-    if not node.level:
-        return node.module or ""
-    package = module if is_package else module.rpartition(".")[0]
-    for _ in range(node.level - 1):
-        package = package.rpartition(".")[0]
-    return f"{package}.{node.module}" if node.module else package
+def _nearest(target: str, modules: dict[str, Path]) -> str:
+    """``percept.a.b`` whose file is missing (a name the package defines): its nearest module."""
+    while target not in modules and "." in target:
+        target = target.rpartition(".")[0]
+    return target
 
 
 def imports_of(module: str, path: Path, modules: dict[str, Path], root: Path) -> list[Import]:
-    """Every import of a percept module in ``path``, module level or not."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    """Every reference of a percept module in ``path`` to another (tests/_imports.py says which count)."""
+    text = path.read_text(encoding="utf-8")
     where = str(path.relative_to(root.parent))
     found = []
-    for node in ast.walk(tree):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve(node, module, path.name == "__init__.py")
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                targets.append(sub if sub in modules else base)
-        for target in targets:
-            if target == "percept" or target.startswith("percept."):
-                # `import percept.a.b` whose file is missing (a name the package defines): its nearest module.
-                while target not in modules and "." in target:
-                    target = target.rpartition(".")[0]
-                if target != module:
-                    found.append(Import(module, target, where, node.lineno))
+    for ref in references(text, str(path), module=module, is_package=path.name == "__init__.py"):
+        target = _nearest(ref.target, modules)
+        if target != module:
+            found.append(Import(module, target, where, ref.line, ref.how))
     return found
+
+
+def entry_point_edges(root: Path, modules: dict[str, Path]) -> tuple[list[Import], list[str]]:
+    """The entry points of ``pyproject.toml`` beside ``root``, as references of the registry; and (d) failures."""
+    edges, problems = [], []
+    for name, target, line in entry_points(root.parent / "pyproject.toml"):
+        where = f"pyproject.toml:{line}"
+        if target not in modules or layer_of(target) is None:
+            problems.append(f"(d) {where}: entry point {name} names {target}, which is no module of percept in a layer")
+            continue
+        edges.append(Import(ENTRY_POINT_LOADER, target, where, line, "entry point"))
+    return edges, problems
+
+
+def allowed_upward(edge: Import) -> bool:
+    """Whether ``edge`` is on :data:`ALLOWED_UPWARD` (a reference by name or an entry point, never a statement)."""
+    if edge.how in ("import", "import from"):
+        return False
+    return any(
+        edge.source == source and (edge.target == target or edge.target.startswith(target + "."))
+        for source, target in ALLOWED_UPWARD
+    )
 
 
 def _cycle_through(start: str, graph: dict[str, dict[str, Import]], members: set[str]) -> list[Import]:
@@ -227,30 +253,35 @@ def layer_violations(root: Path = PACKAGE) -> list[str]:
     exempt = shims()
     problems = []
     graph: dict[str, dict[str, Import]] = {}
+    edges, problems = entry_point_edges(root, modules)
     for module, path in modules.items():
         if module in exempt:
             continue
-        layer = layer_of(module)
-        if layer is None:
+        if layer_of(module) is None:
             problems.append(
                 f"(d) {path.relative_to(root.parent)}: module {module} is in no layer; add it to LAYERS or "
                 "PACKAGE_LAYERS of tests/test_layers.py (and to docs/architecture.md)"
             )
             continue
-        for edge in imports_of(module, path, modules, root):
-            if edge.target in exempt:
+        edges += imports_of(module, path, modules, root)
+    for edge in edges:
+        layer, target_layer = layer_of(edge.source), layer_of(edge.target)
+        if edge.target in exempt:
+            if edge.how != "by name":  # _deprecated lists the shims by name; nothing may import one
                 problems.append(
-                    f"(c) {edge.where}: {module} imports {edge.target}, an old path kept as a shim for users; "
+                    f"(c) {edge.where}: {edge.source} imports {edge.target}, an old path kept as a shim for users; "
                     "import the module it moved to"
                 )
-                continue
-            graph.setdefault(module, {}).setdefault(edge.target, edge)
-            target_layer = layer_of(edge.target)
-            if target_layer is not None and target_layer > layer:
-                problems.append(
-                    f"(a) {edge.where}: {module} (layer {layer} {LAYER_NAMES[layer]}) imports {edge.target} (layer "
-                    f"{target_layer} {LAYER_NAMES[target_layer]}); a module imports only from its own layer or lower"
-                )
+            continue
+        if allowed_upward(edge) or layer is None:
+            continue
+        graph.setdefault(edge.source, {}).setdefault(edge.target, edge)
+        if target_layer is not None and target_layer > layer:
+            verb = {"import": "imports", "import from": "imports"}.get(edge.how, f"reaches ({edge.how})")
+            problems.append(
+                f"(a) {edge.where}: {edge.source} (layer {layer} {LAYER_NAMES[layer]}) {verb} {edge.target} (layer "
+                f"{target_layer} {LAYER_NAMES[target_layer]}); a module reaches only its own layer or lower"
+            )
     for component in _components(graph):
         cycle = _cycle_through(min(component), graph, component)
         path = " -> ".join([cycle[0].source, *(e.target for e in cycle)])
@@ -301,6 +332,7 @@ def copy(tmp_path):
     """A copy of percept/ to plant imports in (the real one stays untouched)."""
     target = tmp_path / "percept"
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")  # its entry points count too
     return target
 
 
@@ -361,3 +393,70 @@ def test_sizes_are_measured(copy):
     assert "function _long is 82 lines, over 80" in problems
     (copy / "big.py").write_text("x = 1\n" * 501)
     assert "percept/big.py: 501 lines, over 500" in "\n".join(size_violations(copy))
+
+
+def _new(problems_after: list[str]) -> str:
+    return "\n".join(set(problems_after) - set(layer_violations()))
+
+
+def test_a_planted_lazy_import_module_fails(copy):
+    body = "\n\ndef _planted():\n    import importlib\n\n    importlib.import_module('percept.eval.cli')\n"
+    line = _plant(copy / "spec.py", body)
+    problems = _new(layer_violations(copy))
+    expected = (
+        f"(a) percept/spec.py:{line + 5}: percept.spec (layer 2 contracts) reaches (import_module) percept.eval.cli"
+    )
+    assert expected in problems, problems
+    line = _plant(copy / "errors.py", "\n\ndef _planted():\n    return __import__('percept.demo.run')\n")
+    expected = f"percept/errors.py:{line + 3}: percept.errors (layer 0 base) reaches (import_module) percept.demo.run"
+    assert expected in _new(layer_violations(copy))
+
+
+def test_a_planted_lazy_table_behind_getattr_fails(copy):
+    table = (
+        "_LAZY = {'check_toolkit': 'percept.eval.contract'}\n\n\ndef __getattr__(name):\n"
+        "    import importlib\n\n    return getattr(importlib.import_module(_LAZY[name]), name)\n"
+    )
+    line = _plant(copy / "functional.py", table)
+    problems = _new(layer_violations(copy))
+    expected = f"(a) percept/functional.py:{line}: percept.functional (layer 5 api) reaches (by name) percept.eval"
+    assert expected + ".contract" in problems, problems
+
+
+def test_a_module_function_reference_counts_as_its_module(copy):
+    line = _plant(copy / "pipeline.py", "_RUN = 'percept.cli.score:run'")
+    assert f"percept/pipeline.py:{line}: percept.pipeline (layer 3 builders) reaches (by name) percept.cli.score" in (
+        _new(layer_violations(copy))
+    )
+
+
+def test_the_allow_list_covers_names_not_statements(copy):
+    line = _plant(copy / "registry.py", "\n\ndef _planted():\n    import percept.cli.score  # noqa\n")
+    problems = _new(layer_violations(copy))
+    assert f"(a) percept/registry.py:{line + 3}: percept.registry (layer 2 contracts) imports percept.cli.score" in (
+        problems
+    ), problems
+    line = _plant(copy / "registry.py", "_MORE = ('percept.eval.sweep',)")  # not on the allow-list
+    assert f"percept/registry.py:{line}: percept.registry (layer 2 contracts) reaches (by name) percept.eval.sweep" in (
+        _new(layer_violations(copy))
+    )
+
+
+def test_entry_points_are_read(copy):
+    pyproject = copy.parent / "pyproject.toml"
+    text = pyproject.read_text().replace(
+        "[project.entry-points.percept]\n", '[project.entry-points.percept]\nsweeper = "percept.eval.sweep.run"\n'
+    )
+    pyproject.write_text(text)
+    problems = _new(layer_violations(copy))
+    assert "pyproject.toml:" in problems and "percept.registry (layer 2 contracts) reaches (entry point) " in problems
+    assert "percept.eval.sweep.run (layer 6 apps)" in problems
+    pyproject.write_text(text.replace("percept.eval.sweep.run", "percept.no_such_module"))
+    assert "entry point sweeper names percept.no_such_module, which is no module of percept" in "\n".join(
+        layer_violations(copy)
+    )
+
+
+def test_docstrings_and_the_bare_package_name_are_not_references():
+    text = '"""See percept.eval.cli."""\nPROJECT = "percept"\n\n\ndef f():\n    """percept.cli.app"""\n'
+    assert references(text) == []

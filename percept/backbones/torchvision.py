@@ -5,4 +5,13 @@ This module forwards every attribute there with a ``DeprecationWarning``; it goe
 
 from percept._deprecated import moved
 
-__getattr__ = moved(__name__, "percept.builtin._torchvision", "percept.builtin.dists", "percept.builtin._maps")
+__getattr__ = moved(
+    __name__,
+    "percept.builtin._torchvision",
+    "percept.builtin.dists",
+    "percept.builtin._maps",
+    public={
+        "create_torchvision_backbone": "percept.create_backbone(name, weights=...)",
+        "FAMILIES": "percept.list_backbones()",
+    },
+)

@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -386,3 +386,40 @@ def state_dict_checksum(source: nn.Module | Mapping[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return "sha256:" + digest.hexdigest()
+
+
+def load_lpips_heads(path: str | os.PathLike, channels: Sequence[int]) -> list[torch.Tensor]:
+    """Read LPIPS linear heads (``lin{i}.model.1.weight`` of shape ``(1, C, 1, 1)``) as ``(C,)`` tensors.
+
+    Args:
+        path: an LPIPS v0.1 head file (``lin<i>.model.1.weight`` or ``lins.<i>.model.1.weight`` keys).
+        channels: the channels of each tap, in order (AlexNet: ``[64, 192, 384, 256, 256]``).
+
+    Raises:
+        WeightsError: a layer's weights are missing or do not match its tap's channels.
+
+    Returns:
+        One ``(C,)`` float tensor per tap, non-negative in LPIPS' own files.
+
+    Example:
+        >>> heads = load_lpips_heads("alex.pth", [64, 192, 384, 256, 256])  # doctest: +SKIP
+        >>> [h.shape[0] for h in heads]  # doctest: +SKIP
+        [64, 192, 384, 256, 256]
+    """
+    state = load_state_dict_file(path)
+    heads = []
+    for i, c in enumerate(channels):
+        key = next((k for k in (f"lin{i}.model.1.weight", f"lins.{i}.model.1.weight") if k in state), None)
+        if key is None:
+            raise WeightsError(
+                f"LPIPS head file '{path}' has no weights for layer {i} (expected key 'lin{i}.model.1.weight'); "
+                f"keys found: {sorted(state)[:8]}"
+            )
+        w = state[key]
+        if w.numel() != c:
+            raise WeightsError(
+                f"LPIPS head file '{path}': layer {i} has {w.numel()} weights, the network's tap has {c} channels; "
+                "is it the head file of another network?"
+            )
+        heads.append(w.reshape(c).float())
+    return heads

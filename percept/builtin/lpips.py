@@ -15,13 +15,10 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from percept.backbones.base import PretrainedCfg
 from percept.backbones.factory import create_backbone
-from percept.backbones.weights import WeightsArg, load_state_dict_file, package_file
+from percept.backbones.weights import WeightsArg, load_lpips_heads, package_file
 from percept.builtin.distances import L2
-from percept.errors import WeightsError
 from percept.hookspecs import hookimpl
 from percept.pipeline import Pipeline
 from percept.readouts.base import ChannelWeightedReadout
@@ -87,40 +84,6 @@ def torchmetrics_lpips_file(net: str) -> Path:
         'alex.pth'
     """
     return package_file(*_package_path(net), hint=f"or pass lin_weights='/path/to/{net}.pth' (LPIPS v0.1 format)")
-
-
-def load_lpips_heads(path: str | os.PathLike, channels: Sequence[int]) -> list[torch.Tensor]:
-    """Read LPIPS linear heads (``lin{i}.model.1.weight`` of shape ``(1, C, 1, 1)``) as ``(C,)`` tensors.
-
-    Args:
-        path: an LPIPS v0.1 head file (``lin<i>.model.1.weight`` or ``lins.<i>.model.1.weight`` keys).
-        channels: the channels of each tap, in order (AlexNet: ``[64, 192, 384, 256, 256]``).
-
-    Raises:
-        WeightsError: a layer's weights are missing or do not match its tap's channels.
-
-    Example:
-        >>> heads = load_lpips_heads(torchmetrics_lpips_file("alex"), [64, 192, 384, 256, 256])  # doctest: +SKIP
-        >>> [h.shape[0] for h in heads]  # doctest: +SKIP
-        [64, 192, 384, 256, 256]
-    """
-    state = load_state_dict_file(path)
-    heads = []
-    for i, c in enumerate(channels):
-        key = next((k for k in (f"lin{i}.model.1.weight", f"lins.{i}.model.1.weight") if k in state), None)
-        if key is None:
-            raise WeightsError(
-                f"LPIPS head file '{path}' has no weights for layer {i} (expected key 'lin{i}.model.1.weight'); "
-                f"keys found: {sorted(state)[:8]}"
-            )
-        w = state[key]
-        if w.numel() != c:
-            raise WeightsError(
-                f"LPIPS head file '{path}': layer {i} has {w.numel()} weights, the network's tap has {c} channels; "
-                "is it the head file of another network?"
-            )
-        heads.append(w.reshape(c).float())
-    return heads
 
 
 def create_lpips(

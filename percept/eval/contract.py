@@ -2,6 +2,8 @@
 
 :func:`check_toolkit` is what the test suite runs over one configuration of every family of the catalogue,
 and what a plugin author runs on their own backbone (it needs the ``eval`` extra: pandas, scipy, Pillow).
+This module is its public home for plugins' tests (``from percept.eval.contract import check_toolkit``,
+next to ``percept.plugin``'s contract kit, which does not import the toolkit).
 On a small synthetic database in a CSV manifest (three references, three distortions each), it checks:
 
 * the sweep visits the input and every stage, one row per pair x tap x measure, finite, with the

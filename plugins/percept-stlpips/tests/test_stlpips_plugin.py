@@ -199,6 +199,6 @@ def test_the_research_toolkit_runs_on_the_plugin_backbones(backbone, tmp_path):
     packaged weights: the same check as every family of percept's own catalogue."""
     pytest.importorskip("pandas")
     pytest.importorskip("scipy")
-    from percept.plugin import check_toolkit
+    from percept.eval.contract import check_toolkit  # the toolkit's contract: its own public home
 
     check_toolkit(backbone, side=64, folder=tmp_path)
