@@ -23,6 +23,24 @@ Example:
     >>> sorted(os.listdir(folder))  # no temporary file left behind
     ['notes.txt', 'scores.tsv']
 
+Standard output: ``-``, ``/dev/stdout`` (and ``/dev/stderr``, ``/dev/fd/N``) name the process's own
+streams. :func:`atomic_write` writes them in place, at their current position, and never renames
+anything over them: ``{ echo H; percept score A B -o /dev/stdout; echo F; } > log.txt`` keeps both
+lines around the scores, and a pipe works. :func:`standard_stream` tells such a name.
+
+The output guard: every command calls :func:`check_outputs` with every path it will write (files, the
+files an ``--out`` folder will receive, as names or glob patterns such as ``OUT/*.png``) and every
+input it reads (manifests, score files, images, caches, weights files), **before** anything is opened
+for writing. An output that is an input by any path (the same name, a symbolic link, a hard link:
+compared by device and inode and by resolved path), or a pattern in an output folder that matches an
+input there, is refused with an :class:`~percept.errors.OutputError` naming both::
+
+    from percept.io import check_outputs
+
+    check_outputs([out / "scores.csv", out / "*.png"], [manifest, *image_files, weights_file])
+
+A plugin's command (``percept agreement``, ``percept learn`` or a third party's) should do the same.
+
 Matplotlib figures and pandas tables go through the same path (:func:`save_figure`, :func:`save_csv`)::
 
     save_figure(fig, "out/scores.png", dpi=110)   # fig.savefig into the temporary file
@@ -33,9 +51,12 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_codes
+import fnmatch
 import io
 import os
+import re
 import secrets
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -45,10 +66,12 @@ from percept.errors import OutputError
 __all__ = [
     "atomic_write",
     "check_not_an_input",
+    "check_outputs",
     "describe_os_error",
     "ensure_output_folder",
     "save_csv",
     "save_figure",
+    "standard_stream",
     "write_bytes",
     "write_text",
 ]
@@ -143,21 +166,84 @@ def _open_handle(fd: int, mode: str, kwargs: dict[str, Any], output: str | os.Pa
     return buffered if mode == "wb" else io.TextIOWrapper(buffered, **kwargs)
 
 
+_FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
+
+
+def standard_stream(path: str | os.PathLike | None) -> int | None:
+    """The file descriptor ``path`` names when it means one of the process's own streams, else ``None``.
+
+    ``-`` and ``/dev/stdout`` are standard output (1), ``/dev/stderr`` is 2, ``/dev/fd/N`` and
+    ``/proc/self/fd/N`` are N. Such an output is written in place, never replaced.
+
+    Example:
+        >>> standard_stream("-"), standard_stream("/dev/stdout"), standard_stream("/dev/fd/3"), standard_stream("a.txt")
+        (1, 1, 3, None)
+    """
+    if path is None:
+        return None
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        text = os.fsdecode(text)
+    if text in ("-", "/dev/stdout"):
+        return 1
+    if text == "/dev/stderr":
+        return 2
+    match = _FD_PATH.match(text)
+    return int(match.group(1)) if match else None
+
+
+@contextlib.contextmanager
+def _stream_handle(fd: int, mode: str, kwargs: dict[str, Any], path: str | os.PathLike) -> Iterator[IO[Any]]:
+    """Write to the process's stream ``fd`` in place: through ``sys.stdout``/``sys.stderr`` for 1 and 2 (so
+    that what Python printed before comes first), through a duplicate of the descriptor otherwise."""
+    stream = {1: sys.stdout, 2: sys.stderr}.get(fd)
+    if stream is None:
+        try:
+            handle = _open_handle(os.dup(fd), mode, kwargs, path, "")
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+        with handle:
+            yield handle
+        return
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only replacement of sys.stdout (io.StringIO)
+        if mode == "wb":
+            raise OutputError(f"cannot write binary data to '{os.fspath(path)}': the stream takes text only")
+        yield stream
+        return
+    handle = buffer if mode == "wb" else io.TextIOWrapper(buffer, write_through=True, **kwargs)
+    try:
+        yield handle
+    finally:
+        handle.flush()
+        if handle is not buffer:
+            handle.detach()  # leaves the process's stream open
+
+
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike, mode: str = "w", *, encoding: str = "utf-8", newline: str | None = None
+    path: str | os.PathLike,
+    mode: str = "w",
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+    errors: str = "strict",
 ) -> Iterator[IO[Any]]:
     """Open ``path`` for writing so that it appears whole or not at all.
 
     The handle writes to a temporary file in the same folder; when the block ends without an error it
     is flushed, synced and renamed over ``path`` (keeping the old file's permissions). When the block
     raises (anything, ``KeyboardInterrupt`` included) the temporary file is removed and ``path`` is
-    left untouched. A device or a pipe (``/dev/stdout``) cannot be renamed over: it is written directly.
+    left untouched. A device or a pipe cannot be renamed over: it is written directly. ``-`` and
+    ``/dev/stdout`` (also ``/dev/stderr``, ``/dev/fd/N``) are the process's own stream, written in place at
+    its current position (see :func:`standard_stream`), whatever file or pipe it is.
 
     Args:
         path: the file to write (a symbolic link is written through to its target).
         mode: ``"w"`` (text) or ``"wb"`` (bytes).
-        encoding, newline: as for :func:`open`, text mode only.
+        encoding, newline, errors: as for :func:`open`, text mode only (``errors="surrogateescape"``
+            writes names read from a non-UTF-8 file system back as their original bytes).
 
     Yields:
         The open file object.
@@ -178,10 +264,15 @@ def atomic_write(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    kwargs: dict[str, Any] = {} if mode == "wb" else {"encoding": encoding, "newline": newline, "errors": errors}
+    stream = standard_stream(path)
+    if stream is not None:
+        with _stream_handle(stream, mode, kwargs, path) as handle:
+            yield handle
+        return
     target = _target(path)
     if os.path.isdir(target):
         raise OutputError(f"cannot write output file '{os.fspath(path)}': it is a folder; expected a file path")
-    kwargs: dict[str, Any] = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
     if os.path.exists(target) and not os.path.isfile(target):
         try:
             special = _open_handle(os.open(target, os.O_WRONLY), mode, kwargs, path, "")
@@ -309,9 +400,7 @@ def ensure_output_folder(folder: str | os.PathLike, *, create: bool = True) -> P
 
 
 def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:
-    """Refuse an output path that is one of the input files (the same file by any path, link or hard link).
-
-    Call it before anything is opened for writing: writing the output would destroy that input.
+    """Refuse an output path that is one of the input files: :func:`check_outputs` for one output.
 
     Raises:
         OutputError: naming the input the output would overwrite.
@@ -319,22 +408,108 @@ def check_not_an_input(output: str | os.PathLike, inputs: Iterable[str | os.Path
     Example:
         >>> check_not_an_input("scores.tsv", ["a.png", "b.png"])
     """
-    out = os.fspath(output)
-    if not os.path.exists(out):
-        return  # a file that does not exist yet is no input
+    check_outputs([output], inputs, what=what)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _expand_inputs(inputs: Iterable[str | os.PathLike | None]) -> list[str]:
+    """Input paths as text; a folder stands for the files directly in it."""
+    paths: list[str] = []
     for item in inputs:
+        if item is None:
+            continue
         path = os.fspath(item)
-        try:
-            same = os.path.samefile(out, path)
-        except OSError:
-            same = os.path.realpath(out) == os.path.realpath(path)
-        if same:
-            shown = (
-                f"'{out}'"
-                if os.path.normpath(out) == os.path.normpath(path)
-                else f"'{out}' (the same file as '{path}')"
-            )
-            raise OutputError(
-                f"the {what} {shown} is one of the input files; writing it would destroy that input. "
-                "Expected an output path other than the inputs"
-            )
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError):
+                paths.extend(os.path.join(path, name) for name in sorted(os.listdir(path)))
+        else:
+            paths.append(path)
+    return paths
+
+
+def _refuse(what: str, output: str, path: str) -> OutputError:
+    shown = (
+        f"'{output}'"
+        if os.path.normpath(output) == os.path.normpath(path)
+        else f"'{output}' (the same file as '{path}')"
+    )
+    return OutputError(
+        f"the {what} {shown} is one of the input files; writing it would destroy that input. "
+        "Expected an output path other than the inputs"
+    )
+
+
+def check_outputs(
+    outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None], *, what: str = "output"
+) -> None:
+    """The output guard: refuse any output that is one of the inputs, before anything is written.
+
+    Every command calls it once with every path it will write and every file it reads. An output is an
+    input when both name the same file by any path: the same resolved path (symbolic links followed,
+    also in the folders above a file not yet written), or the same device and inode (a hard link). An
+    output written to a standard stream (``-``, ``/dev/stdout``) is compared by the file that stream is.
+
+    Args:
+        outputs: output files; a name with ``*``, ``?`` or ``[`` is a pattern for the files a folder will
+            receive (``OUT/*.png``): an input in that folder whose name matches it is refused.
+            ``None`` entries are skipped.
+        inputs: input files (manifests, score files, images, caches read, weights files); a folder stands
+            for the files directly in it. ``None`` entries are skipped.
+        what: how the message names the output (``"output file (-o)"``, ``"--out folder's file"``).
+
+    Raises:
+        OutputError: naming the output and the input it would destroy.
+
+    Example:
+        >>> import tempfile, os
+        >>> folder = tempfile.mkdtemp()
+        >>> image = os.path.join(folder, "a.png"); open(image, "wb").close()
+        >>> os.link(image, os.path.join(folder, "copy.png"))
+        >>> check_outputs([os.path.join(folder, "scores.csv")], [image])  # fine
+        >>> check_outputs([os.path.join(folder, "copy.png")], [image])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        percept.errors.OutputError: the output '...copy.png' (the same file as '...a.png') is one of the input...
+        >>> check_outputs([os.path.join(folder, "*.png")], [image])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        percept.errors.OutputError: the output '...*.png' (the same file as '...a.png') is one of the input...
+    """
+    paths = _expand_inputs(inputs)
+    by_identity = {key: path for path in paths if (key := _identity(path)) is not None}
+    by_real = {os.path.realpath(path): path for path in paths}
+    for item in outputs:
+        if item is None:
+            continue
+        output = os.fspath(item)
+        stream = standard_stream(output)
+        if stream is not None:
+            try:
+                st = os.fstat(stream)
+            except OSError:
+                continue
+            # Appending (>>) to an input: the stream is that file.
+            same = by_identity.get((st.st_dev, st.st_ino))
+            if same is not None and os.path.isfile(same):
+                raise _refuse(what, output, same)
+            continue
+        if any(c in os.path.basename(output) for c in "*?["):
+            folder, pattern = os.path.realpath(os.path.dirname(output) or "."), os.path.basename(output)
+            for path in paths:
+                for candidate in (os.path.abspath(path), os.path.realpath(path)):
+                    parent = os.path.realpath(os.path.dirname(candidate))
+                    if parent == folder and fnmatch.fnmatchcase(os.path.basename(candidate), pattern):
+                        raise _refuse(what, output, path)
+            continue
+        key = _identity(output)
+        match = by_identity.get(key) if key is not None else None
+        match = match or by_real.get(os.path.realpath(output))
+        if match is not None:
+            raise _refuse(what, output, match)

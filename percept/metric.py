@@ -31,6 +31,19 @@ METRIC_OPTIONS = frozenset(
 _GUARD = "_own_compute_group"  # see PerceptualMetric.__init__
 
 
+def _empty_batch(preds: Any, target: Any) -> bool:
+    """Both are empty 4-D float batches of one shape (``update`` leaves the state as it was)."""
+    return (
+        isinstance(preds, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and preds.dim() == 4
+        and preds.shape == target.shape
+        and preds.shape[0] == 0
+        and preds.is_floating_point()
+        and target.is_floating_point()
+    )
+
+
 class PerceptualMetric(Metric):
     """Mean (or sum, or per-sample) perceptual distance over everything seen, for evaluation loops.
 
@@ -128,8 +141,27 @@ class PerceptualMetric(Metric):
     def spec(self) -> str:
         return self.pipeline.spec
 
+    @property
+    def signature(self) -> str:
+        """What produced this metric's numbers, in one line (:func:`percept.signature.signature`): spec or preset and
+        version, input range, resize, the weights' checksum (and seed, if random) and percept's version."""
+        from percept.signature import signature
+
+        return signature(self)
+
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """Score a batch and add it to the state (the state changes only if scoring succeeded)."""
+        """Score a batch and add it to the state (the state changes only if scoring succeeded).
+
+        An empty batch (``(0, C, H, W)`` for both, same shape, floating point) is a no-op, as for torchmetrics'
+        own metrics: a last, empty batch of a loader or a filtered-out batch leaves the state as it was. An
+        empty batch of mismatched shapes is still refused.
+
+        Example:
+            >>> metric = PerceptualMetric("pixel:pixel/raw/l2")  # doctest: +SKIP
+            >>> metric.update(torch.rand(0, 3, 16, 16), torch.rand(0, 3, 16, 16))  # nothing added  # doctest: +SKIP
+        """
+        if _empty_batch(preds, target):
+            return
         scores = self.pipeline(preds, target)
         if self.reduction == "none":
             self.scores.append(scores.detach() if not scores.requires_grad else scores)

@@ -198,11 +198,31 @@ class Pipeline(nn.Module):
             term = d if w == 1.0 else d * w
             total = term if total is None else total + term
         assert total is not None  # a pipeline has at least one tap (checked in __init__)
+        if self.check_inputs and not bool(torch.isfinite(total).all()):  # checked inputs: a sync already
+            _explain_overflow(per_tap, self.layer_weights)
         return total
 
     def extra_repr(self) -> str:
         extra = f", ensemble={self.ensemble}" if self.ensemble is not None else ""
         return f"spec={self.spec!r}, taps={self.taps}{extra}"
+
+
+def _explain_overflow(per_tap: Mapping[str, torch.Tensor], weights: Sequence[float]) -> None:
+    """Raise a :class:`SpecError` naming the tap whose weight times its distance left float32's range
+    (checked inputs are finite, so only the weighting or the network can make a score Inf or NaN)."""
+    finite_max = torch.finfo(torch.float32).max
+    for (tap, d), w in zip(per_tap.items(), weights, strict=True):
+        if bool(torch.isfinite(d).all()) and not bool(
+            torch.isfinite(d.double() * w).all() and (d.double() * w).abs().max() <= finite_max
+        ):
+            raise SpecError(
+                f"the weight {w:g} of tap {tap!r} times its distance (up to {float(d.abs().max()):.3g}) exceeds "
+                f"float32's range ({finite_max:.2g}): the score would be Inf; expected a smaller weight for {tap!r}"
+            )
+    bad = [tap for tap, d in per_tap.items() if not bool(torch.isfinite(d).all())]
+    where = f"tap {bad[0]!r}'s distance" if bad else "the sum of the taps' weighted distances"
+    raise SpecError(f"{where} is not finite (Inf or NaN) for finite inputs; expected smaller tap weights or a "
+                    "network whose features stay within float32's range")  # fmt: skip
 
 
 def _network_dtype(module: nn.Module) -> torch.dtype | None:

@@ -173,9 +173,15 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ...
         percept.errors.WeightsError: weight file '/nonexistent.pth' does not exist
     """
+    from percept.images import file_kind
+
     path = Path(path).expanduser()
-    if not path.is_file():
+    kind = file_kind(path)
+    if kind == "missing":
         raise WeightsError(f"weight file '{path}' does not exist")
+    if kind != "file":
+        real = f" (a link to '{os.path.realpath(path)}')" if path.is_symlink() else ""
+        raise WeightsError(f"weight file '{path}'{real} is {kind}, not a file; expected a state_dict file")
     state: Any  # a state_dict, a dict wrapping one, or whatever else the file holds (refused below)
     try:
         if path.suffix == ".safetensors":
@@ -296,7 +302,10 @@ def fetch_url(
             url, map_location="cpu", progress=True, check_hash=check_hash, weights_only=True
         )
     except Exception as exc:
-        dirs = " or ".join(f"'{d}'" for d in search_dirs())
+        dirs = " or ".join(f"'{d}'" for d in search_dirs() if not d.exists() or d.is_dir())
+        env = os.environ.get("PERCEPT_WEIGHTS_DIR")
+        if env and Path(env).expanduser().exists() and not Path(env).expanduser().is_dir():
+            dirs += f" (PERCEPT_WEIGHTS_DIR='{env}' is a file, not a folder: set it to the folder holding {filename})"
         raise WeightsError(
             f"could not get {what} file '{filename}' ({first_line(exc, with_type=True)}). Download {url} and "
             f"put it in {dirs} (set PERCEPT_WEIGHTS_DIR to choose a folder), or pass weights='/path/to/{filename}'"
@@ -345,12 +354,32 @@ def warn_random(name: str) -> None:
     """Warn (:class:`~percept.errors.RandomWeightsWarning`) that backbone ``name`` was built with random weights.
 
     Call it from a backbone factory given ``weights=None``, so users learn that its distances mean nothing.
+    The warning names the first line outside percept (the user's call), however deep percept's own calls go.
     """
     warnings.warn(
         f"backbone {name!r} runs with random weights (weights=None): its distances say nothing about perception",
         RandomWeightsWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn`, called by the caller of this function, that names the first
+    frame outside the percept package: the user's line rather than percept's internals.
+
+    Example:
+        >>> user_stacklevel() >= 1
+        True
+    """
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame = sys._getframe(1)  # the function that will call warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def state_dict_checksum(source: nn.Module | Mapping[str, torch.Tensor]) -> str:

@@ -95,7 +95,7 @@ def device_arg(text: str | None) -> torch.device:
     """A ``--device`` value as a ``torch.device``; ``None`` is CUDA where available, else the CPU.
 
     Raises:
-        InputError: not a device name, or CUDA asked for where there is none.
+        InputError: not a device name, or a device this machine or this build of torch lacks (CUDA, MPS, XPU ...).
 
     Example:
         >>> device_arg("cpu")
@@ -111,6 +111,14 @@ def device_arg(text: str | None) -> torch.device:
         raise InputError(f"unknown device {text!r}; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {text!r} asked for, but CUDA is not available here; use --device cpu")
+    if device.type not in ("cpu", "cuda"):  # mps, xpu ...: only a build of torch with them can allocate there
+        try:
+            torch.empty(0, device=device)
+        except Exception as exc:  # noqa: BLE001 - each backend fails its own way (RuntimeError, AssertionError ...)
+            raise InputError(
+                f"device {text!r} is not available in this build of torch ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else 'no detail'}); use --device cpu"
+            ) from None
     return device
 
 
@@ -153,14 +161,13 @@ def add_weights_option(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def open_output(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or ``path`` written whole or not at all (:func:`percept.io.atomic_write`)."""
-    if path is None:
-        yield sys.stdout
-        return
+def open_output(path: str | None, *, errors: str = "strict") -> Iterator[IO[str]]:
+    """stdout (``None``, ``-``, ``/dev/stdout``: written in place), or ``path`` written whole or not at all
+    (:func:`percept.io.atomic_write`). ``errors`` as for :func:`open` (``"surrogateescape"``: names read from
+    a non-UTF-8 file system are written back as their original bytes)."""
     from percept.io import atomic_write
 
-    with atomic_write(path, "w") as handle:
+    with atomic_write("-" if path is None else path, "w", errors=errors) as handle:
         yield handle
 
 

@@ -49,7 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
     add_weights_option(parser)
     add_device_option(parser)
-    parser.add_argument("-o", "--output", default=None, metavar="FILE", help="write the scores to FILE, not stdout")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the scores to FILE (whole or not at all), not stdout; '-' or /dev/stdout: stdout, in place",
+    )
 
 
 @hookimpl
@@ -64,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         warn(note)
     if args.output is not None:
-        from percept.io import check_not_an_input
+        from percept.io import check_outputs
 
+        # Before anything is opened: the output is no image and no weights file, by any path or link.
         inputs = [p for pair in pairs for p in (pair.ref, pair.dist)] + [p for r, d, _ in unpaired for p in (r, d) if p]
-        check_not_an_input(args.output, inputs, "output file (-o)")
+        check_outputs([args.output], [*inputs, args.weights], what="output file (-o)")
 
     from percept.pipeline import build_pipeline
 
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted: KeyboardInterrupt | None = None
     # Opened first: an output that cannot be written (missing or read-only folder, a folder named)
     # fails before the network is built; the file appears only once complete.
-    with open_output(args.output) as out:
+    # Names read from a non-UTF-8 file system are written back as their original bytes (surrogateescape).
+    with open_output(args.output, errors="surrogateescape") as out:
         pipeline = build_pipeline(args.spec, weights=weights_arg(args.weights)).to(device)
         for ref, dist, message in unpaired:
             errors.append({"ref": ref, "dist": dist, "error": message})

@@ -14,7 +14,7 @@ from percept.demo import inputs
 from percept.demo.figure import plot_scores
 from percept.demo.inputs import BATCH_SIZE, DISTORTIONS, load_demo_image, require_extras, to_tensor
 from percept.errors import InputError, WeightsError
-from percept.io import check_not_an_input, ensure_output_folder, save_csv
+from percept.io import check_outputs, ensure_output_folder, save_csv
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -192,7 +192,7 @@ def run_demo(
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
-    outputs = _check_arguments(levels, size, images, Path(out_dir))
+    outputs = _check_arguments(levels, size, images, Path(out_dir), weights)
     require_extras()
     import torch
 
@@ -234,8 +234,11 @@ def _write_outputs(
     plot_scores(scores, plot, title, depth, correlations)
 
 
-def _check_arguments(levels: int, size: int, images: Sequence[str | os.PathLike], out: Path) -> tuple[Path, ...]:
-    """Refuse bad arguments and an unusable output before any work; the three output paths."""
+def _check_arguments(
+    levels: int, size: int, images: Sequence[str | os.PathLike], out: Path, weights: Any = None
+) -> tuple[Path, ...]:
+    """Refuse bad arguments and an unusable output before any work (an output that is an image or the weights
+    file: :func:`percept.io.check_outputs`); the three output paths."""
     if not isinstance(levels, int) or levels < 2:
         raise InputError(f"levels must be an integer >= 2 (a correlation needs at least two levels), got {levels!r}")
     if not isinstance(size, int) or size < 16:
@@ -246,8 +249,9 @@ def _check_arguments(levels: int, size: int, images: Sequence[str | os.PathLike]
     # A read-only or unusable folder, or an output that is one of the images, fails now.
     ensure_output_folder(out, create=False)
     files = [i for i in images if os.path.isfile(os.fspath(i))]
-    for target in outputs:
-        check_not_an_input(target, files, "demo output")
+    if isinstance(weights, str | os.PathLike) and os.path.isfile(weights):
+        files.append(weights)
+    check_outputs(outputs, files, what="demo output")
     return outputs
 
 

@@ -102,6 +102,18 @@ def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _guard_outputs(args: argparse.Namespace, outputs: list, db=None, images: str | None = None) -> None:
+    """The output guard (:func:`percept.io.check_outputs`) of a toolkit command: none of ``outputs`` (files and
+    patterns such as ``OUT/*.png``) is the database's manifest or score files, one of its images, an image of
+    ``images`` or the weights file, by any path or link. Call before anything is written."""
+    from percept.io import check_outputs
+
+    inputs: list = [getattr(args, "path", None), getattr(args, "scores", None), images, getattr(args, "weights", None)]
+    if db is not None:
+        inputs += sorted(set(db.table["ref"].astype(str)) | set(db.table["dist"].astype(str)))
+    check_outputs(outputs, inputs, what=f"{getattr(args, 'command', None) or 'toolkit'} output")
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -122,6 +134,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _at_least(args, bootstrap=0, top=0)
     ensure_output_folder(args.out)  # a read-only folder or a file in the way fails now, not after the sweep
     db = _database(args)
+    out = Path(args.out)
+    _guard_outputs(args, [out / "pairs.csv", out / "scores.csv", out / "correlations.csv", out / "*.png"], db)
     result = run_sweep(
         db,
         backbones,
@@ -231,15 +245,13 @@ def register_commands(register) -> None:
     )
 
 
-def _map_scores_config(args: argparse.Namespace, db) -> dict:
+def _map_scores_config(args: argparse.Namespace, db, network: str) -> dict:
     """What a cached map_scores.npz must have been computed from to be reused: database (name, pairs, first
-    and last image), backbone, taps asked for, measure, weights (a file: its size and modification time),
-    image resize and network resize."""
+    and last image), backbone, taps asked for, measure, weights (``network``: the checksum of the built
+    network's weights, whatever they came from: a tag, a file, a random draw), image resize and network resize."""
     import json
 
-    from percept.eval.sweep import weights_key
-
-    weights = weights_key(weights_arg(args.weights))
+    weights = network
     table = db.table
     config = {"database": [db.name, len(db), str(table["dist"].iloc[0]), str(table["dist"].iloc[-1])],
               "backbone": args.backbone, "taps": split_list(args.taps), "measure": args.measure, "weights": weights,
@@ -247,11 +259,36 @@ def _map_scores_config(args: argparse.Namespace, db) -> dict:
     return json.loads(json.dumps(config))  # as it reads back from the file
 
 
+def _cached_map_scores(cache: Path, config: dict, pairs: int, maps: int):
+    """The per-map scores in ``cache`` if they are whole and were computed from ``config`` (same network by its
+    weights' checksum, same database, taps, measure, resizes) for ``pairs`` x ``maps``; else None, with a
+    warning naming the file and why it is computed again."""
+    from percept.cli.common import warn
+    from percept.eval.select import MapScores
+
+    if not cache.exists():
+        return None
+    try:
+        scores = MapScores.load(cache)
+    except InputError as exc:  # truncated, empty, foreign: computed again
+        warn(f"{exc}; computing it again")
+        return None
+    problem = "it was computed with other settings" if scores.config != config else scores.problem(pairs, maps)
+    if problem is not None:
+        warn(f"'{cache}' is not a cache of this run ({problem}); computing it again")
+        return None
+    print(f"reusing {cache} (--recompute to compute it again)", file=sys.stderr)
+    return scores
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
 
+    from percept.backbones.weights import state_dict_checksum
     from percept.eval.plots import plot_selection_path
-    from percept.eval.select import MapScores, cross_validate, forward_select, map_scores
+    from percept.eval.select import cross_validate, forward_select, map_scores
+    from percept.eval.select.maps import map_channels
+    from percept.eval.sweep import build_backbone
     from percept.io import ensure_output_folder, save_csv
 
     _at_least(args, screen=0, folds=0, max_maps=1)
@@ -260,21 +297,18 @@ def cmd_select(args: argparse.Namespace) -> int:
     out = ensure_output_folder(args.out)
     db = _database(args)
     cache = out / "map_scores.npz"
-    scores = None
-    config = _map_scores_config(args, db)
-    if cache.exists() and not args.recompute:
-        try:
-            scores = MapScores.load(cache)
-        except (OSError, ValueError, TypeError, KeyError) as exc:  # unreadable or foreign: computed again
-            print(f"{cache} cannot be read ({type(exc).__name__}); computing it again", file=sys.stderr)
-            scores = None
-        if scores is not None and scores.config != config:
-            print(f"{cache} was computed with other settings; computing it again", file=sys.stderr)
-            scores = None
-        elif scores is not None:
-            print(f"reusing {cache} (--recompute to compute it again)", file=sys.stderr)
+    names = ("map_scores.npz", "path.csv", "cv.csv", "selection.json", "path.png")
+    _guard_outputs(args, [out / name for name in names], db)
+    net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
+    config = _map_scores_config(args, db, state_dict_checksum(net))
+    scores = (
+        None
+        if args.recompute
+        else _cached_map_scores(cache, config, len(db), sum(map_channels(net, config["taps"])[1]))
+    )
     if scores is None:
-        scores = map_scores(db, args.backbone, measure=args.measure, **_feature_options(args))
+        scores = map_scores(db, net, measure=args.measure, **_feature_options(args))
+        scores.backbone = args.backbone
         scores.config = config
         scores.save(cache)
     folds = args.folds
@@ -340,6 +374,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     _positive_finite(args, "lr")
     out = ensure_output_folder(args.out)
     db = _database(args)
+    _guard_outputs(args, [out / "channel_errors.npz", out / "channel_weights.json"], db)
     errors = channel_errors(db, args.backbone, **_feature_options(args))
     errors.save(out / "channel_errors.npz")
     result = finetune(errors, db, loss=args.loss, epochs=args.epochs, lr=args.lr, patience=args.patience,
@@ -377,6 +412,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
     if Path(args.out).is_dir():
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
+    _guard_outputs(args, [args.out], images=args.images)
     device = device_arg(args.device)
     net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
     net = net.to(device)

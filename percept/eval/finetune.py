@@ -309,6 +309,7 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
     """
     from percept.backbones.factory import create_backbone
     from percept.builtin.distances import L2
+    from percept.eval.select.files import check_taps_of
     from percept.pipeline import Pipeline
     from percept.readouts.base import ChannelWeightedReadout
 
@@ -316,12 +317,15 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
         data = {"backbone": result.meta["backbone"], "weights_source": result.meta["weights_source"],
                 "network_resize": result.meta.get("network_resize", False),
                 "weights": {t: w.tolist() for t, w in result.weights.items()}}  # fmt: skip
+        where = "fine-tuned result"
     else:
         data = load_channel_weights(result)
+        where = f"channel-weights file '{result}'"
     source = data.get("weights_source") if weights == "from-file" else weights
     options = {"resize": True} if data.get("network_resize") else {}
     backbone = create_backbone(data["backbone"], weights=source, input_range=input_range, **options)
     taps = list(data["weights"])
+    check_taps_of(backbone, data["weights"], where, "weights", per_channel=True)
     readouts = [
         ChannelWeightedReadout(backbone.tap_info(t).channels, torch.tensor(data["weights"][t]), normalize=True)
         for t in taps

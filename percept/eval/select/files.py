@@ -157,6 +157,46 @@ def check_recorded_source(data: dict, where: str, weights_key: str) -> None:
         raise InputError(f"{where}: field 'network_resize' must be true or false, got {data['network_resize']!r}")
 
 
+def check_taps_of(backbone: Any, entries: dict[str, list], where: str, field: str, *, per_channel: bool) -> None:
+    """Check a saved file's per-tap lists against the backbone they are loaded into, naming the file and field.
+
+    Args:
+        backbone: the built backbone.
+        entries: tap name -> list (channel weights with ``per_channel``, else channel indices).
+        where: the file, as errors name it (``"map selection 'sel.json'"``).
+        field: the field holding ``entries`` (``"maps"``, ``"weights"``).
+        per_channel: the list holds one value per channel (its length must be the tap's channel count);
+            otherwise it holds channel indices (each below the count).
+
+    Raises:
+        InputError: an unknown tap (with the backbone's error, which lists the taps), a list of the wrong
+            length, or a channel index out of range.
+
+    Example:
+        >>> check_taps_of(create_backbone("pixel", weights=None), {"conv9": [0]}, "f.json", "maps",
+        ...               per_channel=False)  # doctest: +SKIP
+        Traceback (most recent call last):
+        percept.errors.InputError: f.json: maps['conv9']: ...
+    """
+    for tap, values in entries.items():
+        try:
+            channels = backbone.tap_info(tap).channels
+        except (SpecError, KeyError, ValueError) as exc:
+            raise InputError(
+                f"{where}: field {field!r} names tap {tap!r}, which {backbone.name} lacks: {exc}"
+            ) from None
+        if per_channel and len(values) != channels:
+            raise InputError(
+                f"{where}: {field}[{tap!r}] holds {len(values)} values, but tap {tap!r} of {backbone.name} has "
+                f"{channels} channels; expected one value per channel"
+            )
+        if not per_channel and values and max(values) >= channels:
+            raise InputError(
+                f"{where}: {field}[{tap!r}] names channel {max(values)}, but tap {tap!r} of {backbone.name} has "
+                f"{channels} channels (0 to {channels - 1})"
+            )
+
+
 def load_selection(path: str | os.PathLike) -> dict[str, Any]:
     """Read a selection written by :meth:`Selection.save`, checking every field a metric is built from.
 
@@ -220,6 +260,7 @@ def selection_pipeline(
     from percept.backbones.factory import create_backbone
     from percept.pipeline import Pipeline
 
+    where = "map selection"
     if isinstance(selection, Selection):
         data = selection.to_dict()
     elif isinstance(selection, dict):
@@ -227,6 +268,7 @@ def selection_pipeline(
         check_selection(data)
     else:
         data = load_selection(selection)
+        where = f"map selection '{selection}'"
     if data.get("measure", "ssim") != "ssim":
         raise SpecError(f"only SSIM selections load as a metric, this one used {data.get('measure')!r}")
     weights = data.get("weights") if weights == "from-file" else weights
@@ -235,6 +277,7 @@ def selection_pipeline(
     taps = list(data["maps"])
     if "input" in taps:
         raise SpecError("selections of input channels do not load as a metric")
+    check_taps_of(backbone, data["maps"], where, "maps", per_channel=False)
     readouts = [MapSubsetReadout(backbone.tap_info(t).channels, data["maps"][t]) for t in taps]
     total = sum(len(v) for v in data["maps"].values())
     layer_weights = [len(data["maps"][t]) / total for t in taps]

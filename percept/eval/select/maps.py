@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from percept.errors import SpecError
+from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,10 +66,42 @@ class MapScores:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MapScores:
-        """Read a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            return cls(np.asarray(data["matrix"], dtype=np.float32), **meta)
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            InputError: the file is not such a file (truncated, empty, another ``.npz``, a matrix that is not
+                a 2-D float array, metadata that does not match it); the message names the file and the fault.
+        """
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                raw = np.asarray(data["matrix"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"'{path}' is not a map_scores file ({type(exc).__name__}: {exc})") from None
+        if raw.ndim != 2 or raw.dtype.kind != "f":
+            raise InputError(f"'{path}': matrix must be a 2-D float array, got {raw.dtype} of shape {raw.shape}")
+        try:
+            scores = cls(raw.astype(np.float32), **meta)
+        except TypeError as exc:
+            raise InputError(f"'{path}': unexpected metadata ({exc})") from None
+        if not (len(scores.taps) == len(scores.channels) == raw.shape[1]):
+            raise InputError(f"'{path}': {raw.shape[1]} matrix columns but {len(scores.taps)} taps recorded")
+        return scores
+
+    def problem(self, pairs: int, maps: int) -> str | None:
+        """Why this matrix cannot stand for ``pairs`` x ``maps`` per-map scores (a cache of another run), or None.
+
+        Example:
+            >>> MapScores(np.zeros((2, 3), np.float32), ["a"] * 3, [0, 1, 2]).problem(2, 64)
+            'a (2, 3) matrix, expected (2, 64)'
+        """
+        if self.matrix.shape != (pairs, maps):
+            return f"a {self.matrix.shape} matrix, expected {(pairs, maps)}"
+        if not np.isfinite(self.matrix).all():
+            return "scores that are not finite numbers"
+        return None
 
 
 def default_taps(backbone: Backbone) -> list[str]:
@@ -81,6 +113,21 @@ def default_taps(backbone: Backbone) -> list[str]:
     """
     relus = [t.name for t in backbone.feature_info if t.name.startswith("relu") and not t.canonical]
     return relus or backbone.canonical_taps
+
+
+def map_channels(backbone: Backbone, taps: Sequence[str] | None = None) -> tuple[list, list[int]]:
+    """The taps a selection compares (``taps`` or :func:`default_taps`) and each one's channel count: the
+    matrix of :func:`map_scores` has ``sum(channels)`` columns.
+
+    Example:
+        >>> taps, channels = map_channels(create_backbone("alexnet", weights=None), ["relu1"])  # doctest: +SKIP
+        >>> channels  # doctest: +SKIP
+        [64]
+    """
+    from percept.eval.sweep.taps import sweep_taps
+
+    tap_list = sweep_taps(backbone, list(taps) if taps else default_taps(backbone))
+    return tap_list, [backbone.tap_info(t.module).channels if t.module else 3 for t in tap_list]
 
 
 def map_scores(
@@ -121,17 +168,15 @@ def map_scores(
     from percept.eval.sweep.chunks import _progress, image_side, iterate_chunks, make_chunks
     from percept.eval.sweep.measures import mse_per_map, ssim_per_map, unit_sq_per_map
     from percept.eval.sweep.run import _check_sweep_memory
-    from percept.eval.sweep.taps import TapScorer, build_backbone, sweep_taps
+    from percept.eval.sweep.taps import TapScorer, build_backbone
 
     if measure not in PER_MAP:
         raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
     name = backbone if isinstance(backbone, str) else backbone.name
     net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
-    tap_names = list(taps) if taps else default_taps(net)
-    tap_list = sweep_taps(net, tap_names)
+    tap_list, channels = map_channels(net, taps)
     fn = {"ssim": ssim_per_map, "mse": mse_per_map, "unit-l2": unit_sq_per_map}[measure]
     scorer = TapScorer(net, tap_list, {measure: fn})
-    channels = [net.tap_info(t.module).channels if t.module else 3 for t in tap_list]
     matrix = np.zeros((len(db), sum(channels)), dtype=np.float32)
     offsets = np.cumsum([0, *channels])
     chunks = make_chunks(db, batch_size)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from percept.backbones.weights import state_dict_checksum
 from percept.errors import InputError
 from percept.eval.datasets import IQADatabase
 from percept.eval.sweep.chunks import (
@@ -130,7 +131,9 @@ def sweep_backbone(
     mine, gather = _my_chunks(chunks, shard)
     partial, done = None, set()
     if partial_dir is not None:
-        key = _config_key(db, name, weights, tap_list, measures, resize, batch_size, net.resize)
+        # Keyed by the network's weights themselves (their checksum), not by how they were asked for: random
+        # weights or a built backbone never share chunks with another network.
+        key = _config_key(db, name, state_dict_checksum(net), tap_list, measures, resize, batch_size, net.resize)
         partial = Path(partial_dir) / f"{name}-{key}"
         partial.mkdir(parents=True, exist_ok=True)
         done = _valid_chunks(partial, chunks, mine, db, tap_list, measures)
