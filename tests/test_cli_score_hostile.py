@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from _hostile import ALIASES, alias, refused, tiny_image
+
 from percept.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")
@@ -25,7 +24,8 @@ def pair(tmp_path):
 
 @pytest.mark.parametrize("how", ALIASES)
 def test_output_naming_an_input_is_refused(pair, tmp_path, capsys, how):
-    refused(["score", str(pair[0]), str(pair[1]), "-o", str(alias(pair[1], how, tmp_path / "o")), *SPEC], pair[1], capsys)
+    output = alias(pair[1], how, tmp_path / "o")
+    refused(["score", str(pair[0]), str(pair[1]), "-o", str(output), *SPEC], pair[1], capsys)
 
 
 def test_output_dash_is_stdout_not_a_file(pair, tmp_path, capsys, monkeypatch):

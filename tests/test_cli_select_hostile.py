@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from _hostile import ALIASES, alias, manifest, refused
+
 from percept.cli import main
 from percept.errors import InputError
 

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 import torch
-
 from _hostile import ALIASES, alias, manifest, refused
+
 from percept.eval.datasets import load_database
 
 pytestmark = pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")
