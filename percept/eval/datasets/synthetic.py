@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from percept.errors import InputError, SpecError, unknown_name
+from percept.eval.datasets.synthetic_images import DISTORTIONS, distort, quantise, save_png, textures, triplets
 
 if TYPE_CHECKING:  # pragma: no cover
     from percept.backbones.base import Backbone
@@ -41,9 +41,20 @@ if TYPE_CHECKING:  # pragma: no cover
 LAYOUTS = ("bapps", "nights", "csv")
 """The 2AFC layouts :func:`make_2afc` writes (the names ``load_database`` reads them by: ``bapps``,
 ``nights``, ``triplets``)."""
-DISTORTIONS = ("noise", "blur", "colour", "contrast", "blocks", "grating")
-"""The distortion kinds the synthetic images are made with."""
 SET_NAME = "synthetic"
+__all__ = [
+    "DISTORTIONS",
+    "LAYOUTS",
+    "PlantedObserver",
+    "distort",
+    "make_2afc",
+    "make_jnd",
+    "observer_distance",
+    "save_png",
+    "simulate_judges",
+    "textures",
+    "triplets",
+]
 BATCH = 64  # images per observer pass while generating
 
 
@@ -219,157 +230,6 @@ def _backbone(backbone: Backbone | str, seed: int) -> tuple[Backbone, list[str] 
     return net, None if spec.taps is None else [t.name for t in spec.taps]
 
 
-# -- images ------------------------------------------------------------------------------------------
-
-
-def textures(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` smooth random colour textures: noise at 4, 8, 16, ... pixels upsampled bicubically and summed.
-
-    Args:
-        n: how many.
-        size: side in pixels (>= 8).
-        generator: the seeded torch generator drawn from.
-
-    Returns:
-        ``(n, 3, size, size)`` float32 in [0, 1].
-
-    Example:
-        >>> textures(2, 32, torch.Generator().manual_seed(0)).shape
-        torch.Size([2, 3, 32, 32])
-    """
-    image = torch.zeros(n, 3, size, size)
-    cells = 4
-    while cells <= size // 2:
-        grey = torch.randn(n, 1, cells, cells, generator=generator)
-        colour = 0.6 * torch.randn(n, 3, cells, cells, generator=generator)
-        up = F.interpolate(grey + colour, size=(size, size), mode="bicubic", align_corners=False)
-        image = image + up * (4.0 / cells) ** 0.5
-        cells *= 2
-    image = image - image.mean(dim=(1, 2, 3), keepdim=True)
-    image = image / image.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-    mean = 0.3 + 0.4 * torch.rand(n, 3, 1, 1, generator=generator)
-    spread = 0.1 + 0.1 * torch.rand(n, 1, 1, 1, generator=generator)
-    return (mean + spread * image).clamp(0.0, 1.0)
-
-
-def _box_blur(x: torch.Tensor, passes: int = 2) -> torch.Tensor:
-    for _ in range(passes):
-        x = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
-    return x
-
-
-def _blocks(x: torch.Tensor, block: int = 4) -> torch.Tensor:
-    size = x.shape[-2:]
-    return F.interpolate(F.avg_pool2d(x, block, ceil_mode=True), size=size, mode="nearest")
-
-
-def _gratings(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
-    """``(n, 3, height, width)`` sinusoidal gratings of random orientation, period (3..16 px), phase and colour."""
-    angle = math.pi * torch.rand(n, 1, 1, 1, generator=generator)
-    period = 3.0 + 13.0 * torch.rand(n, 1, 1, 1, generator=generator)
-    phase = 2 * math.pi * torch.rand(n, 1, 1, 1, generator=generator)
-    colour = torch.randn(n, 3, 1, 1, generator=generator)
-    colour = colour / colour.norm(dim=1, keepdim=True).clamp_min(1e-6)
-    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
-                            indexing="ij")  # fmt: skip
-    along = xx * torch.cos(angle) + yy * torch.sin(angle)
-    return colour * torch.sin(2 * math.pi * along / period + phase)
-
-
-def distort(x: torch.Tensor, kinds: torch.Tensor, rms: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Distort each image by one of :data:`DISTORTIONS`, its change scaled to a given RMS.
-
-    Every distortion adds a change ``delta`` to the image (noise; blur or blocks minus the image; a
-    colour shift in a random direction; a contrast stretch or squeeze; a grating of random orientation,
-    period, phase and colour), scaled so that its root mean square is ``rms`` (blur and blocks by at
-    most twice their full effect), then clipped to [0, 1].
-
-    Args:
-        x: ``(N, 3, H, W)`` images in [0, 1].
-        kinds: ``(N,)`` indices into :data:`DISTORTIONS`.
-        rms: ``(N,)`` the RMS change per image (before clipping), ``>= 0``; 0 leaves the image as it is.
-        generator: the seeded torch generator the random parts are drawn from.
-
-    Returns:
-        ``(N, 3, H, W)`` in [0, 1].
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> x = 0.25 + 0.5 * torch.rand(2, 3, 16, 16)
-        >>> y = distort(x, torch.tensor([0, 5]), torch.tensor([0.05, 0.05]), g)
-        >>> [round(v, 3) for v in (y - x).pow(2).mean(dim=(1, 2, 3)).sqrt().tolist()]
-        [0.05, 0.05]
-    """
-    n = x.shape[0]
-    direction = torch.randn(n, 3, 1, 1, generator=generator)
-    stretch = torch.where(torch.rand(n, 1, 1, 1, generator=generator) < 0.5, -1.0, 1.0)
-    deltas = {
-        "noise": torch.randn(x.shape, generator=generator),
-        "blur": _box_blur(x) - x,
-        "colour": direction.expand_as(x),
-        "contrast": stretch * (x - x.mean(dim=(2, 3), keepdim=True)),
-        "blocks": _blocks(x) - x,
-        "grating": _gratings(n, x.shape[-2], x.shape[-1], generator),
-    }
-    delta = torch.zeros_like(x)
-    for index, name in enumerate(DISTORTIONS):
-        mask = kinds == index
-        delta[mask] = deltas[name][mask]
-    size = delta.pow(2).mean(dim=(1, 2, 3)).sqrt()
-    gain = rms.float() / size.clamp_min(1e-8)
-    bounded = (kinds == DISTORTIONS.index("blur")) | (kinds == DISTORTIONS.index("blocks"))
-    gain = torch.where(bounded, gain.clamp(max=2.0), gain)
-    return (x + gain.view(n, 1, 1, 1) * delta).clamp(0.0, 1.0)
-
-
-def _quantise(x: torch.Tensor) -> torch.Tensor:
-    """What an image reads back as from an 8-bit PNG."""
-    return (x * 255.0).round() / 255.0
-
-
-def triplets(n: int, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n`` references with two distortions each, as :func:`make_2afc` writes them (8-bit quantised).
-
-    Half the triplets distort the reference twice by the same kind of change, one whose effect depends
-    on a random direction (noise, a colour shift, a grating), at the same RMS: which is closer then
-    depends on which channels an observer weighs, not on how much changed. The other half draw two
-    kinds at random, at RMS within 30% of each other. The RMS of a triplet is drawn in [0.02, 0.10].
-
-    Returns:
-        ``(ref, p0, p1)``, each ``(n, 3, size, size)`` in [0, 1].
-
-    Example:
-        >>> ref, p0, p1 = triplets(4, 32, torch.Generator().manual_seed(0))
-        >>> ref.shape == p0.shape == p1.shape == (4, 3, 32, 32)
-        True
-    """
-    ref = _quantise(textures(n, size, generator))
-    level = 0.02 + 0.08 * torch.rand(n, generator=generator)
-    same_kind = torch.rand(n, generator=generator) < 0.5
-    directional = torch.tensor([DISTORTIONS.index(k) for k in ("noise", "colour", "grating")])
-    pick = directional[torch.randint(len(directional), (n,), generator=generator)]
-    kinds = [torch.where(same_kind, pick, torch.randint(len(DISTORTIONS), (n,), generator=generator)) for _ in "01"]
-    spread = [torch.where(same_kind, 1.0, 1.0 + 0.3 * (2 * torch.rand(n, generator=generator) - 1)) for _ in "01"]
-    p0 = _quantise(distort(ref, kinds[0], level * spread[0], generator))
-    p1 = _quantise(distort(ref, kinds[1], level * spread[1], generator))
-    return ref, p0, p1
-
-
-def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
-    """Write a ``(3, H, W)`` image in [0, 1] as an 8-bit PNG (folders made as needed).
-
-    Example:
-        >>> save_png(torch.rand(3, 16, 16), "/tmp/a.png")  # doctest: +SKIP
-    """
-    import numpy as np
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array = (image.detach().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
-
-
 # -- judgements ----------------------------------------------------------------------------------------
 
 
@@ -390,6 +250,38 @@ def _votes(probability: torch.Tensor, judges: int, generator: torch.Generator) -
     """The fraction of ``judges`` simulated people who say yes, each with ``probability``."""
     draws = torch.rand(probability.shape[0], judges, generator=generator, dtype=torch.float64)
     return (draws < probability.double().unsqueeze(1)).double().mean(dim=1)
+
+
+def simulate_judges(
+    d0: torch.Tensor,
+    d1: torch.Tensor,
+    *,
+    judges: int = 5,
+    temperature: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, float]:
+    """2AFC judgements of simulated people who follow an observer's distances, with noise.
+
+    Each of ``judges`` people chooses ``p1`` as closer with probability ``sigmoid((d0 - d1) / temperature)``.
+
+    Args:
+        d0, d1: ``(N,)`` the observer's distances from the reference to ``p0`` and ``p1``.
+        judges: people per triplet.
+        temperature: the noise scale (> 0); ``None``: a quarter of the median ``|d0 - d1|``.
+        generator: the seeded torch generator the votes are drawn from.
+
+    Returns:
+        ``(judge, temperature)``: ``(N,)`` float64 fractions who chose ``p1``, and the temperature used.
+
+    Example:
+        >>> judge, t = simulate_judges(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), temperature=0.01)
+        >>> judge.tolist()
+        [1.0, 0.0]
+    """
+    _check_counts(judges=judges)
+    scale = _temperature(d0 - d1, temperature)
+    probability = torch.sigmoid((d0.double() - d1.double()) / scale)
+    return _votes(probability, judges, generator or torch.Generator().manual_seed(0)), scale
 
 
 def _check_counts(**counts: int) -> None:
@@ -462,8 +354,7 @@ def make_2afc(
     n = n_train + n_val
     ref, p0, p1 = triplets(n, size, generator)
     d0, d1 = observer._distance_01(ref, p0), observer._distance_01(ref, p1)
-    scale = _temperature(d0 - d1, temperature)
-    judge = _votes(torch.sigmoid((d0 - d1) / scale), judges, generator)
+    judge, scale = simulate_judges(d0, d1, judges=judges, temperature=temperature, generator=generator)
     splits = ["train"] * n_train + ["val"] * n_val
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -565,10 +456,10 @@ def make_jnd(
     _check_counts(n=n, judges=judges)
     _check_size(observer, size)
     generator = torch.Generator().manual_seed(int(seed))
-    p0 = _quantise(textures(n, size, generator))
+    p0 = quantise(textures(n, size, generator))
     kinds = torch.randint(len(DISTORTIONS), (n,), generator=generator)
     rms = 0.1 * torch.rand(n, generator=generator) ** 2  # many near-invisible changes, some plain ones
-    p1 = _quantise(distort(p0, kinds, rms, generator))
+    p1 = quantise(distort(p0, kinds, rms, generator))
     d = observer._distance_01(p0, p1)
     gap = d.median() - d
     scale = _temperature(gap, temperature)
