@@ -98,6 +98,14 @@ class PerceptualLoss(nn.Module):
     def spec(self) -> str:
         return self.pipeline.spec
 
+    @property
+    def signature(self) -> str:
+        """What produced this loss's numbers, in one line (:func:`percept.signature.signature`): spec or preset and
+        version, input range, resize, the weights' checksum (and seed, if random) and percept's version."""
+        from percept.signature import signature
+
+        return signature(self)
+
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss between ``input`` (the prediction) and ``target``; see the class docstring for shapes."""
         if not self.fast:

@@ -70,6 +70,7 @@ LAYERS: dict[str, int] = {
     "percept.functional": API,
     "percept.loss": API,
     "percept.metric": API,
+    "percept.signature": API,
     "percept.plugin": API,
     "percept.__main__": APPS,
 }

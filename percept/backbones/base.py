@@ -100,6 +100,7 @@ class Backbone(nn.Module):
 
     mean: torch.Tensor  # buffers, (1, 3, 1, 1)
     std: torch.Tensor
+    random_seed: int | None = None  # the seed of random weights (set by create_backbone), else None
 
     def __init__(
         self,
