@@ -93,7 +93,8 @@ def check_images(
             synchronises (:func:`value_check_due`), ``False`` never.
 
     Raises:
-        InputError: wrong type, rank, channels, dtype, size, or values (NaN, Inf, out of range).
+        InputError: wrong type, rank, channels, dtype, size, or values (NaN, Inf, out of range); values to
+            check on the meta device, which has none.
 
     Example:
         >>> check_images(torch.rand(2, 3, 32, 32)).shape
@@ -124,6 +125,11 @@ def check_images(
         )
     if check_values == "auto":
         check_values = value_check_due(x, name)
+    if check_values and x.device.type == "meta":
+        raise InputError(
+            f"{name} is on the meta device, which holds shapes but no values, so its values cannot be checked "
+            f"({describe(x)}); pass real tensors, or check_inputs=False to run on shapes only"
+        )
     if check_values:
         # One reduction: min and max propagate NaN, and an infinity is the min or the max.
         lo, hi = (float(v) for v in torch.aminmax(underlying(x).detach()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import threading
 
@@ -198,3 +200,110 @@ def test_discovery_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "True"
+
+
+# -- one host: commands are a kind; percept's own applications load when used ----------------------
+
+
+def test_building_a_metric_imports_no_application():
+    """Issue 24.2: the core loads no application unless a toolkit preset is named."""
+    code = (
+        "import sys, warnings, torch\n"
+        "warnings.simplefilter('ignore')\n"
+        "from percept import PerceptualLoss, PerceptualMetric, perceptual_distance\n"
+        "x = torch.rand(1, 3, 16, 16)\n"
+        "PerceptualLoss('pixel:all/raw/l1')(x, x)\n"
+        "PerceptualMetric('alexnet:conv1/unit/l2', weights=None).update(x, x)\n"
+        "perceptual_distance(x, x, 'pixel:all/unit/mse')\n"
+        "apps = ('percept.cli', 'percept.demo', 'percept.eval')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(apps)))\n"
+        "try:\n"
+        "    PerceptualLoss('map-selection')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+        "print('percept.eval.presets' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    apps, error, toolkit = out.splitlines()
+    assert apps == "[]"
+    assert error.startswith("SpecError preset 'map-selection' needs selection=")  # found by name, built
+    assert toolkit == "True"
+
+
+def test_every_preset_the_toolkit_registers_is_declared():
+    from percept.eval.presets import register_presets
+
+    names: list[str] = []
+    register_presets(lambda name, factory, **kw: names.append(name))
+    declared = set(percept.registry.APPLICATION_PRESETS["toolkit"])
+    assert names and set(names) <= declared, (
+        f"add {sorted(set(names) - declared)} to percept.registry.APPLICATION_PRESETS['toolkit'] (its light "
+        "declaration: the registry knows the name without importing the toolkit)"
+    )
+
+
+def test_a_declared_preset_is_known_before_its_application_loads():
+    registry = Registry()
+    assert registry.has("preset", "map-selection")
+    assert "map-selection" in registry.names("preset")
+    assert "toolkit" in registry._deferred  # declared, not imported
+    assert registry.get("preset", "map-selection").plugin == "toolkit"
+    assert "toolkit" not in registry._deferred
+
+
+COMMANDS = """
+import percept
+
+@percept.hookimpl
+def register_commands(register):
+    register("lazy-hello", "lazy_hello_impl:configure", "lazy_hello_impl:run", help="registered by name")
+"""
+COMMAND_IMPL = """
+def configure(parser):
+    parser.add_argument("who")
+
+def run(args):
+    print("hello", args.who)
+    return 0
+"""
+
+
+def test_commands_are_a_kind_of_the_registry_and_may_be_named_lazily(site, capsys):
+    make_distribution(
+        site, "lazy-hello", {"lazy": "lazy_hello"}, {"lazy_hello": COMMANDS, "lazy_hello_impl": COMMAND_IMPL}
+    )
+    registry = Registry()
+    entry = registry.get("command", "lazy-hello")
+    assert entry.plugin == "lazy" and entry.description == "registered by name"
+    assert "lazy_hello_impl" not in sys.modules  # nothing imported until the command is used
+    assert [e.name for e in registry.entries("command")][:4] == ["score", "list", "taps", "plugins"]
+    import percept.registry as module
+    from percept.cli import main
+
+    module._registry = registry
+    try:
+        assert main(["lazy-hello", "world"]) == 0
+    finally:
+        module.reset_registry()
+    assert capsys.readouterr().out == "hello world\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("register('-x', print, print)", "command name must match"),
+        ("register('x', 42, print)", "configure must be callable or 'module:function', got int"),
+        ("register('x', print, 'no_colon')", "a reference must read 'module:function'"),
+        ("register('x', print, print, help=123)", "help must be a string, got int"),
+        ("register('x', print, print, requires='pandas')", "requires must be module names"),
+        ("register('score', print, print)", "command 'score' registered twice: by plugin 'percept.cli.score'"),
+    ],
+)
+def test_command_registrations_are_checked(call, message):
+    namespace: dict = {}
+    hook = "    @percept.hookimpl\n    def register_commands(self, register):\n"
+    exec(f"import percept\nclass Bad:\n{hook}        {call}\n", namespace)
+    registry = Registry()
+    registry.ensure_commands()
+    with pytest.raises(RegistrationError, match=message):
+        registry.register_plugin(namespace["Bad"](), "bad")

@@ -40,8 +40,12 @@ timm-format file, ``weights=None`` gives random weights.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import os
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +214,8 @@ def _built(full: str, pretrained: bool, overlay: dict[str, str] | None) -> tuple
     """The model cut ready, frozen; how it is cut; its size keywords. A failure to get weights is a ``WeightsError``."""
     dynamic, kind = _plan(full)
     try:
-        model, kind = _build(full, kind, dynamic, pretrained, overlay)
+        with hub_offline_if_unreachable(pretrained and not overlay):
+            model, kind = _build(full, kind, dynamic, pretrained, overlay)
     except SpecError:
         raise
     except Exception as exc:
@@ -300,6 +305,48 @@ def _pretrained_cfg(model: TimmModel, name: str) -> dict[str, Any]:
     if cfg is None:
         return {}
     return dict(cfg) if isinstance(cfg, dict) else cfg.to_dict()
+
+
+HUB_TIMEOUT = 3.0
+"""Seconds one connection attempt to Hugging Face's hub may take before percept calls it unreachable."""
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether Hugging Face's hub (``$HF_ENDPOINT``) answers a connection within :data:`HUB_TIMEOUT`, asked once.
+
+    Behind a proxy (``HTTPS_PROXY`` / ``ALL_PROXY``) a direct connection says nothing: taken as reachable.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=HUB_TIMEOUT).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def hub_offline_if_unreachable(downloads: bool) -> Iterator[None]:
+    """While ``downloads`` may happen and the hub is unreachable, huggingface_hub in offline mode.
+
+    Offline, huggingface_hub retries each request with back-off (about 50 s and 20 log lines per timm
+    build); in its offline mode it reads its cache and fails at once if the file is not there.
+    """
+    constants = None
+    if downloads and not hub_reachable():
+        with contextlib.suppress(ImportError):
+            from huggingface_hub import constants
+    if constants is None:
+        yield
+        return
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def _weights_message(name: str, exc: BaseException) -> str:

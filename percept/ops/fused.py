@@ -225,15 +225,35 @@ def fused_setting(requested: str | None = None) -> str:
     Call it once at start-up to fail early: :class:`~percept.PerceptualLoss` does so at construction.
 
     Raises:
-        InputError: an unknown value, naming the allowed ones.
+        InputError: an unknown value, naming the allowed ones; ``triton`` where it cannot run (triton not
+            installed, or no CUDA GPU and no ``TRITON_INTERPRET=1``).
 
     Example:
         >>> fused_setting("Eager"), fused_setting("off")
         ('eager', '0')
     """
-    if requested is not None:
-        return _parse_setting(requested, "backend")
-    return _parse_setting(os.environ.get("PERCEPT_FUSED", ""), "PERCEPT_FUSED")
+    source, raw = (
+        ("backend", requested) if requested is not None else ("PERCEPT_FUSED", os.environ.get("PERCEPT_FUSED", ""))
+    )
+    mode = _parse_setting(raw, source)
+    if mode == "triton":
+        _check_triton(source)
+    return mode
+
+
+def _check_triton(source: str) -> None:
+    """Refuse the Triton backend where it cannot run: without triton, or without a CUDA GPU (unless interpreted)."""
+    what = "PERCEPT_FUSED=triton" if source == "PERCEPT_FUSED" else "backend 'triton'"
+    if not triton_available():
+        raise InputError(
+            f"{what} needs the triton package, which is not installed (it ships with CUDA builds of torch); "
+            "unset PERCEPT_FUSED (auto: Triton on CUDA where available, else the compiled or eager op)"
+        )
+    if not torch.cuda.is_available() and not _interpret():
+        raise InputError(
+            f"{what} runs on CUDA GPUs and this machine has none; unset PERCEPT_FUSED (auto picks the compiled or "
+            "eager op on the CPU), or set TRITON_INTERPRET=1 to run Triton's interpreter on the CPU (slow; tests)"
+        )
 
 
 def choose_backend(x: torch.Tensor, requested: str | None = None) -> str:
