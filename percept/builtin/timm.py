@@ -334,7 +334,7 @@ def hub_offline_if_unreachable(downloads: bool) -> Iterator[None]:
     Offline, huggingface_hub retries each request with back-off (about 50 s and 20 log lines per timm
     build); in its offline mode it reads its cache and fails at once if the file is not there.
     """
-    constants = None
+    constants: Any = None
     if downloads and not hub_reachable():
         with contextlib.suppress(ImportError):
             from huggingface_hub import constants
