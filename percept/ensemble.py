@@ -378,8 +378,6 @@ class Ensemble:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SpecError(f"ensemble {name} must be a whole number >= {low}, got {value!r}")
 
-    name = ENSEMBLE_NAME
-
     def plan(self, graph: bool) -> tuple[int, torch.Generator]:
         """The number of draws and the CPU generator of a call (``graph``: the call is a loss's).
 
