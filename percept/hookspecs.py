@@ -18,6 +18,7 @@ found through the entry-point group ``percept``::
 Each hook is called once, the first time percept needs its registry (never at import); the
 ``register_commands`` hook is called by the ``percept`` command only, when it builds its parser. A
 hook may call ``register`` any number of times. A name registered twice fails, naming both plugins.
+All five go through one host, :mod:`percept.registry` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -88,16 +89,24 @@ def register_presets(register):
 def register_commands(register):
     """Register subcommands of the ``percept`` command line (``percept sweep``, ``percept demo`` ...).
 
-    ``register(name, configure, run, *, help="", description=None)`` where ``configure(parser)``
-    adds the command's arguments to its ``argparse.ArgumentParser`` and ``run(args)`` does the work
-    and returns the exit code (0 success, 2 an error; raising a :class:`percept.PerceptError`
-    prints ``percept: error: <message>`` and exits with 2). ``help`` is the one line shown by
-    ``percept --help``; ``description`` the paragraph of ``percept NAME --help``.
+    ``register(name, configure, run, *, help="", description=None, requires=(), install="")`` where
+    ``configure(parser)`` adds the command's arguments to its ``argparse.ArgumentParser`` and
+    ``run(args)`` does the work and returns the exit code (0 success, 2 an error; raising a
+    :class:`percept.PerceptError` prints ``percept: error: <message>`` and exits with 2). ``help`` is
+    the one line shown by ``percept --help``; ``description`` the paragraph of ``percept NAME --help``;
+    ``requires`` names modules the command needs (checked before ``run``: a missing one is one error
+    line with ``install``, e.g. ``"pip install 'my-plugin[extra]'"``).
 
-    Called by the ``percept`` command only (not by the registry), so ``configure`` should stay
-    light: import torch and the like inside ``run``. The core's own commands (``score``, ``list``,
-    ``taps``, ``plugins``) register through this hook too; a name already taken is skipped with a
-    :class:`percept.PluginWarning` naming both plugins.
+    Commands are one kind of the registry: the same plugin manager, the same staged registration and
+    error rules as the parts (a name taken, ``help`` not a string ... skips the plugin's commands with
+    a :class:`percept.PluginWarning` naming it; percept's own commands always win). The hook is
+    called only when the ``percept`` command collects its commands, and ``percept --help`` needs
+    names and ``help`` only: a command's ``configure`` runs when that command is chosen, and one
+    that raises makes that command unavailable (one error line naming the plugin), not the others.
+    ``configure`` and ``run`` may be ``"module:function"`` strings, imported when the command is
+    used. To build its parser, ``percept`` imports a plugin module only if its source mentions
+    ``register_commands`` (:func:`percept.discovery.may_register_commands`), so keep a plugin module
+    that registers commands light at import: torch and the like inside ``run``.
 
     Example::
 
@@ -105,4 +114,6 @@ def register_commands(register):
         def register_commands(register):
             register("hello", lambda p: p.add_argument("name"), lambda args: print("hi", args.name) or 0,
                      help="say hello")
+            register("report", "my_plugin.report:configure", "my_plugin.report:run", help="a report",
+                     requires=("pandas",), install="pip install 'my-plugin[report]'")
     """

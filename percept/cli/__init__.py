@@ -9,9 +9,10 @@
     percept demo ...                       (the demo, plugged in through its entry point)
     percept sweep|select|finetune|visualize ...   (the research toolkit, plugged in the same way)
 
-Every command comes through the ``register_commands`` hook (:mod:`percept.hookspecs`): the core's
-own (:mod:`percept.cli.score`, :mod:`percept.cli.listing`), then those of entry-point plugins,
-percept's own demo and toolkit among them. :mod:`percept.cli.app` builds the parser and dispatches;
+Every command comes through the ``register_commands`` hook (:mod:`percept.hookspecs`) into the
+one plugin host, :mod:`percept.registry`, where commands are a kind like backbones: the core's own
+(:mod:`percept.cli.score`, :mod:`percept.cli.listing`), then percept's own applications (the demo
+and the toolkit), then entry-point plugins. :mod:`percept.cli.app` parses and dispatches only;
 :mod:`percept.cli.common` holds what the commands share.
 
 Exit codes: 0 success; 2 an error percept reports (bad spec, missing weights, unreadable image,
@@ -23,9 +24,11 @@ stderr (and under ``errors`` with ``--json``) while the others are still scored 
 when the run is interrupted. Every file is written whole or not at all (:mod:`percept.io`): a
 temporary file in the same folder, renamed into place once complete.
 
-Heavy modules (torch, torchvision) load inside the commands. Building the parser imports the
-command modules and the entry-point plugins' modules only, so ``percept --help`` is quick unless an
-installed plugin imports torch at its top (``PERCEPT_DISABLE_PLUGIN_AUTOLOAD=1`` leaves those out).
+Heavy modules (torch, torchvision) load inside the commands. ``percept --help`` needs each command's
+name and one-line help only: it runs no ``configure`` and imports no third-party plugin whose source
+does not mention ``register_commands`` (benchmarks/cli_startup.py measures it). Every failure is one
+line ``percept: error: ...`` (exit 2; interrupted: 130), every warning one line ``percept: warning:
+...``, once.
 """
 
 from __future__ import annotations

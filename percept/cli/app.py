@@ -164,7 +164,6 @@ def one_line_warnings() -> Iterator[None]:
             warn(text)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
         warnings.showwarning = show
         yield
 

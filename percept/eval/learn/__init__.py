@@ -15,17 +15,50 @@ Example:
 
 from __future__ import annotations
 
-from percept.eval.learn.files import heads_pipeline, read_heads, seeded_backbone
-from percept.eval.learn.heads import (
-    HeadsOptions,
-    LinearHeads,
-    RankingNet,
-    clamp_like_lpips,
-    lpips_learning_rates,
-    rank_loss,
-    unit_normalize_lpips,
-)
-from percept.eval.learn.train import HeadsResult, db_subsets, train_heads
+import importlib
+from typing import TYPE_CHECKING
+
+# Loaded on first use: `percept learn` registers through this package (percept --help imports
+# percept.eval.learn.cli), and the trainer's modules import torch (benchmarks/cli_startup.py).
+_LAZY = {
+    "heads_pipeline": "percept.eval.learn.files",
+    "read_heads": "percept.eval.learn.files",
+    "seeded_backbone": "percept.eval.learn.files",
+    "HeadsOptions": "percept.eval.learn.heads",
+    "LinearHeads": "percept.eval.learn.heads",
+    "RankingNet": "percept.eval.learn.heads",
+    "clamp_like_lpips": "percept.eval.learn.heads",
+    "lpips_learning_rates": "percept.eval.learn.heads",
+    "rank_loss": "percept.eval.learn.heads",
+    "unit_normalize_lpips": "percept.eval.learn.heads",
+    "HeadsResult": "percept.eval.learn.train",
+    "db_subsets": "percept.eval.learn.train",
+    "train_heads": "percept.eval.learn.train",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from percept.eval.learn.files import heads_pipeline, read_heads, seeded_backbone
+    from percept.eval.learn.heads import (
+        HeadsOptions,
+        LinearHeads,
+        RankingNet,
+        clamp_like_lpips,
+        lpips_learning_rates,
+        rank_loss,
+        unit_normalize_lpips,
+    )
+    from percept.eval.learn.train import HeadsResult, db_subsets, train_heads
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'percept.eval.learn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "HeadsOptions",
