@@ -341,7 +341,9 @@ class Ensemble:
             evaluation default) in any other call (a metric).
         seed: seed of the draws. An int: every call draws the same transformations (same images, same
             value). ``None``: a loss call draws fresh ones from torch's global generator, a metric call
-            uses seed 0.
+            uses seed 0. The transformations are drawn on the CPU, so a seed gives the same ones on every
+            device; the dropout masks are drawn on the images' device, whose generator (CUDA's or the
+            CPU's) decides them, so a seeded value is reproducible per device type.
         keep: keep probability of the feature dropout (0.99); 1 turns dropout off.
         max_scale: largest downscale factor (8); 1 turns downscaling off.
         max_offset: largest translation in pixels (7); 0 turns translation off.
