@@ -62,6 +62,7 @@ def register_commands(register: Callable[..., None]) -> None:
     toolkit = toolkit_register(register)
     importlib.import_module("percept.eval.cli").register_commands(toolkit)  # sweep, select, finetune, visualize
     importlib.import_module("percept.eval.learn.cli").register_commands(toolkit)  # learn
+    importlib.import_module("percept.eval.agreement").register_commands(toolkit)  # agreement
 
 
 __all__ = ["EVAL_INSTALL", "EVAL_MODULES", "register_commands", "register_presets", "toolkit_register"]

@@ -1,4 +1,5 @@
-"""Agreement between a metric and human judgements: rank and linear correlations, the VQEG logistic, 2AFC.
+"""Agreement between a metric and human judgements: rank and linear correlations, the VQEG logistic, 2AFC,
+JND mAP.
 
 Sign convention: a *distance* grows as quality falls, so it correlates negatively with MOS and
 positively with DMOS. :func:`correlations` orients both sides so that a metric that agrees with people
@@ -332,6 +333,73 @@ def two_afc_agreement(d0: ArrayLike, d1: ArrayLike, judge: ArrayLike) -> float:
         raise InputError(f"judge must hold fractions in [0, 1], got values in [{judge.min()}, {judge.max()}]")
     agree = (d0 < d1) * (1.0 - judge) + (d1 < d0) * judge + (d0 == d1) * 0.5
     return float(agree.mean())
+
+
+def voc_average_precision(recall: ArrayLike, precision: ArrayLike) -> float:
+    """Area under a precision-recall curve as PASCAL VOC computes it after 2007 (and ``lpips.voc_ap``).
+
+    The curve is closed with ``(0, 0)`` and ``(1, 0)``, precision is replaced by its running maximum
+    from the right (the envelope), and the area sums ``(r_{i+1} - r_i) * p_{i+1}`` where recall changes.
+
+    Args:
+        recall, precision: ``(K,)`` the curve's points, recall non-decreasing, both in [0, 1].
+
+    Returns:
+        The average precision in [0, 1].
+
+    Example:
+        >>> voc_average_precision([0.5, 1.0], [1.0, 0.5])
+        0.75
+    """
+    rec = np.asarray(recall, dtype=float).reshape(-1)
+    prec = np.asarray(precision, dtype=float).reshape(-1)
+    if rec.shape != prec.shape:
+        raise InputError(f"expected recall and precision of one length, got {rec.size} and {prec.size}")
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    changed = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[changed + 1] - mrec[changed]) * mpre[changed + 1]))
+
+
+def jnd_map(d: ArrayLike, same: ArrayLike) -> float:
+    """BAPPS JND score: the mean average precision of a distance at telling pairs people call the same.
+
+    As the ``lpips`` package computes it (``score_jnd_dataset``): pairs sorted by distance ascending
+    (``numpy.argsort``), ``TP = cumsum(same)``, ``FP = cumsum(1 - same)``, ``FN = sum(same) - TP``,
+    precision ``TP / (TP + FP)`` and recall ``TP / (TP + FN)``, then :func:`voc_average_precision`.
+
+    Args:
+        d: ``(N,)`` the metric's distances between the two images of each pair (finite).
+        same: ``(N,)`` the fraction of people who judged each pair the same, in [0, 1], not all 0.
+
+    Returns:
+        The mAP in [0, 1]: 1 when every pair judged the same is closer than every other.
+
+    Raises:
+        InputError: lengths differ or are 0, ``d`` holds NaN/Inf, ``same`` leaves [0, 1] or is all 0
+            (then recall, and the score, are undefined).
+
+    Example:
+        >>> jnd_map([0.1, 0.2, 0.9], [1.0, 1.0, 0.0])
+        1.0
+    """
+    d = np.asarray(d, dtype=float).reshape(-1)
+    same = np.asarray(same, dtype=float).reshape(-1)
+    if d.shape != same.shape or d.size == 0:
+        raise InputError(f"expected d and same of one non-zero length, got {d.size} and {same.size}")
+    if not np.isfinite(d).all():
+        raise InputError(f"d holds {int((~np.isfinite(d)).sum())} NaN or infinite distance(s)")
+    if not (np.isfinite(same).all() and ((same >= 0) & (same <= 1)).all()):
+        raise InputError(f"same must hold fractions in [0, 1], got values in [{same.min()}, {same.max()}]")
+    if same.sum() == 0:
+        raise InputError("same is 0 for every pair: nobody judged any pair the same, so the JND mAP is undefined")
+    order = np.argsort(d)
+    sorted_same = same[order]
+    tp = np.cumsum(sorted_same)
+    fp = np.cumsum(1 - sorted_same)
+    fn = np.sum(sorted_same) - tp
+    return voc_average_precision(tp / (tp + fn), tp / (tp + fp))
 
 
 def bootstrap_ci(

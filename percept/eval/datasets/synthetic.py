@@ -70,8 +70,8 @@ class PlantedObserver:
     Args:
         backbone: a percept :class:`~percept.backbones.base.Backbone` (preferred: a learner that
             shares the same network can find the planted channels exactly), or a backbone name,
-            optionally with taps (``"alexnet"``, ``"vgg16:conv1,conv3"``), built with random weights
-            drawn from ``seed`` (so the same name and seed give the same network).
+            optionally with taps (``"alexnet"``, ``"vgg16:conv1,conv3"``), built with the random weights
+            ``weights="random:<seed>"`` (the network ``--weights random:<seed>`` builds on the command line).
         taps: the taps to plant channels in; default the backbone's canonical taps (or the spec's).
         fraction: share of each tap's channels that is planted, in ``(0, 1]``.
         seed: seeds the planted channels, their weights, and a network built from a name.
@@ -172,12 +172,20 @@ class PlantedObserver:
     def describe(self) -> dict:
         """The observer as JSON-ready data: backbone, taps, seed, fraction, planted channels and their weights.
 
+        ``weights`` is ``"random:<seed>"`` for random weights (what rebuilds them), else ``None``; the
+        checksum of the network's weights identifies it either way.
+
         Example:
             >>> sorted(observer.describe())  # doctest: +SKIP
-            ['backbone', 'channel_weights', 'fraction', 'planted', 'seed', 'taps']
+            ['backbone', 'channel_weights', 'fraction', 'planted', 'seed', 'taps', 'weights', 'weights_checksum']
         """
+        from percept.backbones.weights import state_dict_checksum
+
+        seed = getattr(self.backbone, "random_seed", None)
         return {
             "backbone": self.backbone.name,
+            "weights": None if seed is None else f"random:{seed}",
+            "weights_checksum": state_dict_checksum(self.backbone),
             "taps": list(self.taps),
             "seed": self.seed,
             "fraction": self.fraction,
@@ -223,10 +231,9 @@ def _backbone(backbone: Backbone | str, seed: int) -> tuple[Backbone, list[str] 
     if spec.readout is not None or spec.distance is not None or spec.ensemble is not None:
         raise SpecError(f"a planted observer needs a backbone name with optional taps (e.g. 'alexnet:conv1,conv2'), "
                         f"got {backbone!r}")  # fmt: skip
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # random on purpose: the observer is made up
-        torch.manual_seed(seed)
-        net = create_backbone(spec.backbone, weights=None)
+        net = create_backbone(spec.backbone, weights=f"random:{seed}")
     return net, None if spec.taps is None else [t.name for t in spec.taps]
 
 
