@@ -3,6 +3,7 @@ synthetic sets judged by a planted observer (percept.eval.datasets.synthetic).""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_make_2afc_reads_back_in_each_layout_with_the_same_triplets(tmp_path, ob
         judge = db.table["judge"].to_numpy()
         assert ((judge >= 0) & (judge <= 1)).all()
         np.testing.assert_allclose(judge * 5, np.round(judge * 5), atol=1e-9)  # fractions of 5 people
-        assert (tmp_path / layout / "observer.json").is_file()
+        record = {"bapps": "2afc/observer.json", "nights": "nights/observer.json", "csv": "observer.json"}[layout]
+        assert json.loads((tmp_path / layout / record).read_text())["observer"]["weights"] == "random:0"
         tables.append(db.table)
     assert sorted(tables[0]["subset"].unique()) == ["train/synthetic", "val/synthetic"]
     assert sorted(tables[1]["subset"].unique()) == ["train/nights", "val/nights"]
@@ -93,6 +95,7 @@ def test_make_jnd_reads_back(tmp_path, observer):
     same = db.table["same"].to_numpy()
     np.testing.assert_allclose(same * 3, np.round(same * 3), atol=1e-9)
     assert 0 < same.mean() < 1
+    assert json.loads((path / "jnd" / "observer.json").read_text())["kind"] == "jnd"
 
 
 def test_generator_refuses_bad_arguments(tmp_path, observer):

@@ -327,7 +327,8 @@ def make_2afc(
     Each triplet is a texture (the reference) and two random distortions of it, ``p0`` and ``p1``. Each
     of ``judges`` simulated people chooses ``p1`` as closer with probability
     ``sigmoid((d0 - d1) / temperature)``, ``d`` the observer's distances to the reference; ``judge``
-    is the fraction who did. ``root/observer.json`` records the observer, the temperature and the seed.
+    is the fraction who did. ``observer.json`` beside the data (in ``2afc/``, ``nights/``, or beside
+    ``triplets.csv``) records the observer, the temperature and the seed.
 
     Args:
         root: the folder to write into (made if missing; files already there are overwritten).
@@ -367,7 +368,10 @@ def make_2afc(
     root.mkdir(parents=True, exist_ok=True)
     writer = {"bapps": _write_bapps, "nights": _write_nights, "csv": _write_csv}[layout]
     path = writer(root, ref, p0, p1, judge, splits, judges)
-    _write_observer(root, observer, kind="2afc", layout=layout, temperature=scale, judges=judges, seed=seed, size=size)
+    folder = {"bapps": root / "2afc", "nights": root / "nights", "csv": root}[layout]
+    _write_observer(
+        folder, observer, kind="2afc", layout=layout, temperature=scale, judges=judges, seed=seed, size=size
+    )
     return path
 
 
@@ -478,7 +482,7 @@ def make_jnd(
         save_png(p1[i], folder / "p1" / f"{i:06d}.png")
         (folder / "same").mkdir(parents=True, exist_ok=True)
         np.save(folder / "same" / f"{i:06d}.npy", np.array([float(same[i])]))
-    _write_observer(root, observer, kind="jnd", layout="bapps-jnd", temperature=scale, judges=judges, seed=seed,
+    _write_observer(root / "jnd", observer, kind="jnd", layout="bapps-jnd", temperature=scale, judges=judges, seed=seed,
                     size=size)  # fmt: skip
     return root
 
