@@ -37,7 +37,12 @@ def read_bapps(root: str | os.PathLike, subsets: tuple[str, ...] | None = None) 
 
 
 def find_subsets(base: Path) -> tuple[str, ...]:
-    """Every ``<split>/<set>`` folder two levels below ``base`` (BAPPS' ``2afc/`` or ``jnd/``), sorted."""
+    """Every ``<split>/<set>`` folder two levels below ``base`` (BAPPS' ``2afc/`` or ``jnd/``), sorted.
+
+    Example:
+        >>> find_subsets(Path("/data/bapps/2afc"))  # doctest: +SKIP
+        ('train/cnn', 'train/mix', 'train/traditional', 'val/cnn', ...)
+    """
     return tuple(
         f"{s.name}/{d.name}" for s in sorted(base.iterdir()) if s.is_dir() for d in sorted(s.iterdir()) if d.is_dir()
     )
@@ -53,6 +58,11 @@ def judged_rows(base: Path, subsets: tuple[str, ...], images: tuple[str, ...], v
 
     Returns:
         ``[{key: path, ..., value: float, "subset": subset}]`` in subset order, then by file name.
+
+    Example:
+        >>> rows = judged_rows(Path("/data/jnd"), ("val/cnn",), ("p0", "p1"), "same", "JND")  # doctest: +SKIP
+        >>> sorted(rows[0])  # doctest: +SKIP
+        ['p0', 'p1', 'same', 'subset']
     """
     import numpy as np
 
