@@ -1,8 +1,11 @@
 """The research toolkit: IQA databases, agreement statistics, layer sweeps and feature-map selection.
 
 - :mod:`percept.eval.datasets`: readers for TID2013/2008, KADID-10k, CSIQ, LIVE, CID:IQ, PIPAL, BAPPS
-  and CSV manifests, in their native layouts (:func:`~percept.eval.datasets.load_database`);
-- :mod:`percept.eval.stats`: SROCC, KROCC, PLCC, RMSE, the VQEG logistic, 2AFC, bootstrap by reference;
+  (2AFC and JND), NIGHTS and CSV manifests, in their native layouts
+  (:func:`~percept.eval.datasets.load_database`); synthetic 2AFC/JND sets judged by a known observer
+  (:mod:`percept.eval.datasets.synthetic`);
+- :mod:`percept.eval.stats`: SROCC, KROCC, PLCC, RMSE, the VQEG logistic, 2AFC, JND mAP, bootstrap by reference;
+- :mod:`percept.eval.agreement`: a metric's 2AFC agreement or JND mAP per subset (``percept agreement``);
 - :mod:`percept.eval.sweep`: every tap of several networks against the scores (``percept sweep``);
 - :mod:`percept.eval.select`: forward selection of feature maps (``percept select``);
 - :mod:`percept.eval.finetune`: learned channel weights (``percept finetune``);
