@@ -305,6 +305,7 @@ def _check_size(observer: PlantedObserver, size: int) -> None:
     if size < need:
         raise InputError(f"size {size} is too small for backbone {observer.backbone.name!r} at taps "
                          f"{observer.taps}: it needs images of at least {need}x{need}")  # fmt: skip
+    observer.backbone.check_input(torch.zeros(1, 3, size, size), observer.taps)  # a network of one size names it
 
 
 # -- 2AFC ----------------------------------------------------------------------------------------------
