@@ -227,8 +227,9 @@ def load_embedding(
 
     Args:
         file: ``DIR/embedding.json`` (or ``DIR``) written by ``percept learn --method lora``.
-        weights: ``"from-file"`` (the recorded source: a tag, a file, or random weights with their seed), or
-            another weights argument for the base networks, which must then be the same weights.
+        weights: ``"from-file"`` or ``"imagenet"`` (``PerceptualLoss``'s default): the recorded source (a tag, a
+            file, or random weights with their seed); another weights argument for the base networks must give
+            the same weights.
         input_range: the range of the images passed.
 
     Raises:
@@ -242,7 +243,8 @@ def load_embedding(
         raise InputError("learned-embedding needs file='DIR/embedding.json' (written by `percept learn --method lora`)")
     record, tensors = read_embedding(file)
     recorded = record["weights"]
-    source = recorded.get("source") if weights == "from-file" else weights
+    # PerceptualLoss's default weights ("imagenet") mean the recorded ones here; other weights must match them.
+    source = recorded.get("source") if weights in ("from-file", "imagenet") else weights
     pipeline = build_embedding_metric(
         record["members"],
         weights=None if source in (None, RANDOM) else source,

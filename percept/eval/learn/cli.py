@@ -10,7 +10,9 @@ Training uses the subsets matching ``--train-subsets`` (default ``train/*``) and
 those matching ``--val-subsets`` (default ``val/*``), before (every channel weighted 1) and after learning.
 The result, ``OUT/heads.json``, loads as ``PerceptualLoss("learned-heads", file="OUT/heads.json")``.
 
-``--method`` picks the learner: ``heads`` (LPIPS' linear heads, :func:`percept.eval.learn.train_heads`). A
+``--method`` picks the learner: ``heads`` (LPIPS' linear heads, :func:`percept.eval.learn.train_heads`) or
+``lora`` (DreamSim's LoRA tuning of transformer embeddings, :func:`percept.eval.learn.embedding.train_embedding`,
+writing ``OUT/embedding.json`` for the ``learned-embedding`` preset). A
 learner is one entry of :data:`METHODS` (``name -> "module:function"``); the function takes
 ``(args, train, val)`` and returns the path it wrote.
 """
@@ -28,7 +30,10 @@ from typing import Any
 from percept.cli.common import add_device_option, add_weights_option, device_arg, split_list, weights_arg
 from percept.errors import InputError, unknown_name
 
-METHODS: dict[str, str] = {"heads": "percept.eval.learn.cli:run_heads"}
+METHODS: dict[str, str] = {
+    "heads": "percept.eval.learn.cli:run_heads",
+    "lora": "percept.eval.learn.embedding:run_lora",  # DreamSim's LoRA tuning of transformer embeddings
+}
 DATABASES = ("bapps", "nights", "triplets")
 
 
@@ -108,7 +113,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
     train = _split(db, args.train_subsets, "--train-subsets", required=True)
     val = _split(db, args.val_subsets, "--val-subsets", required=False)
     file = runner(args, train, val)
-    print(f"wrote {file} (load: PerceptualLoss('learned-heads', file='{file}'))", file=sys.stderr)
+    preset = "learned-embedding" if Path(file).name == "embedding.json" else "learned-heads"
+    print(f"wrote {file} (load: PerceptualLoss('{preset}', file='{file}'))", file=sys.stderr)
     return 0
 
 
@@ -120,6 +126,11 @@ def configure_learn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taps", default=None, help="comma-separated taps (default: the canonical taps)")
     add_weights_option(parser)
     parser.add_argument("--method", default="heads", choices=sorted(METHODS), help="what to learn (default heads)")
+    lora = parser.add_argument_group("--method lora (DreamSim: --epochs 6 --lr 3e-4 --batch-size 16 --size 224)")
+    lora.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16)")
+    lora.add_argument("--alpha", type=float, default=8.0, help="LoRA alpha: updates scaled by alpha/rank (default 8)")
+    lora.add_argument("--lora-dropout", type=float, default=0.3, help="dropout on LoRA's input (default 0.3)")
+    lora.add_argument("--margin", type=float, default=0.05, help="hinge loss margin (default 0.05)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs at the base learning rate (default 5)")
     parser.add_argument("--decay-epochs", type=int, default=5, help="then epochs of linear decay (default 5)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (default 1e-4)")
