@@ -111,7 +111,7 @@ def hinge_loss(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor, margin: 
 
     Example:
         >>> hinge_loss(torch.tensor([0.3, 0.3]), torch.tensor([0.2, 0.2]), torch.tensor([1.0, 0.0]))
-        tensor(0.1000)
+        tensor(0.0750)
     """
     target = 2.0 * torch.round(judge) - 1.0
     return torch.clamp(margin - (d0 - d1) * target, min=0.0).mean()
