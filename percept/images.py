@@ -237,7 +237,8 @@ def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike, *, return_unpair
         )
     if not (kinds[ref] == kinds[dist] == "a folder"):
         described = " and ".join(f"'{p}' is {'a file' if k == 'file' else k}" for p, k in kinds.items())
-        raise InputError(f"expected two image files or two folders of images, got {described}")
+        mix = "a mix: " if set(kinds.values()) <= {"file", "a folder"} else ""
+        raise InputError(f"expected two image files or two folders of images, got {mix}{described}")
     extensions = image_extensions()
     listed: list[dict[str, Path]] = []
     odd: list[dict[str, str]] = []  # image-named entries that are not files: name -> what they are
