@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from percept._version import read_version
+
 SHORT_HEX = 12  # hex digits of a checksum shown in the signature line (the record keeps all 64)
 
 
@@ -102,26 +104,36 @@ def _heads_checksum(pipeline: Any) -> str | None:
     return state_dict_checksum(state)
 
 
-def _resize_text(pipeline: Any, resize: Any) -> str:
+def _resize_text(module: nn.Module, resize: Any) -> str:
+    """``none``; the caller's resize (``64``, ``64x48``); the network's own (``224x224-bilinear``); or both
+    (``64+224x224-bilinear``: images resized to 64, then the network resizes them to 224 x 224)."""
+    parts = []
     if resize is not None and resize is not False:
         if isinstance(resize, Sequence) and not isinstance(resize, str):
-            return "x".join(str(int(v)) for v in resize)
-        return str(resize)
-    sizes = []
-    for backbone in _backbones(pipeline):
+            parts.append("x".join(str(int(v)) for v in resize))
+        else:
+            parts.append(str(resize))
+    for backbone in _backbones(module):
         if getattr(backbone, "resize", False) and getattr(backbone, "input_size", None):
             h, w = backbone.input_size
-            sizes.append(f"{h}x{w}-{backbone.interpolation}")
-    return ",".join(dict.fromkeys(sizes)) or "none"
+            parts.append(f"{h}x{w}-{backbone.interpolation}")
+    return "+".join(dict.fromkeys(parts)) or "none"
 
 
-def _weights_checksum(pipeline: Any) -> str:
+def _weights_checksum(backbone: nn.Module) -> str:
     """One checksum of the network(s): the backbone's ``model`` (a plain Backbone) or the whole backbone."""
     from percept.backbones.weights import state_dict_checksum
 
-    backbone = pipeline.backbone
     model = getattr(backbone, "model", None)
     return state_dict_checksum(model if isinstance(model, nn.Module) else backbone)
+
+
+def _seed(module: nn.Module) -> int | str | None:
+    """The seed of the random weights in ``module`` (several seeds comma-separated), ``None`` for none."""
+    seeds = [b.random_seed for b in _backbones(module) if getattr(b, "random_seed", None) is not None]
+    if not seeds:
+        return None
+    return seeds[0] if len(set(seeds)) == 1 else ",".join(str(s) for s in seeds)
 
 
 def _ensemble_text(ensemble: Any) -> str:
@@ -162,7 +174,6 @@ def signature_record(obj: Any, *, resize: Any = None) -> dict[str, Any]:
         >>> rec["seed"], rec["weights"][:7], rec["range"]  # doctest: +SKIP
         (0, 'sha256:', '0,1')
     """
-    from percept._version import read_version
 
     pipeline = _pipeline_of(obj)
     key = (_cache_key(pipeline), str(resize))
@@ -171,15 +182,14 @@ def signature_record(obj: Any, *, resize: Any = None) -> dict[str, Any]:
         return dict(cached[1])
     spec = pipeline.spec
     inner = spec[len("elpips(") : -1] if pipeline.ensemble is not None and spec.startswith("elpips(") else spec
-    seeds = [b.random_seed for b in _backbones(pipeline) if getattr(b, "random_seed", None) is not None]
     ensemble = pipeline.ensemble
     record = {
         "spec": spec,
         "version": _preset_version(inner),
         "range": ",".join(_number(v) for v in pipeline.input_range),
         "resize": _resize_text(pipeline, resize),
-        "weights": _weights_checksum(pipeline),
-        "seed": (seeds[0] if len(set(seeds)) == 1 else ",".join(str(s) for s in seeds)) if seeds else None,
+        "weights": _weights_checksum(pipeline.backbone),
+        "seed": _seed(pipeline),
         "heads": _heads_checksum(pipeline),
         "ensemble": None if ensemble is None else _ensemble_text(ensemble),
         "percept": read_version(),
@@ -241,6 +251,82 @@ def signature(obj: Any, *, resize: Any = None, short: bool = True) -> str:
     return format_signature(signature_record(obj, resize=resize), short=short)
 
 
+def backbone_record(backbone: nn.Module, *, resize: Any = None) -> dict[str, Any]:
+    """:func:`signature_record`'s fields for a bare backbone (the toolkit's sweeps, selections and fine-tuning,
+    which score a network's taps without a pipeline): its name as ``spec``, no version, heads or ensemble.
+
+    Example:
+        >>> from percept.backbones.factory import create_backbone
+        >>> backbone_record(create_backbone("alexnet", weights="random:0"), resize=64)["resize"]  # doctest: +SKIP
+        '64'
+    """
+    return {
+        "spec": str(getattr(backbone, "name", type(backbone).__name__)),
+        "version": None,
+        "range": ",".join(_number(v) for v in getattr(backbone, "input_range", (0.0, 1.0))),
+        "resize": _resize_text(backbone, resize),
+        "weights": _weights_checksum(backbone),
+        "seed": _seed(backbone),
+        "heads": None,
+        "ensemble": None,
+        "percept": read_version(),
+    }
+
+
+def backbone_signature(backbone: nn.Module, *, resize: Any = None, short: bool = True) -> str:
+    """The signature line of a bare backbone (:func:`backbone_record`), e.g.
+    ``alexnet|range=0,1|resize=64|weights=random,seed=0,sha256:635fed76fce9|percept=0.1.0``.
+
+    Example:
+        >>> from percept.backbones.factory import create_backbone
+        >>> backbone_signature(create_backbone("alexnet", weights="random:0"))  # doctest: +SKIP
+        'alexnet|range=0,1|resize=none|weights=random,seed=0,sha256:635fed76fce9|percept=0.1.0'
+    """
+    return format_signature(backbone_record(backbone, resize=resize), short=short)
+
+
+COMMENT = "# signature: "  # how a CSV or TSV file's first lines carry signatures
+
+
+def write_signed_csv(table: Any, path: Any, signatures: Sequence[str], **to_csv_kwargs: Any) -> None:
+    """Write a pandas table as CSV (whole or not at all, :func:`percept.io.atomic_write`) after one comment line
+    ``# signature: ...`` per signature; read it back with ``pandas.read_csv(path, comment="#")``, and the
+    signatures with :func:`read_signatures`.
+
+    Example:
+        >>> import pandas as pd, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
+        >>> write_signed_csv(pd.DataFrame({"a": [1]}), path, ["x|range=0,1"], index=False)
+        >>> open(path).read().splitlines()
+        ['# signature: x|range=0,1', 'a', '1']
+        >>> read_signatures(path), pd.read_csv(path, comment="#")["a"].tolist()
+        (['x|range=0,1'], [1])
+    """
+    from percept.io import atomic_write
+
+    with atomic_write(path, "w", newline="") as f:
+        for text in dict.fromkeys(signatures):
+            f.write(f"{COMMENT}{text}\n")
+        table.to_csv(f, **to_csv_kwargs)
+
+
+def read_signatures(path: Any) -> list[str]:
+    """The signatures in the leading ``# signature: ...`` lines of a file (:func:`write_signed_csv`, the TSV of
+    ``percept score``).
+
+    Example:
+        >>> read_signatures(__file__)
+        []
+    """
+    found = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.startswith(COMMENT):
+                break
+            found.append(line[len(COMMENT) :].rstrip("\n"))
+    return found
+
+
 def parse_signature(text: str) -> dict[str, str]:
     """The fields of a signature line: ``{"spec": ..., "version": ... (if any), "range": ..., ...}``.
 
@@ -259,4 +345,13 @@ def parse_signature(text: str) -> dict[str, str]:
     return out
 
 
-__all__ = ["format_signature", "parse_signature", "signature", "signature_record"]
+__all__ = [
+    "backbone_record",
+    "backbone_signature",
+    "format_signature",
+    "parse_signature",
+    "read_signatures",
+    "signature",
+    "signature_record",
+    "write_signed_csv",
+]

@@ -31,7 +31,7 @@ def test_output_naming_an_input_is_refused(pair, tmp_path, capsys, how):
 def test_output_dash_is_stdout_not_a_file(pair, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["score", str(pair[0]), str(pair[1]), "-o", "-", *SPEC]) == 0
-    assert capsys.readouterr().out.startswith(f"{pair[1]}\t")
+    assert capsys.readouterr().out.split("\n", 1)[1].startswith(f"{pair[1]}\t")  # after '# signature: ...'
     assert not (tmp_path / "-").exists()
 
 
@@ -71,9 +71,10 @@ def test_dev_stdout_is_written_in_place_into_a_pipe_a_file_and_an_append(pair, t
     result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "codes.json").read_text()) == [0, 0, 2], result.stderr
-    assert (tmp_path / "piped.txt").read_text().startswith("b.png\t")
+    assert (tmp_path / "piped.txt").read_text().splitlines()[1].startswith("b.png\t")  # after '# signature:'
     lines = (tmp_path / "log.txt").read_text().splitlines()
-    assert lines[0] == "H" and lines[1].startswith("b.png\t") and lines[2:] == ["F"], lines
+    assert lines[0] == "H" and lines[1].startswith("# signature: ") and lines[2].startswith("b.png\t"), lines
+    assert lines[3:] == ["F"], lines
     assert "is one of the input files" in result.stderr
     assert pair[0].read_bytes() == before
 
@@ -88,7 +89,7 @@ def test_a_non_utf8_file_name_is_written_back_as_its_bytes(tmp_path, capsys):
         tiny_image(folder / "plain.png", seed + 2)
     out = tmp_path / "scores.tsv"
     assert main(["score", str(ref), str(dist), "-o", str(out), *SPEC]) == 0, capsys.readouterr().err
-    lines = out.read_bytes().splitlines()
+    lines = out.read_bytes().splitlines()[1:]  # after the '# signature: ...' line
     assert [line.split(b"\t")[0] for line in lines] == [b"caf\xe9.png", b"plain.png"]
     assert main(["score", str(ref), str(dist), "--json", *SPEC]) == 0  # JSON escapes the name
     assert "caf\\udce9.png" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from _eval_fakes import make_tid
@@ -160,4 +161,9 @@ def test_cli_select(tid_db, tmp_path, capsys):
     for name in ("map_scores.npz", "selection.json", "path.csv", "cv.csv", "path.png"):
         assert (tmp_path / name).is_file(), name
     data = load_selection(tmp_path / "selection.json")
-    assert data["backbone"] == "alexnet" and data["weights"] is None and data["cv"]
+    assert data["backbone"] == "alexnet" and data["weights"].startswith("random:") and data["cv"]
+    # Random weights are recorded with their seed and checksum: each load makes the same network again.
+    assert data["signature"].startswith("alexnet|range=0,1|resize=64|weights=random,seed=")
+    pair = torch.rand(2, 1, 3, 32, 32)
+    assert selection_pipeline(tmp_path / "selection.json")(*pair).equal(selection_pipeline(data)(*pair))
+    assert "signature" in pd.read_csv(tmp_path / "path.csv").columns

@@ -90,7 +90,7 @@ def test_sweep_end_to_end_on_random_weights(tid, tmp_path):
     row = nets[(nets["tap"] == INPUT_TAP) & (nets["measure"] == "flat-l2")].iloc[0]
     assert row["srocc"] > 0.9
     assert table.loc[table["tap"] == "psnr", "srocc"].iloc[0] > 0.9
-    scores = pd.read_csv(tmp_path / "scores.csv")
+    scores = pd.read_csv(tmp_path / "scores.csv", comment="#")  # after its '# signature: ...' lines
     assert list(scores.columns) == [
         "database", "backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"
     ]  # fmt: skip

@@ -137,3 +137,42 @@ def test_format_round_trips_through_parse():
     assert fields["weights"] == f"random,seed=0,{record['weights']}"
     ensemble = parse_signature(signature(build_pipeline(f"elpips({SPEC})", weights="random:0")))
     assert ensemble["ensemble"] == "n:auto,seed:auto,keep:0.99,scale:8,offset:7"
+
+
+def test_score_prints_and_records_it(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from percept.cli import main
+    from percept.signature import read_signatures
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(tmp_path / name)
+    args = ["--spec", SPEC, "--weights", "random:0", "--device", "cpu"]
+    expected = signature(build_pipeline(SPEC, weights="random:0"))
+    assert main(["score", "--signature", *args]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    out = tmp_path / "scores.tsv"
+    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *args, "-o", str(out)]) == 0
+    assert read_signatures(out) == [expected] and out.read_text().splitlines()[1].startswith(str(tmp_path / "b.png"))
+    assert main(["score", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["signature"] == expected and result["signature_record"]["seed"] == 0
+    assert main(["score", *args]) == 2 and "needs REF and DIST" in capsys.readouterr().err
+
+
+def test_files_with_random_weights_reload_the_same_network_or_refuse():
+    from percept.eval.select.files import recorded_backbone
+
+    net = create_backbone("alexnet", weights=None)
+    data = {"backbone": "alexnet", "weights": reproducible_weights(net, None),
+            "weights_checksum": state_dict_checksum(net.model)}  # fmt: skip
+    again = recorded_backbone(data, "f.json", "weights")
+    assert state_dict_checksum(again.model) == data["weights_checksum"]
+    with pytest.raises(WeightsError, match="seed it does not record.*--weights random:SEED"):
+        recorded_backbone({**data, "weights": None}, "f.json", "weights")
+    with pytest.raises(WeightsError, match=r"has sha256:\w+, the file records sha256:0+; random weights drawn"):
+        recorded_backbone({**data, "weights_checksum": "sha256:" + "0" * 64}, "f.json", "weights")

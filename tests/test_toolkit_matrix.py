@@ -97,6 +97,6 @@ def test_seed_scale_study_in_one_command(tmp_path, capsys):
     assert nets["relative_depth"].between(0, 1).all()
     assert (nets.groupby("backbone")["relative_depth"].agg(["min", "max"]).values == [0, 1]).all()
     assert (out / "study_flat-l2_by_architecture.png").stat().st_size > 10_000
-    scores = pd.read_csv(out / "scores.csv")
+    scores = pd.read_csv(out / "scores.csv", comment="#")  # after its '# signature: ...' lines
     plain = scores[(scores["backbone"] != "baseline") & ~scores["tap"].str.startswith("cat:")]
     assert plain.groupby("backbone")["pair"].count().min() >= 6  # every configuration scored every pair

@@ -61,7 +61,8 @@ def is_random_weights(weights: Any) -> bool:
 
 def reproducible_weights(backbone: Any, weights: Any) -> Any:
     """What a result file records as the weights of ``backbone``, built from ``weights``: ``"random:SEED"`` for
-    random weights (the seed they were drawn with, which rebuilds them), else ``weights`` as given.
+    a backbone with random weights (the seed :func:`create_backbone` drew them with, which rebuilds them),
+    else ``weights`` as given.
 
     Example:
         >>> bb = create_backbone("alexnet", weights="random:5")  # doctest: +SKIP
@@ -69,9 +70,7 @@ def reproducible_weights(backbone: Any, weights: Any) -> Any:
         'random:5'
     """
     seed = getattr(backbone, "random_seed", None)
-    if is_random_weights(weights) and seed is not None:
-        return f"{RANDOM}:{seed}"
-    return weights
+    return weights if seed is None else f"{RANDOM}:{seed}"
 
 
 def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
@@ -106,7 +105,7 @@ def create_backbone(name: str, weights="imagenet", **kwargs) -> Backbone:
     if is_random_weights(weights):
         seed = random_weights_seed(weights)
         if seed is None:  # None or "random": a seed from torch's generator, so torch.manual_seed decides it
-            seed = int(torch.randint(0, SEED_BOUND, (1,)).item())
+            seed = int(torch.randint(0, SEED_BOUND, (1,), device="cpu").item())  # on the CPU under torch.device("meta")
     try:
         if seed is None:
             backbone = entry.factory(weights=weights, **kwargs)

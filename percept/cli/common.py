@@ -142,7 +142,8 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 WEIGHTS_HELP = (
     "backbone weights: a tag (default 'imagenet': from $PERCEPT_WEIGHTS_DIR, torch's hub cache, or downloaded), "
-    "a path to a state_dict file, or 'none' for random weights (scores then mean nothing)"
+    "a path to a state_dict file, or random weights (scores then mean nothing): 'random:SEED' (the same seed "
+    "gives the same network), or 'none' / 'random' (a seed drawn from torch's generator, stated in the signature)"
 )
 
 

@@ -28,7 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_SPEC = "lpips-alex"
 DESCRIPTION = (
     "Score two image files, or two folders whose files are paired by file name. "
-    "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), or JSON with --json. "
+    "Prints one line per pair, NAME<TAB>SCORE (lower: more alike), after a first line '# signature: ...' that "
+    "names what the scores depend on (spec and version, input range, resize, weights checksum, percept version; "
+    "skip it as a comment, e.g. pandas.read_csv(..., sep='\\t', comment='#', header=None)), or JSON with --json. "
     "Images are read by content, whatever the extension: grey ones (8- or 16-bit) stay grey and are "
     "repeated against a colour partner, alpha is dropped, palette and CMYK become RGB, 16-bit data is "
     "divided by 65535, float images are taken as they are (values must lie in [0, 1]); 32-bit integer images are "
@@ -39,14 +41,26 @@ DESCRIPTION = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``percept score``."""
-    parser.add_argument("ref", metavar="REF", help="reference image file, or folder of reference images")
-    parser.add_argument("dist", metavar="DIST", help="distorted image file, or folder of images named as in REF")
+    parser.add_argument("ref", metavar="REF", nargs="?", help="reference image file, or folder of reference images")
+    parser.add_argument(
+        "dist", metavar="DIST", nargs="?", help="distorted image file, or folder of images named as in REF"
+    )
     parser.add_argument(
         "--spec",
         default=DEFAULT_SPEC,
         help=f"metric spec, e.g. 'vgg16:conv3/unit/l2' or a preset (default {DEFAULT_SPEC})",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON: spec, scores [{ref, dist, score}], errors")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: spec, signature, signature_record, weights, scores [{ref, dist, score}], errors",
+    )
+    parser.add_argument(
+        "--signature",
+        action="store_true",
+        help="print the metric's signature (spec, version, input range, resize, weights checksum, percept version: "
+        "what the scores depend on) and exit; REF and DIST are then not needed",
+    )
     add_weights_option(parser)
     add_device_option(parser)
     parser.add_argument(
@@ -66,6 +80,15 @@ def register_commands(register: Callable[..., None]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``percept score``: score every pair, print NAME<TAB>SCORE lines or JSON; 2 if a pair failed."""
+    if args.signature:
+        from percept.pipeline import build_pipeline
+        from percept.signature import signature
+
+        print(signature(build_pipeline(args.spec, weights=weights_arg(args.weights))))
+        return EXIT_OK
+    if args.ref is None or args.dist is None:
+        error("percept score needs REF and DIST (two image files or two folders), or --signature alone")
+        return EXIT_ERROR
     pairs, notes, unpaired = find_pairs(args.ref, args.dist, return_unpaired=True)
     for note in notes:
         warn(note)
@@ -77,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([args.output], [*inputs, args.weights], what="output file (-o)")
 
     from percept.pipeline import build_pipeline
+    from percept.signature import format_signature, signature_record
 
     device = device_arg(args.device)
     scores: list[dict] = []
@@ -87,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     # Names read from a non-UTF-8 file system are written back as their original bytes (surrogateescape).
     with open_output(args.output, errors="surrogateescape") as out:
         pipeline = build_pipeline(args.spec, weights=weights_arg(args.weights)).to(device)
+        record = signature_record(pipeline)
+        if not args.json:  # a comment line first: what the scores depend on (pandas: comment="#")
+            print(f"# signature: {format_signature(record)}", file=out, flush=True)
         for ref, dist, message in unpaired:
             errors.append({"ref": ref, "dist": dist, "error": message})
             error(message)
@@ -111,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             result = {
                 "spec": pipeline.spec or args.spec,
+                "signature": format_signature(record),
+                "signature_record": record,
                 "weights": args.weights,
                 "scores": [{k: s[k] for k in ("ref", "dist", "score")} for s in scores],
                 "errors": errors,

@@ -322,7 +322,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if folds:
         selection.cv = cross_validate(scores, db, folds=folds, seed=args.seed, **options)
         save_csv(selection.cv, out / "cv.csv", index=False)
-    save_csv(selection.path, out / "path.csv", index=False)
+    save_csv(selection.path.assign(signature=scores.signature), out / "path.csv", index=False)  # what it depends on
     selection.save(out / "selection.json")
     plot_selection_path(selection.path, selection.baseline["criterion"], out / "path.png")
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}

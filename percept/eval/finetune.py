@@ -61,8 +61,16 @@ def channel_errors(db: IQADatabase, backbone, *, taps: Sequence[str] | None = No
     weights = kwargs.pop("weights", "imagenet")
     net = build_backbone(backbone, weights=weights, network_resize=kwargs.pop("network_resize", False))
     scores = map_scores(db, net, taps=list(taps) if taps else net.canonical_taps, measure="unit-l2", **kwargs)
-    scores.weights = None if weights is None else str(weights)
+    scores.weights = _recorded(net, weights)
     return scores
+
+
+def _recorded(net: Any, weights: Any) -> str | None:
+    """The weights as the result file records them: ``"random:SEED"`` for random ones, else as given."""
+    from percept.backbones.factory import reproducible_weights
+
+    recorded = reproducible_weights(net, weights)
+    return None if recorded is None else str(recorded)
 
 
 @dataclass
@@ -194,7 +202,8 @@ def finetune(
     for tap in dict.fromkeys(errors.taps):
         weights[tap] = w[taps == tap]
     meta = dict(backbone=errors.backbone, weights_source=errors.weights, resize=errors.resize,
-                database=errors.database, loss=loss, network_resize=errors.network_resize)  # fmt: skip
+                database=errors.database, loss=loss, network_resize=errors.network_resize,
+                weights_checksum=errors.weights_checksum, signature=errors.signature)  # fmt: skip
     return FinetuneResult(weights, report, history, splits, meta)
 
 
@@ -307,23 +316,18 @@ def finetuned_pipeline(result: str | os.PathLike | FinetuneResult, *, weights="f
     Example:
         >>> metric = finetuned_pipeline("vgg16-tid2013-weights.json")  # doctest: +SKIP
     """
-    from percept.backbones.factory import create_backbone
     from percept.builtin.distances import L2
-    from percept.eval.select.files import check_taps_of
+    from percept.eval.select.files import check_taps_of, recorded_backbone
     from percept.pipeline import Pipeline
     from percept.readouts.base import ChannelWeightedReadout
 
     if isinstance(result, FinetuneResult):
-        data = {"backbone": result.meta["backbone"], "weights_source": result.meta["weights_source"],
-                "network_resize": result.meta.get("network_resize", False),
-                "weights": {t: w.tolist() for t, w in result.weights.items()}}  # fmt: skip
+        data = {**result.meta, "weights": {t: w.tolist() for t, w in result.weights.items()}}
         where = "fine-tuned result"
     else:
         data = load_channel_weights(result)
         where = f"channel-weights file '{result}'"
-    source = data.get("weights_source") if weights == "from-file" else weights
-    options = {"resize": True} if data.get("network_resize") else {}
-    backbone = create_backbone(data["backbone"], weights=source, input_range=input_range, **options)
+    backbone = recorded_backbone(data, where, "weights_source", weights=weights, input_range=input_range)
     taps = list(data["weights"])
     check_taps_of(backbone, data["weights"], where, "weights", per_channel=True)
     readouts = [

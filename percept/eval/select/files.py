@@ -197,6 +197,57 @@ def check_taps_of(backbone: Any, entries: dict[str, list], where: str, field: st
             )
 
 
+def recorded_backbone(data: dict, where: str, weights_key: str, *, weights: Any = "from-file", input_range=(0.0, 1.0)):
+    """The backbone a result file (a selection, fine-tuned channel weights) was computed with.
+
+    With ``weights="from-file"`` it is built with the recorded weights (``data[weights_key]``: a tag, a path, or
+    ``"random:SEED"``, which draws the same random weights again) and checked against the recorded
+    ``weights_checksum``; any other ``weights`` is built as asked, unchecked.
+
+    Raises:
+        WeightsError: the rebuilt network's checksum differs from the recorded one (random weights drawn by
+            another torch version, or a tag or file that now gives other weights), or the file records random
+            weights without their seed (``null``, written before seeds were recorded); each message says how
+            to reproduce the file's numbers.
+
+    Example:
+        >>> recorded_backbone({"backbone": "alexnet", "weights": None}, "f.json", "weights")
+        Traceback (most recent call last):
+        ...
+        percept.errors.WeightsError: f.json was computed with random weights whose seed it does not record (written \
+before percept recorded seeds): that network cannot be made again. Compute the file again with --weights \
+random:SEED (e.g. random:0), which records the seed, or pass weights=None to accept other random weights
+    """
+    from percept.backbones.factory import create_backbone
+    from percept.backbones.weights import state_dict_checksum
+    from percept.errors import WeightsError
+
+    options = {"resize": True} if data.get("network_resize") else {}
+    if weights != "from-file":
+        return create_backbone(data["backbone"], weights=weights, input_range=input_range, **options)
+    source = data.get(weights_key)
+    if source is None:
+        raise WeightsError(
+            f"{where} was computed with random weights whose seed it does not record (written before percept recorded "
+            "seeds): that network cannot be made again. Compute the file again with --weights random:SEED (e.g. "
+            "random:0), which records the seed, or pass weights=None to accept other random weights"
+        )
+    backbone = create_backbone(data["backbone"], weights=source, input_range=input_range, **options)
+    expected, got = data.get("weights_checksum"), state_dict_checksum(backbone.model)
+    if expected and got != expected:
+        import torch
+
+        why = (
+            f"random weights drawn with this seed differ under this torch ({torch.__version__}): load it with the "
+            f"torch version that wrote it, or compute the file again here with --weights {source}"
+            if str(source).startswith("random:")
+            else f"the weights {source!r} now give another network: use the weights the file was computed with"
+        )
+        raise WeightsError(f"{where}: the network rebuilt from weights {source!r} has {got}, the file records "
+                           f"{expected}; {why}")  # fmt: skip
+    return backbone
+
+
 def load_selection(path: str | os.PathLike) -> dict[str, Any]:
     """Read a selection written by :meth:`Selection.save`, checking every field a metric is built from.
 
@@ -257,7 +308,6 @@ def selection_pipeline(
     Example:
         >>> d = selection_pipeline("alexnet-tid2013.json")(x, y)  # (N,)  # doctest: +SKIP
     """
-    from percept.backbones.factory import create_backbone
     from percept.pipeline import Pipeline
 
     where = "map selection"
@@ -271,9 +321,7 @@ def selection_pipeline(
         where = f"map selection '{selection}'"
     if data.get("measure", "ssim") != "ssim":
         raise SpecError(f"only SSIM selections load as a metric, this one used {data.get('measure')!r}")
-    weights = data.get("weights") if weights == "from-file" else weights
-    options = {"resize": True} if data.get("network_resize") else {}
-    backbone = create_backbone(data["backbone"], weights=weights, input_range=input_range, **options)
+    backbone = recorded_backbone(data, where, "weights", weights=weights, input_range=input_range)
     taps = list(data["maps"])
     if "input" in taps:
         raise SpecError("selections of input channels do not load as a metric")

@@ -151,7 +151,8 @@ def forward_select(
         current, start = best_value, best_params
         path_rows.append(_path_row(scores, run.u.numpy(), y, len(chosen), best_j, best_value, criterion, sign))
     meta = dict(backbone=scores.backbone, weights=scores.weights, measure=scores.measure, resize=scores.resize,
-                database=scores.database, network_resize=scores.network_resize)  # fmt: skip
+                database=scores.database, network_resize=scores.network_resize,
+                weights_checksum=scores.weights_checksum, signature=scores.signature)  # fmt: skip
     return Selection(
         chosen, [scores.taps[j] for j in chosen], [scores.channels[j] for j in chosen], pd.DataFrame(path_rows),
         criterion, _baseline(matrix, y, hib, scores, criterion, sign), meta,

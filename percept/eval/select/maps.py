@@ -30,7 +30,10 @@ class MapScores:
         matrix: ``(pairs, maps)`` float32.
         taps: ``(maps,)`` tap name of each map; ``channels``: ``(maps,)`` its channel in the tap.
         measure: ``"ssim"`` (a similarity: 1 for identical maps), ``"mse"`` or ``"unit-l2"`` (distances).
-        backbone, weights, resize: how the features were made (saved with a selection).
+        backbone, weights, resize: how the features were made (saved with a selection); random weights are
+            recorded as ``"random:SEED"`` (:func:`percept.backbones.factory.reproducible_weights`).
+        weights_checksum: :func:`~percept.backbones.weights.state_dict_checksum` of the network.
+        signature: :func:`percept.signature.backbone_signature` of the network and resize.
         database: the database's name.
         network_resize: the backbone was built with ``resize=True`` (a network that runs at one input
             size only; see :func:`percept.eval.sweep.build_backbone`).
@@ -46,6 +49,8 @@ class MapScores:
     database: str = ""
     network_resize: bool = False
     config: dict | None = None  # what the CLI computed it from (its cache key)
+    weights_checksum: str | None = None
+    signature: str | None = None
 
     @property
     def similarity(self) -> bool:
@@ -57,7 +62,8 @@ class MapScores:
         path = Path(path)
         meta = dict(taps=self.taps, channels=self.channels, measure=self.measure, backbone=self.backbone,
                     weights=self.weights, resize=self.resize, database=self.database,
-                    network_resize=self.network_resize, config=self.config)  # fmt: skip
+                    network_resize=self.network_resize, config=self.config, weights_checksum=self.weights_checksum,
+                    signature=self.signature)  # fmt: skip
         from percept.io import atomic_write
 
         with atomic_write(path, "wb") as f:
@@ -165,10 +171,12 @@ def map_scores(
         >>> ms.matrix.shape  # doctest: +SKIP
         (3000, 256)
     """
+    from percept.backbones.weights import state_dict_checksum
     from percept.eval.sweep.chunks import _progress, image_side, iterate_chunks, make_chunks
     from percept.eval.sweep.measures import mse_per_map, ssim_per_map, unit_sq_per_map
     from percept.eval.sweep.run import _check_sweep_memory
     from percept.eval.sweep.taps import TapScorer, build_backbone
+    from percept.signature import backbone_signature
 
     if measure not in PER_MAP:
         raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
@@ -198,8 +206,18 @@ def map_scores(
         [ch for c in channels for ch in range(c)],
         measure,
         name,
-        None if weights is None else str(weights),
+        _weights_text(net, weights),
         resize,
         db.name,
         net.resize,
+        weights_checksum=state_dict_checksum(net.model),
+        signature=backbone_signature(net, resize=resize),
     )
+
+
+def _weights_text(net: Any, weights: Any) -> str | None:
+    """The weights as a file records them: ``"random:SEED"`` for random ones, a tag or path as given."""
+    from percept.backbones.factory import reproducible_weights
+
+    recorded = reproducible_weights(net, weights)
+    return None if recorded is None else str(recorded)

@@ -30,6 +30,7 @@ from percept.eval.sweep.shards import Shard, _check_shard, _distributed, _gather
 from percept.eval.sweep.tables import BASELINES, baseline_scores, correlation_table
 from percept.eval.sweep.taps import SweepTap, TapScorer, build_backbone, sweep_taps
 from percept.io import save_csv
+from percept.signature import backbone_signature
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -156,7 +157,9 @@ def sweep_backbone(
         for part in _gather(frames):
             everyone.update(part)
         frames = everyone
-    return _backbone_table(frames, tap_list, name, measures)
+    table = _backbone_table(frames, tap_list, name, measures)
+    table.attrs["signatures"] = {name: backbone_signature(net, resize=resize)}  # what these distances depend on
+    return table
 
 
 def _score_chunks(
@@ -356,10 +359,14 @@ def run_sweep(
         return SweepResult(scores, pd.DataFrame(), out, [])
     if baselines:
         frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
+    signatures = {key: text for f in frames for key, text in f.attrs.get("signatures", {}).items()}
     scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    scores.attrs["signatures"] = signatures
     scores.insert(0, "database", db.name)
     scores["depth"] = pd.to_numeric(scores["depth"], errors="coerce").astype("Int64")
     table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
+    rows = zip(table["backbone"], table["tap"], strict=True)
+    table["signature"] = [signatures.get(f"{b}:{t}", signatures.get(b, "")) for b, t in rows]
     if out is not None and writer:
         files += _write_results(out, scores, table, plots=plots, group_by=group_by)
     return SweepResult(scores, table, out, files)
@@ -387,8 +394,12 @@ def _out_folder(out_dir: str | os.PathLike | None, shard: Shard | None) -> Path 
 
 
 def _write_results(out: Path, scores: pd.DataFrame, table: pd.DataFrame, *, plots: bool, group_by: str) -> list[Path]:
-    """Write ``scores.csv``, ``correlations.csv`` and (``plots``) the figures into ``out``; the files written."""
-    save_csv(scores, out / "scores.csv", index=False)
+    """Write ``scores.csv`` (after one ``# signature: ...`` line per network, see
+    :func:`percept.signature.write_signed_csv`), ``correlations.csv`` (its last column ``signature``) and
+    (``plots``) the figures into ``out``; the files written."""
+    from percept.signature import write_signed_csv
+
+    write_signed_csv(scores, out / "scores.csv", list(scores.attrs.get("signatures", {}).values()), index=False)
     save_csv(table, out / "correlations.csv", index=False)
     files = [out / "scores.csv", out / "correlations.csv"]
     if plots:

@@ -95,7 +95,27 @@ def baseline_scores(
     frame.insert(2, "module", "")
     frame.insert(3, "depth", math.nan)
     frame.insert(4, "canonical", False)
+    frame.attrs["signatures"] = _baseline_signatures(fns, resize)
     return frame
+
+
+def _baseline_signatures(fns: dict[str, Callable], resize) -> dict[str, str]:
+    """The signatures of the baselines that ran, keyed ``baseline:<name>``: a pipeline's own
+    (:func:`percept.signature.signature`), and
+    ``<name>|piq=<version>|resize=...`` for piq's PSNR and SSIM."""
+    import importlib.metadata
+
+    from percept.pipeline import Pipeline
+    from percept.signature import signature
+
+    out = {}
+    for name, fn in fns.items():
+        if isinstance(fn, Pipeline):
+            out[f"baseline:{name}"] = signature(fn, resize=resize)
+        else:
+            size = "none" if resize is None else "x".join(map(str, resize)) if isinstance(resize, tuple) else resize
+            out[f"baseline:{name}"] = f"{name}|piq={importlib.metadata.version('piq')}|range=0,1|resize={size}"
+    return out
 
 
 def _import_piq(needed: Sequence[str]):
