@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,18 +138,19 @@ class PlantedObserver:
             >>> errors = observer.channel_errors(x, y)  # doctest: +SKIP
             >>> d = sum(e @ observer.channel_weights[t] for t, e in errors.items())  # doctest: +SKIP
         """
-        from percept.ops.reference import unit_normalize
-
         if x.shape != y.shape or x.dim() != 4:
             raise InputError(f"expected x and y of one shape (N, 3, H, W), got {tuple(x.shape)} and {tuple(y.shape)}")
         n = x.shape[0]
+        return {t: (u[:n] - u[n:]).pow(2).mean(dim=(2, 3)) for t, u in self._unit_features(torch.cat([x, y]))}
+
+    def _unit_features(self, images: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(tap, unit-normalised features)`` of images in ``input_range``, one pass, tap by tap."""
+        from percept.ops.reference import unit_normalize
+
         device = next((t.device for t in self.backbone.parameters()), torch.device("cpu"))
-        images = self._to_backbone_range(torch.cat([x, y]).to(device=device, dtype=torch.float32))
-        out = {}
+        images = self._to_backbone_range(images.to(device=device, dtype=torch.float32))
         for tap, feature in self.backbone.iter_taps(images, self.taps):
-            unit = unit_normalize(feature.float())
-            out[tap] = (unit[:n] - unit[n:]).pow(2).mean(dim=(2, 3))
-        return out
+            yield tap, unit_normalize(feature.float())
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The observer's distance between ``x`` and ``y`` (see the class docstring).
@@ -211,6 +212,23 @@ class PlantedObserver:
                 a, b = x[start : start + BATCH], y[start : start + BATCH]
                 out.append(self.distance(self._from_unit_range(a), self._from_unit_range(b)))
         return torch.cat(out).double()
+
+    def _triplet_distances(self, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
+        """``(N, 2)`` float64 distances ``d(ref, p0), d(ref, p1)`` of ``[0, 1]`` images: each image through the
+        network once, in batches, without gradients."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, ref.shape[0], BATCH):
+                batch = [images[start : start + BATCH] for images in (ref, p0, p1)]
+                n = batch[0].shape[0]
+                d = torch.zeros(n, 2, dtype=torch.float64)
+                for tap, u in self._unit_features(self._from_unit_range(torch.cat(batch))):
+                    weights = self.channel_weights[tap].to(u.device).double()
+                    for j in (0, 1):
+                        errors = (u[:n] - u[(j + 1) * n : (j + 2) * n]).pow(2).mean(dim=(2, 3))
+                        d[:, j] += (errors.double() @ weights).cpu()
+                out.append(d)
+        return torch.cat(out)
 
 
 def _backbone(backbone: Backbone | str, seed: int) -> tuple[Backbone, list[str] | None]:
@@ -362,7 +380,7 @@ def make_2afc(
     generator = torch.Generator().manual_seed(int(seed))
     n = n_train + n_val
     ref, p0, p1 = triplets(n, size, generator)
-    d0, d1 = observer._distance_01(ref, p0), observer._distance_01(ref, p1)
+    d0, d1 = observer._triplet_distances(ref, p0, p1).unbind(1)
     judge, scale = simulate_judges(d0, d1, judges=judges, temperature=temperature, generator=generator)
     splits = ["train"] * n_train + ["val"] * n_val
     root = Path(root)
