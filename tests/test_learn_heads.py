@@ -143,7 +143,10 @@ def test_heads_json_records_provenance(learned) -> None:
     result, file = learned
     record, tensors = read_heads(file)
     assert record["backbone"] == "alexnet" and record["taps"] == ["conv1", "conv2"]
-    assert record["weights"]["source"] == "random" and record["weights"]["seed"] == 0
+    assert record["weights"]["source"] == "random:0"
+    assert (
+        record["signature"].startswith("learned-heads(alexnet:conv1,conv2)|") and "random,seed=0" in record["signature"]
+    )
     assert record["weights"]["checksum"].startswith("sha256:")
     assert record["data"]["n_train"] == 16 and record["data"]["val_subsets"] == ["val/random"]
     assert record["scores"] == result.scores and record["training"]["epochs"] == 1

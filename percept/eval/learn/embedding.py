@@ -32,8 +32,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from percept.builtin.dreamsim import DREAMSIM_MEMBERS, DREAMSIM_NORMALIZATION, build_embedding_metric
-from percept.builtin.lora import FORMAT, RANDOM, apply_lora, base_checksum, lora_layers, lora_tensors, write_embedding
+from percept.builtin.dreamsim import DREAMSIM_MEMBERS, DREAMSIM_NORMALIZATION
+from percept.builtin.lora import (
+    FORMAT,
+    RANDOM,
+    apply_lora,
+    base_checksum,
+    build_embedding_metric,
+    lora_layers,
+    lora_tensors,
+    write_embedding,
+)
 from percept.errors import InputError, unknown_name
 from percept.pipeline import Pipeline
 

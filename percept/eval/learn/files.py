@@ -1,7 +1,7 @@
 """Learned heads on disk: ``DIR/heads.json`` (what was learned, from what, how well) and its tensor file.
 
 ``heads.json`` holds the provenance: the backbone, its build options and input normalisation, the taps and
-their channels, the backbone weights (a tag or a file, or random with the seed that drew them) and their
+their channels, the backbone weights (a tag, a file, or ``random:SEED`` for random weights) and their
 checksum (:func:`percept.backbones.weights.state_dict_checksum`), the data (database, path, subsets, number
 of triplets), the training options, the held-out 2AFC score before and after, percept's version and, where
 percept has it, the metric's signature. The heads themselves are in ``heads.safetensors`` (or ``heads.pt``, a
@@ -30,16 +30,12 @@ from percept.errors import InputError, WeightsError
 
 FORMAT = "percept-learned-heads/1"
 LPIPS_BACKBONES = ("alexnet", "vgg16", "squeezenet1_1")
-RANDOM = "random"
 GIVEN = "given"
 TUNED = "tuned"
 
 
 def seeded_backbone(name: str, seed: int, **options: Any) -> Backbone:
-    """``create_backbone(name, weights=None)`` with its random weights drawn after ``torch.manual_seed(seed)``.
-
-    The global RNG is left as it was. The same name, seed and options give the same weights (the same
-    :func:`~percept.backbones.weights.state_dict_checksum`) in every run of one torch version.
+    """``create_backbone(name, weights="random:SEED")``: random weights that the same name and seed draw again.
 
     Example:
         >>> from percept.backbones.weights import state_dict_checksum
@@ -49,9 +45,7 @@ def seeded_backbone(name: str, seed: int, **options: Any) -> Backbone:
     """
     from percept.backbones.factory import create_backbone
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return create_backbone(name, weights=None, **options)
+    return create_backbone(name, weights=f"random:{int(seed)}", **options)
 
 
 def backbone_options(backbone: Backbone) -> dict[str, Any]:
@@ -65,12 +59,18 @@ def normalization_record(backbone: Backbone) -> dict[str, list[float]]:
             "domain": list(backbone.norm_domain)}  # fmt: skip
 
 
-def weights_record(backbone: Backbone, source: Any, seed: int | None) -> dict[str, Any]:
-    """``{"source", "seed", "checksum"}`` of the network's weights (``source``: a tag, a path, ``"random"``...)."""
+def weights_record(backbone: Backbone, weights: Any) -> dict[str, Any]:
+    """``{"source", "checksum"}`` of the network's weights, built from ``weights``.
+
+    ``source`` is what rebuilds them: a tag, a path, ``"random:SEED"`` for random weights
+    (:func:`percept.backbones.factory.reproducible_weights`), or ``"given"`` for a network passed in built,
+    whose weights cannot be told (reloading it then needs ``weights=`` with the same checksum).
+    """
+    from percept.backbones.factory import reproducible_weights
     from percept.backbones.weights import state_dict_checksum
 
-    return {"source": None if source is None else str(source), "seed": seed,
-            "checksum": state_dict_checksum(backbone.model)}  # fmt: skip
+    source = reproducible_weights(backbone, weights)
+    return {"source": GIVEN if source is None else str(source), "checksum": state_dict_checksum(backbone.model)}
 
 
 def write_heads(folder: str | os.PathLike, record: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> Path:
@@ -157,8 +157,6 @@ def _build(record: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], weigh
     if weights != "from-file":
         return create_backbone(name, weights=weights, input_range=input_range, **options)
     source = recorded.get("source")
-    if source == RANDOM:
-        return seeded_backbone(name, int(recorded["seed"]), input_range=input_range, **options)
     if source == TUNED:
         net = create_backbone(name, weights=None, input_range=input_range, **options)
         net.model.load_state_dict({k[len("trunk.") :]: v for k, v in tensors.items() if k.startswith("trunk.")})

@@ -51,8 +51,8 @@ class HeadsOptions:
 
     Attributes:
         taps: tap names (``None``: the backbone's canonical taps; the LPIPS taps for alexnet/vgg16).
-        weights: backbone weights when the backbone is given by name (``"imagenet"``, a tag, a file, or
-            ``None``: random, drawn from ``seed``).
+        weights: backbone weights when the backbone is given by name (``"imagenet"``, a tag, a file,
+            ``"random:SEED"``, or ``None``: random, ``"random:<seed>"``).
         epochs: epochs at the base learning rate (lpips' ``nepoch``, 5).
         decay_epochs: then epochs of linear decay to 0 (lpips' ``nepoch_decay``, 5).
         lr: Adam's base learning rate.

@@ -26,14 +26,11 @@ from percept.errors import InputError, SpecError
 from percept.eval.learn.features import TripletFeatures, load_images, tap_differences, triplet_features
 from percept.eval.learn.files import (
     FORMAT,
-    GIVEN,
     LPIPS_BACKBONES,
-    RANDOM,
     TUNED,
     backbone_options,
     heads_pipeline,
     normalization_record,
-    seeded_backbone,
     weights_record,
     write_heads,
 )
@@ -67,7 +64,7 @@ def db_subsets(db, patterns: str | Sequence[str] | None):
 def prepare_backbone(backbone: str | Backbone, options: HeadsOptions) -> tuple[Backbone, dict[str, Any]]:
     """The network to learn on and its weights record.
 
-    A name is built with ``options.weights`` (random weights from ``options.seed``), with LPIPS' input scaling
+    A name is built with ``options.weights`` (``None``: ``"random:<options.seed>"``), with LPIPS' input scaling
     for alexnet, vgg16 and squeezenet1_1 unless ``lpips_scaling`` says otherwise; a built :class:`Backbone`
     is used as it is (LPIPS' scaling only if ``lpips_scaling=True``, which changes its normalisation).
     """
@@ -75,20 +72,18 @@ def prepare_backbone(backbone: str | Backbone, options: HeadsOptions) -> tuple[B
     from percept.builtin.lpips import LPIPS_SCALE, LPIPS_SHIFT
 
     if isinstance(backbone, str):
-        if options.weights is None:
-            net, source, seed = seeded_backbone(backbone, options.seed), RANDOM, options.seed
-        else:
-            net, source, seed = create_backbone(backbone, weights=options.weights), options.weights, None
+        weights = f"random:{options.seed}" if options.weights is None else options.weights
+        net = create_backbone(backbone, weights=weights)
         scaling = backbone in LPIPS_BACKBONES if options.lpips_scaling is None else options.lpips_scaling
     elif isinstance(backbone, Backbone):
-        net, source, seed, scaling = backbone, GIVEN, None, bool(options.lpips_scaling)
+        net, weights, scaling = backbone, None, bool(options.lpips_scaling)
     else:
         raise InputError(f"backbone must be a name or a percept Backbone, got {type(backbone).__name__}")
     if tuple(net.input_range) != (0.0, 1.0):
         raise InputError(f"the backbone must take images in [0, 1] (input_range), got {net.input_range}")
     if scaling:
         net.set_normalization(LPIPS_SHIFT, LPIPS_SCALE, domain=(-1.0, 1.0))
-    return net.to(options.device), weights_record(net, source, seed)
+    return net.to(options.device), weights_record(net, weights)
 
 
 def initial_heads(net: Backbone, taps: Sequence[str], init: str) -> list[torch.Tensor] | None:
@@ -146,7 +141,8 @@ class HeadsResult:
         heads: per tap, ``(C,)`` non-negative weights.
         rank: the ranking network's state dict.
         options: the training options.
-        weights: ``{"source", "seed", "checksum"}`` of the network's weights.
+        weights: ``{"source", "checksum"}`` of the network's weights (source: a tag, a path, ``random:SEED``,
+            ``given`` or ``tuned``).
         losses: mean training loss of each epoch.
         scores: ``{"before": {...}, "after": {...}}`` held-out 2AFC per subset and ``"all"`` (``before``: every
             channel weighted 1, the uncalibrated unit/l2 metric of the same network and taps); empty without ``val``.
@@ -255,7 +251,7 @@ def train_heads(
         trunk = None
         if options.tune_trunk:
             trunk = net.model.requires_grad_(True)
-            weights = {**weights, "source": TUNED, "base_source": weights["source"], "base_seed": weights["seed"]}
+            weights = {**weights, "source": TUNED, "base_source": weights["source"]}
         model = make_step_model(channels, options, initial, trunk)
         if trunk is None:
             feats = triplet_features(train, net, taps, size=options.size, pooled=not options.dropout,
