@@ -257,6 +257,14 @@ def test_a_device_this_build_lacks_is_one_line(tmp_path, capsys, device):
     assert f"device '{device}' is not available in this build of torch" in line and "--device cpu" in line
 
 
+@pytest.mark.parametrize("name", ["map.jpg", "map.txt", "map"])
+def test_visualize_to_a_format_it_cannot_write_is_one_line(tmp_path, capsys, name):
+    out = tmp_path / name
+    assert main(["visualize", "alexnet", "conv1", "0", "--weights", "none", "--out", str(out), "--steps", "1"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--out must name a .png file" in line and not out.exists()
+
+
 CTRL_C = """
 import os, signal
 os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while this plugin imports

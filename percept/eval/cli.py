@@ -412,6 +412,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
     if Path(args.out).is_dir():
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
+    if Path(args.out).suffix.lower() != ".png":  # the grid is written as PNG; PIL knows no format "JPG" or "TXT"
+        raise InputError(f"--out must name a .png file (visualize writes a PNG image grid), got '{args.out}'")
     _guard_outputs(args, [args.out], images=args.images)
     device = device_arg(args.device)
     net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
