@@ -72,7 +72,7 @@ BUILTIN_MODULES = (  # imported by name at discovery, never at import percept
     "percept.builtin.vit", "percept.builtin.swin", "percept.builtin.maxvit", "percept.builtin.segmentation",
     "percept.builtin.readouts", "percept.builtin.distances", "percept.builtin.lpips", "percept.builtin.dists",
     "percept.builtin.descriptors", "percept.builtin.style", "percept.builtin.ssim", "percept.builtin.timm",
-    "percept.builtin.kornia", "percept.builtin.embedding", "percept.builtin.elpips",
+    "percept.builtin.kornia", "percept.builtin.embedding", "percept.builtin.elpips", "percept.builtin.dreamsim",
 )  # fmt: skip
 COMMAND_MODULES = ("percept.cli.score", "percept.cli.listing")
 """The core's commands (score, list, taps, plugins): built-ins of the kind ``command``, imported by name

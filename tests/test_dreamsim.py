@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from percept.builtin.embedding import DREAMSIM_NORMALIZATION, create_dreamsim
+from percept.builtin.dreamsim import DREAMSIM_NORMALIZATION, create_dreamsim
 from percept.builtin.lora import apply_lora
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -13,8 +13,14 @@ import torch
 from torch import nn
 
 from percept import PerceptualLoss, PerceptualMetric
-from percept.builtin.dreamsim import build_embedding_metric
-from percept.builtin.lora import LoRALinear, apply_lora, base_checksum, lora_layers, read_embedding
+from percept.builtin.lora import (
+    LoRALinear,
+    apply_lora,
+    base_checksum,
+    build_embedding_metric,
+    lora_layers,
+    read_embedding,
+)
 from percept.errors import InputError, SpecError, WeightsError
 from percept.eval.learn.embedding import EmbeddingOptions, embedding_options, hinge_loss, train_embedding
 

@@ -12,15 +12,14 @@ them, so ``dreamsim`` is DreamSim's base ensemble unless tuned (``percept learn 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
-
-import torch
 
 from percept.backbones.base import IMAGENET_MEAN, IMAGENET_STD
 from percept.backbones.weights import WeightsArg
 from percept.builtin.embedding import EmbeddingEnsemble, embedding_pipeline, member_backbone
 from percept.errors import SpecError
+from percept.hookspecs import hookimpl
 from percept.pipeline import Pipeline
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -130,45 +129,34 @@ def create_dreamsim(
     return embedding_pipeline(ensemble, center=True, spec="dreamsim")
 
 
-def build_embedding_metric(
-    members: Sequence[str],
-    *,
-    weights: Any = "imagenet",
-    seed: int | None = None,
-    center: bool = True,
-    normalize_each: bool = False,
-    size: int | None = 224,
-    normalization: Sequence[Sequence[Sequence[float]]] | None = None,
-    input_range: tuple[float, float] = (0.0, 1.0),
-    spec: str = "embedding-ensemble",
-) -> Pipeline:
-    """The embedding metric of ``members`` (see :func:`percept.builtin.embedding.create_embedding_ensemble`).
+def _learned_embedding(**kwargs: Any) -> Pipeline:
+    from percept.builtin.lora import load_embedding
 
-    ``weights=None`` with a ``seed`` draws the random weights after ``torch.manual_seed(seed)`` (the global RNG
-    is left as it was), so the same members and seed give the same network; ``normalization`` gives each
-    member's ``(mean, std)`` (DreamSim's), else each keeps its weights' own.
+    return load_embedding(**kwargs)
 
-    Example:
-        >>> m = build_embedding_metric(["timm.vit_tiny_patch16_224:cls"], weights=None, seed=0)  # doctest: +SKIP
-        >>> m.backbone.members[0][1]  # doctest: +SKIP
-        'cls'
-    """
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        built = [member_backbone(m, weights) for m in members]
-    norms: list[Any] = list(normalization) if normalization else [None] * len(built)
-    for (backbone, _), norm in zip(built, norms, strict=True):
-        if norm is not None:
-            backbone.set_normalization(norm[0], norm[1])
-    ensemble = EmbeddingEnsemble(built, normalize_each=normalize_each, input_range=input_range, size=size)
-    return embedding_pipeline(ensemble, center=center, spec=spec)
+
+@hookimpl
+def register_presets(register: Callable[..., None]) -> None:
+    register(
+        "embedding-ensemble",
+        create_embedding_ensemble,
+        description="concatenated transformer embeddings, 1 - cosine (members=['timm.<model>:cls', ...])",
+    )
+    register(
+        "dreamsim",
+        create_dreamsim,
+        description="DreamSim's ensemble (DINO, CLIP, OpenCLIP ViT-B/16 embeddings), without its LoRA weights",
+    )
+    register(
+        "learned-embedding",
+        _learned_embedding,
+        description="an embedding metric tuned with LoRA by `percept learn --method lora` (file=DIR/embedding.json)",
+    )
 
 
 __all__: Sequence[str] = (
     "DREAMSIM_MEMBERS",
     "DREAMSIM_NORMALIZATION",
-    "build_embedding_metric",
     "create_dreamsim",
     "create_embedding_ensemble",
 )

@@ -410,12 +410,6 @@ def _center(channels: int | None = None, **kwargs: Any) -> Center:
     return Center()
 
 
-def _learned_embedding(**kwargs: Any) -> Pipeline:
-    from percept.builtin.lora import load_embedding
-
-    return load_embedding(**kwargs)
-
-
 @hookimpl
 def register_backbones(register: Callable[..., None]) -> None:
     register(
@@ -430,37 +424,6 @@ def register_backbones(register: Callable[..., None]) -> None:
 @hookimpl
 def register_readouts(register: Callable[..., None]) -> None:
     register("center", _center, description="channel vector minus its mean, unit-normalised (DreamSim's embeddings)")
-
-
-def _embedding_ensemble(**kwargs: Any) -> Pipeline:
-    from percept.builtin.dreamsim import create_embedding_ensemble
-
-    return create_embedding_ensemble(**kwargs)
-
-
-def _dreamsim(**kwargs: Any) -> Pipeline:
-    from percept.builtin.dreamsim import create_dreamsim
-
-    return create_dreamsim(**kwargs)
-
-
-@hookimpl
-def register_presets(register: Callable[..., None]) -> None:
-    register(
-        "embedding-ensemble",
-        _embedding_ensemble,
-        description="concatenated transformer embeddings, 1 - cosine (members=['timm.<model>:cls', ...])",
-    )
-    register(
-        "dreamsim",
-        _dreamsim,
-        description="DreamSim's ensemble (DINO, CLIP, OpenCLIP ViT-B/16 embeddings), without its LoRA weights",
-    )
-    register(
-        "learned-embedding",
-        _learned_embedding,
-        description="an embedding metric tuned with LoRA by `percept learn --method lora` (file=DIR/embedding.json)",
-    )
 
 
 __all__: Sequence[str] = (

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from percept.backbones.weights import state_dict_checksum
-from percept.builtin.dreamsim import build_embedding_metric
+from percept.builtin.embedding import EmbeddingEnsemble, embedding_pipeline, member_backbone
 from percept.errors import InputError, SpecError, WeightsError
 from percept.pipeline import Pipeline
 
@@ -149,6 +149,41 @@ def load_lora_tensors(module: nn.Module, tensors: Mapping[str, torch.Tensor]) ->
             if target.shape != value.shape:
                 raise InputError(f"LoRA tensor {key!r}: expected shape {tuple(target.shape)}, got {tuple(value.shape)}")
             target.copy_(value)
+
+
+def build_embedding_metric(
+    members: Sequence[str],
+    *,
+    weights: Any = "imagenet",
+    seed: int | None = None,
+    center: bool = True,
+    normalize_each: bool = False,
+    size: int | None = 224,
+    normalization: Sequence[Sequence[Sequence[float]]] | None = None,
+    input_range: tuple[float, float] = (0.0, 1.0),
+    spec: str = "embedding-ensemble",
+) -> Pipeline:
+    """The embedding metric of ``members`` (see :func:`percept.builtin.embedding.create_embedding_ensemble`).
+
+    ``weights=None`` with a ``seed`` draws the random weights after ``torch.manual_seed(seed)`` (the global RNG
+    is left as it was), so the same members and seed give the same network; ``normalization`` gives each
+    member's ``(mean, std)`` (DreamSim's), else each keeps its weights' own.
+
+    Example:
+        >>> m = build_embedding_metric(["timm.vit_tiny_patch16_224:cls"], weights=None, seed=0)  # doctest: +SKIP
+        >>> m.backbone.members[0][1]  # doctest: +SKIP
+        'cls'
+    """
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        built = [member_backbone(m, weights) for m in members]
+    norms: list[Any] = list(normalization) if normalization else [None] * len(built)
+    for (backbone, _), norm in zip(built, norms, strict=True):
+        if norm is not None:
+            backbone.set_normalization(norm[0], norm[1])
+    ensemble = EmbeddingEnsemble(built, normalize_each=normalize_each, input_range=input_range, size=size)
+    return embedding_pipeline(ensemble, center=center, spec=spec)
 
 
 def base_checksum(pipeline: Pipeline) -> str:
@@ -277,6 +312,7 @@ __all__: Sequence[str] = (
     "LoRALinear",
     "apply_lora",
     "base_checksum",
+    "build_embedding_metric",
     "load_embedding",
     "load_lora_tensors",
     "lora_layers",
