@@ -1,8 +1,10 @@
-"""What percept-template registers: the distance ``charbonnier`` (the entry point "template" points here)."""
+"""What percept-template registers (the entry point "template" points here): the distance ``charbonnier``, and the
+preset ``template-example-heads``, an example of learned heads shipped as a file in the package."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -59,3 +61,28 @@ def create_charbonnier(eps: float = 1e-3, **kwargs) -> Charbonnier:
 @percept.hookimpl
 def register_distances(register: Callable[..., None]) -> None:
     register("charbonnier", create_charbonnier, description="Charbonnier (smooth L1) over channels and space")
+
+
+EXAMPLE_HEADS = Path(__file__).resolve().parent / "learned" / "heads.json"
+
+
+def create_example_heads(weights="imagenet", input_range=(0.0, 1.0), **kwargs) -> percept.Pipeline:
+    """An EXAMPLE of shipping learned heads: ``percept learn``'s ``heads.json`` loaded by the ``learned-heads`` preset.
+
+    The file in ``learned/`` was written by ``scripts/make_example_heads.py`` from random AlexNet weights and
+    synthetic judgements: it shows the mechanics, it is not a perceptual metric. A real plugin ships the
+    ``OUT/heads.json`` and ``OUT/heads.safetensors`` of ``percept learn`` on BAPPS or NIGHTS the same way.
+    ``weights``: the recorded ones by default; others are refused unless they have the recorded checksum.
+    """
+    return percept.build_pipeline(
+        "learned-heads", file=str(EXAMPLE_HEADS), weights=weights, input_range=input_range, **kwargs
+    )
+
+
+@percept.hookimpl
+def register_presets(register: Callable[..., None]) -> None:
+    register(
+        "template-example-heads",
+        create_example_heads,
+        description="EXAMPLE learned heads shipped in a plugin (random AlexNet, synthetic data; not perceptual)",
+    )
