@@ -12,7 +12,9 @@ same initial ranking network (copied into ``lpips.Trainer``). Each is timed from
   in batches of 50 by a seeded DataLoader, and runs its own ``optimize_parameters`` per batch and
   ``update_learning_rate`` per epoch, as its ``train.py`` does.
 
-The 2AFC agreement is then measured for both on the held-out ``val`` split (lpips: its module in eval mode).
+Neither clock includes imports or the held-out scoring. The 2AFC agreement is then measured for both on the
+held-out ``val`` split (percept: ``result.pipeline()``; lpips: its module in eval mode), with the uncalibrated
+``alexnet/unit/l2`` spec on the same weights for reference.
 The learned heads differ between the two only by the shuffling and dropout draws.
 
 Run: ``python benchmarks/bench_learn.py [--triplets 2000] [--val 500] [--size 64] [--epochs 10] [--threads N]``
@@ -36,6 +38,7 @@ from percept.eval.learn import HeadsOptions, db_subsets, seeded_backbone, train_
 from percept.eval.learn.features import load_images
 from percept.eval.learn.heads import make_step_model
 from percept.eval.stats import two_afc_agreement
+from percept.pipeline import build_pipeline
 
 
 def initial_state(channels: list[int], options: HeadsOptions) -> tuple[list[torch.Tensor], dict]:
@@ -78,11 +81,13 @@ def lpips_trainer(net, heads: list[torch.Tensor], rank: dict):
     return trainer
 
 
-def lpips_score(trainer, val, size: int) -> float:
-    trainer.net.eval()
+def score(metric, val, size: int, pm1: bool = False) -> float:
+    """2AFC agreement of ``metric(x, y) -> (N,)`` on ``val`` (images in [-1, 1] if ``pm1``, else [0, 1])."""
     with torch.no_grad():
-        ref, p0, p1 = (load_images(val.table[k].tolist(), size) * 2 - 1 for k in ("ref", "p0", "p1"))
-        d0, d1 = trainer.forward(ref, p0).flatten(), trainer.forward(ref, p1).flatten()
+        ref, p0, p1 = (load_images(val.table[k].tolist(), size) for k in ("ref", "p0", "p1"))
+        if pm1:
+            ref, p0, p1 = ref * 2 - 1, p0 * 2 - 1, p1 * 2 - 1
+        d0, d1 = metric(ref, p0).flatten(), metric(ref, p1).flatten()
     return two_afc_agreement(d0.numpy(), d1.numpy(), val.table["judge"].to_numpy())
 
 
@@ -110,22 +115,27 @@ def main() -> None:
     train, val = db_subsets(db, "train/*"), db_subsets(db, "val/*")
     half = args.epochs // 2
     options = HeadsOptions(weights=None, seed=args.seed, epochs=args.epochs - half, decay_epochs=half, size=args.size)
+    import tqdm.auto  # noqa: F401  (imports done before the clock starts, as lpips' are)
+
     start = time.perf_counter()
-    result = train_heads(train, "alexnet", options, val=val)
+    result = train_heads(train, "alexnet", options)
     ours = time.perf_counter() - start
     heads, rank = initial_state([net.tap_info(t).channels for t in result.taps], options)
     trainer = lpips_trainer(result.backbone, heads, rank)
     images = {k: load_images(train.table[k].tolist(), args.size) * 2 - 1 for k in ("ref", "p0", "p1")}
     judge = torch.tensor(train.table["judge"].to_numpy(dtype=np.float32))
     theirs = lpips_run(trainer, images, judge, options)
-    rows = [("percept train_heads", ours, result.scores["after"]["all"]), ("lpips.Trainer", theirs,
-            lpips_score(trainer, val, args.size))]  # fmt: skip
+    trainer.net.eval()
+    rows = [("percept train_heads", ours, score(result.pipeline(), val, args.size)),
+            ("lpips.Trainer", theirs, score(trainer.forward, val, args.size, pm1=True))]  # fmt: skip
+    before = score(build_pipeline("alexnet:conv1,conv2,conv3,conv4,conv5/unit/l2", weights=f"random:{args.seed}"),
+                   val, args.size)  # fmt: skip
     print(f"AlexNet (random weights, seed {args.seed}), {args.triplets} triplets at {args.size} px, {args.epochs} "
           f"epochs, batch 50, {torch.get_num_threads()} threads; 2AFC on {args.val} held-out triplets "
-          f"(unweighted channels: {result.scores['before']['all']:.4f})")  # fmt: skip
+          f"(before learning, alexnet/unit/l2: {before:.4f})")  # fmt: skip
     print(f"{'trainer':22s} {'seconds':>9s} {'2afc_val':>9s}")
-    for name, seconds, score in rows:
-        print(f"{name:22s} {seconds:9.1f} {score:9.4f}")
+    for name, seconds, agreement in rows:
+        print(f"{name:22s} {seconds:9.1f} {agreement:9.4f}")
     print(f"speed-up {theirs / ours:.1f}x; 2AFC difference {abs(rows[0][2] - rows[1][2]):.4f}")
 
 
