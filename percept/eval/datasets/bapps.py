@@ -71,6 +71,10 @@ def judged_rows(base: Path, subsets: tuple[str, ...], images: tuple[str, ...], v
         folder = _need(base / subset, layout)
         value_dir = _need(folder / value, layout)
         index = {k: _index(folder / k, layout) for k in images}
+        stems: dict[str, dict[str, Path]] = {}  # key -> file stem -> path: one lookup per file, not a scan
+        for key, files in index.items():
+            for file_name, file_path in files.items():
+                stems.setdefault(key, {}).setdefault(Path(file_name).stem, file_path)
         judged = {p.stem.lower() for p in value_dir.glob("*.npy")}
         for name in sorted(index[images[0]]):
             if Path(name).stem not in judged:
@@ -88,11 +92,11 @@ def judged_rows(base: Path, subsets: tuple[str, ...], images: tuple[str, ...], v
                 raise DatabaseError(f"'{value_file}' holds {number}, expected a fraction in [0, 1]; expected {layout}")
             stem = value_file.stem
             paths = {}
-            for key, files in index.items():
-                hits = [p for n, p in files.items() if Path(n).stem == stem.lower()]
-                if not hits:
+            for key in images:
+                hit = stems.get(key, {}).get(stem.lower())
+                if hit is None:
                     raise DatabaseError(f"'{folder / key / (stem + '.png')}' does not exist; expected {layout}")
-                paths[key] = str(hits[0])
+                paths[key] = str(hit)
             rows.append({**paths, value: number, "subset": subset})
     if not rows:
         raise DatabaseError(f"'{base}' holds no {value}/*.npy files in {list(subsets)}; expected {layout}")
