@@ -233,3 +233,29 @@ def test_percept_learn_end_to_end_on_a_synthetic_set(tmp_path, capsys) -> None:
     assert main(["learn", "bapps", str(path), "--backbone", "alexnet", "--train-subsets", "nope/*",
                  "--out", str(out)]) == 2  # fmt: skip
     assert "no subset" in capsys.readouterr().err
+
+
+def test_toolkit_commands_take_a_heads_file(learned, tmp_path, capsys) -> None:
+    """sweep (--baselines FILE, --backbones FILE), select and visualize (--backbone FILE) run on the learned metric or
+    on the network it was learned on, with the recorded weights."""
+    from _eval_fakes import make_tid
+
+    from percept.backbones.weights import state_dict_checksum
+    from percept.cli import main
+    from percept.eval.datasets import load_database
+    from percept.eval.sweep import build_backbone
+    from percept.eval.sweep.tables import baseline_scores
+
+    result, file = learned
+    net = build_backbone(str(file))
+    assert state_dict_checksum(net.model) == result.weights["checksum"]
+    with pytest.raises(WeightsError, match="learned on alexnet weights"):
+        build_backbone(str(file), weights="random:1")
+    db = load_database("tid2013", make_tid(tmp_path / "tid", refs=2, types=1, levels=2, size=(SIZE, SIZE)))
+    scores = baseline_scores(db, [str(file)])
+    x, y = db.load_pair(0)
+    expected = float(result.pipeline()(x[None], y[None]))
+    assert float(scores["distance"].iloc[0]) == pytest.approx(expected, rel=1e-5)
+    out = tmp_path / "map.png"
+    assert main(["visualize", str(file), "conv1", "3", "--steps", "2", "--size", str(SIZE), "--out", str(out)]) == 0
+    assert out.exists()

@@ -37,7 +37,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from percept.eval.learn.files import heads_pipeline, read_heads, seeded_backbone
+    from percept.eval.learn.files import heads_backbone, heads_pipeline, read_heads, seeded_backbone
     from percept.eval.learn.heads import (
         HeadsOptions,
         LinearHeads,
@@ -67,6 +67,7 @@ __all__ = [
     "RankingNet",
     "clamp_like_lpips",
     "db_subsets",
+    "heads_backbone",
     "heads_pipeline",
     "lpips_learning_rates",
     "rank_loss",

@@ -169,6 +169,43 @@ def _build(record: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], weigh
     return create_backbone(name, weights=source, input_range=input_range, **options)
 
 
+def heads_backbone(file: str | os.PathLike, *, weights: Any = "from-file", input_range=(0.0, 1.0)) -> Backbone:
+    """The network a ``heads.json`` was learned on: built with the recorded weights and normalisation, checked.
+
+    The sweep, select, finetune and visualize commands take ``--backbone DIR/heads.json`` through this: they
+    then run on exactly the network the heads were learned on.
+
+    Args:
+        file: ``DIR/heads.json`` (or ``DIR``).
+        weights: ``"from-file"`` (the recorded weights); anything else must have the recorded checksum.
+        input_range: the range of the images passed.
+
+    Raises:
+        WeightsError: the network's weights are not those the heads were learned with (both checksums named).
+
+    Example:
+        >>> heads_backbone("learned/heads.json").name  # doctest: +SKIP
+        'alexnet'
+    """
+    record, tensors = read_heads(file)
+    return _checked_backbone(file, record, tensors, weights, input_range)
+
+
+def _checked_backbone(file, record: dict[str, Any], tensors, weights: Any, input_range) -> Backbone:
+    from percept.backbones.weights import state_dict_checksum
+
+    record["_path"] = str(file)
+    backbone = _build(record, tensors, weights, input_range)
+    got, expected = state_dict_checksum(backbone.model), record["weights"]["checksum"]
+    if got != expected:
+        raise WeightsError(
+            f"the heads in '{file}' were learned on {record['backbone']} weights {expected}; the network built "
+            f"(weights={weights!r}) has {got}. Use the recorded weights ({record['weights'].get('source')!r})."
+        )
+    norm = record["normalization"]
+    return backbone.set_normalization(norm["mean"], norm["std"], domain=tuple(norm["domain"]))
+
+
 def heads_pipeline(file: str | os.PathLike, *, weights: Any = "from-file", input_range=(0.0, 1.0)):
     """The learned metric of a ``heads.json``: LPIPS' arithmetic with the learned heads on the recorded network.
 
@@ -189,22 +226,12 @@ def heads_pipeline(file: str | os.PathLike, *, weights: Any = "from-file", input
         >>> metric(x, y).shape  # doctest: +SKIP
         torch.Size([4])
     """
-    from percept.backbones.weights import state_dict_checksum
     from percept.builtin.distances import L2
     from percept.pipeline import Pipeline
     from percept.readouts.base import ChannelWeightedReadout
 
     record, tensors = read_heads(file)
-    record["_path"] = str(file)
-    backbone = _build(record, tensors, weights, input_range)
-    got, expected = state_dict_checksum(backbone.model), record["weights"]["checksum"]
-    if got != expected:
-        raise WeightsError(
-            f"the heads in '{file}' were learned on {record['backbone']} weights {expected}; the network built "
-            f"(weights={weights!r}) has {got}. Use the recorded weights ({record['weights'].get('source')!r})."
-        )
-    norm = record["normalization"]
-    backbone.set_normalization(norm["mean"], norm["std"], domain=tuple(norm["domain"]))
+    backbone = _checked_backbone(file, record, tensors, weights, input_range)
     taps = list(record["taps"])
     readouts = [
         ChannelWeightedReadout(c, tensors[f"heads.{i}"].reshape(-1), normalize=True)

@@ -62,8 +62,12 @@ def baseline_scores(
         else:
             from percept.pipeline import build_pipeline
 
+            # A heads.json written by percept learn is the learned-heads metric it holds.
             try:
-                fns[name] = build_pipeline(name, weights=weights).to(device)
+                if name.endswith(".json"):
+                    fns[name] = build_pipeline("learned-heads", weights=weights, file=name).to(device)
+                else:
+                    fns[name] = build_pipeline(name, weights=weights).to(device)
             except PerceptError as exc:
                 warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
     records: list[tuple[int, str, int, float]] = []

@@ -138,9 +138,11 @@ def build_backbone(backbone: str | Backbone, *, weights="imagenet", network_resi
     """The backbone a toolkit function runs: a name built with ``weights``, or a built one as it is.
 
     Args:
-        backbone: a registered name (``"resnet50"``, ``"timm.vit_small_patch16_224.dino"``) or a
-            :class:`~percept.backbones.base.Backbone`.
-        weights: as :func:`~percept.create_backbone` (``None``: random, with a warning).
+        backbone: a registered name (``"resnet50"``, ``"timm.vit_small_patch16_224.dino"``), a
+            :class:`~percept.backbones.base.Backbone`, or a ``heads.json`` written by ``percept learn`` (the
+            network its heads were learned on, with the recorded weights: :func:`percept.eval.learn.heads_backbone`).
+        weights: as :func:`~percept.create_backbone` (``None``: random, with a warning); for a ``heads.json``,
+            ``"imagenet"`` (the default) means the recorded weights, and others must have their checksum.
         network_resize: a network that runs at one input size only (MaxViT, LeViT, BEiT) is built
             with ``resize=True``: every image is resized to that size on the way in (its
             interpolation, antialiased). Other networks are built as usual.
@@ -153,6 +155,10 @@ def build_backbone(backbone: str | Backbone, *, weights="imagenet", network_resi
 
     if not isinstance(backbone, str):
         return backbone
+    if backbone.endswith(".json"):  # a learned-heads file: the network its heads were learned on
+        from percept.eval.learn.files import heads_backbone
+
+        return heads_backbone(backbone, weights="from-file" if weights == "imagenet" else weights)
     net = create_backbone(backbone, weights=weights)
     if network_resize and net.fixed_size and not net.resize:
         net = create_backbone(backbone, weights=weights, resize=True)
