@@ -208,6 +208,26 @@ class ImagePair:
     dist: Path
 
 
+def _list_images(folder: Path, extensions: set[str]) -> tuple[dict[str, Path], dict[str, str], list[str]]:
+    """A folder's image files by name; the entries named like images that are not files (name -> what they
+    are: a folder, a FIFO, a symbolic link loop); the files without an image extension. Hidden entries skipped."""
+    files: dict[str, Path] = {}
+    others: dict[str, str] = {}
+    ignored: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        kind = file_kind(entry)
+        if entry.suffix.lower() not in extensions:
+            if kind == "file":
+                ignored.append(str(entry))
+        elif kind == "file":
+            files[entry.name] = entry
+        else:
+            others[entry.name] = kind
+    return files, others, ignored
+
+
 def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike, *, return_unpaired: bool = False):
     """Pair two files, or the files of two folders by file name.
 
@@ -240,26 +260,10 @@ def find_pairs(ref: str | os.PathLike, dist: str | os.PathLike, *, return_unpair
         mix = "a mix: " if set(kinds.values()) <= {"file", "a folder"} else ""
         raise InputError(f"expected two image files or two folders of images, got {mix}{described}")
     extensions = image_extensions()
-    listed: list[dict[str, Path]] = []
-    odd: list[dict[str, str]] = []  # image-named entries that are not files: name -> what they are
-    ignored: list[str] = []
-    for folder in (ref, dist):
-        files, others = {}, {}
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            if entry.suffix.lower() not in extensions:
-                if file_kind(entry) == "file":
-                    ignored.append(str(entry))
-                continue
-            kind = file_kind(entry)
-            if kind == "file":
-                files[entry.name] = entry
-            else:
-                others[entry.name] = kind
-        listed.append(files)
-        odd.append(others)
-    ref_files, dist_files = listed
+    (ref_files, ref_odd, ref_ignored), (dist_files, dist_odd, dist_ignored) = (
+        _list_images(folder, extensions) for folder in (ref, dist)
+    )
+    odd, ignored = [ref_odd, dist_odd], ref_ignored + dist_ignored
     names = sorted(set(ref_files) & set(dist_files))
     notes = []
     unpaired = []

@@ -23,23 +23,13 @@ Example:
     >>> sorted(os.listdir(folder))  # no temporary file left behind
     ['notes.txt', 'scores.tsv']
 
-Standard output: ``-``, ``/dev/stdout`` (and ``/dev/stderr``, ``/dev/fd/N``) name the process's own
-streams. :func:`atomic_write` writes them in place, at their current position, and never renames
-anything over them: ``{ echo H; percept score A B -o /dev/stdout; echo F; } > log.txt`` keeps both
-lines around the scores, and a pipe works. :func:`standard_stream` tells such a name.
+``-`` and ``/dev/stdout`` (``/dev/stderr``, ``/dev/fd/N``) are the process's own stream, written in place
+(:func:`standard_stream`): ``{ echo H; percept score A B -o /dev/stdout; echo F; } > log.txt`` keeps H and F.
 
-The output guard: every command calls :func:`check_outputs` with every path it will write (files, the
-files an ``--out`` folder will receive, as names or glob patterns such as ``OUT/*.png``) and every
-input it reads (manifests, score files, images, caches, weights files), **before** anything is opened
-for writing. An output that is an input by any path (the same name, a symbolic link, a hard link:
-compared by device and inode and by resolved path), or a pattern in an output folder that matches an
-input there, is refused with an :class:`~percept.errors.OutputError` naming both::
-
-    from percept.io import check_outputs
+The output guard, :func:`check_outputs`: every command (a plugin's too) calls it with every path it will write
+(``OUT/*.png`` patterns for a folder's files) and every input it reads, before writing anything::
 
     check_outputs([out / "scores.csv", out / "*.png"], [manifest, *image_files, weights_file])
-
-A plugin's command (``percept agreement``, ``percept learn`` or a third party's) should do the same.
 
 Matplotlib figures and pandas tables go through the same path (:func:`save_figure`, :func:`save_csv`)::
 
@@ -223,21 +213,15 @@ def _stream_handle(fd: int, mode: str, kwargs: dict[str, Any], path: str | os.Pa
 
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike,
-    mode: str = "w",
-    *,
-    encoding: str = "utf-8",
-    newline: str | None = None,
-    errors: str = "strict",
+    path: str | os.PathLike, mode: str = "w", *, encoding: str = "utf-8", newline: str | None = None, errors="strict"
 ) -> Iterator[IO[Any]]:
     """Open ``path`` for writing so that it appears whole or not at all.
 
     The handle writes to a temporary file in the same folder; when the block ends without an error it
     is flushed, synced and renamed over ``path`` (keeping the old file's permissions). When the block
     raises (anything, ``KeyboardInterrupt`` included) the temporary file is removed and ``path`` is
-    left untouched. A device or a pipe cannot be renamed over: it is written directly. ``-`` and
-    ``/dev/stdout`` (also ``/dev/stderr``, ``/dev/fd/N``) are the process's own stream, written in place at
-    its current position (see :func:`standard_stream`), whatever file or pipe it is.
+    left untouched. A device or a pipe is written directly; ``-`` and ``/dev/stdout`` (:func:`standard_stream`)
+    are the process's own stream, written in place at its current position, whatever file or pipe it is.
 
     Args:
         path: the file to write (a symbolic link is written through to its target).
@@ -435,11 +419,8 @@ def _expand_inputs(inputs: Iterable[str | os.PathLike | None]) -> list[str]:
 
 
 def _refuse(what: str, output: str, path: str) -> OutputError:
-    shown = (
-        f"'{output}'"
-        if os.path.normpath(output) == os.path.normpath(path)
-        else f"'{output}' (the same file as '{path}')"
-    )
+    same = os.path.normpath(output) == os.path.normpath(path)
+    shown = f"'{output}'" if same else f"'{output}' (the same file as '{path}')"
     return OutputError(
         f"the {what} {shown} is one of the input files; writing it would destroy that input. "
         "Expected an output path other than the inputs"
@@ -451,10 +432,9 @@ def check_outputs(
 ) -> None:
     """The output guard: refuse any output that is one of the inputs, before anything is written.
 
-    Every command calls it once with every path it will write and every file it reads. An output is an
-    input when both name the same file by any path: the same resolved path (symbolic links followed,
-    also in the folders above a file not yet written), or the same device and inode (a hard link). An
-    output written to a standard stream (``-``, ``/dev/stdout``) is compared by the file that stream is.
+    An output is an input when both name the same file by any path: the same resolved path (links followed,
+    also in the folders above a file not yet written) or the same device and inode (a hard link). A standard
+    stream (``-``, ``/dev/stdout``) is compared by the file it is (``>> input.png``).
 
     Args:
         outputs: output files; a name with ``*``, ``?`` or ``[`` is a pattern for the files a folder will

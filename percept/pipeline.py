@@ -20,7 +20,7 @@ from percept.ensemble import ENSEMBLE_NAME, Ensemble
 from percept.errors import RegistrationError, SpecError
 from percept.readouts.base import Readout
 from percept.spec import Spec, check_layer_weight, parse_spec
-from percept.validation import check_pair
+from percept.validation import check_pair, underlying, value_check_due
 
 
 class Pipeline(nn.Module):
@@ -198,8 +198,10 @@ class Pipeline(nn.Module):
             term = d if w == 1.0 else d * w
             total = term if total is None else total + term
         assert total is not None  # a pipeline has at least one tap (checked in __init__)
-        if self.check_inputs and not bool(torch.isfinite(total).all()):  # checked inputs: a sync already
-            _explain_overflow(per_tap, self.layer_weights)
+        # Finite inputs, a score that is not: a tap weight times its distance left float32's range. Read on the
+        # input checks' schedule (every call on the CPU; the first calls and then every 50th on a GPU).
+        if self.check_inputs and value_check_due(x, "score") and not bool(torch.isfinite(underlying(total)).all()):
+            _explain_overflow({k: underlying(v) for k, v in per_tap.items()}, self.layer_weights)
         return total
 
     def extra_repr(self) -> str:

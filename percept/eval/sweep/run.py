@@ -58,6 +58,8 @@ class SweepResult:
 
 
 def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
+    """The partial-results folder's key. ``weights`` is the network's checksum (``state_dict_checksum``), not how
+    the weights were asked for: random weights or a built backbone never share chunks with another network."""
     weights = weights_key(weights)
     text = json.dumps(
         [
@@ -132,8 +134,6 @@ def sweep_backbone(
     mine, gather = _my_chunks(chunks, shard)
     partial, done = None, set()
     if partial_dir is not None:
-        # Keyed by the network's weights themselves (their checksum), not by how they were asked for: random
-        # weights or a built backbone never share chunks with another network.
         key = _config_key(db, name, state_dict_checksum(net), tap_list, measures, resize, batch_size, net.resize)
         partial = Path(partial_dir) / f"{name}-{key}"
         partial.mkdir(parents=True, exist_ok=True)
