@@ -25,8 +25,9 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
 
     Colour images (RGB, RGBA with alpha dropped, palette, CMYK, ...) come back as ``(3, H, W)``;
     grey ones (L, 1-bit, 16-bit, grey with alpha) stay ``(1, H, W)``. 8-bit data is divided by 255,
-    16-bit data by 65535, for grey and colour alike (a 16-bit-per-channel RGB or RGBA PNG or TIFF keeps
-    all 16 bits, which Pillow alone cuts to the high byte); float images are taken as they are.
+    16-bit data by 65535, for grey and colour alike (a 16-bit-per-channel RGB or RGBA PNG or TIFF, and a
+    colour PPM with more than 8 bits, keep all their bits, which Pillow alone cuts to 8); float images are taken as
+    they are.
     32-bit integer images are refused (their scale is unknown). EXIF orientation is applied, as image
     viewers do. Multi-frame files give their first frame.
 
@@ -74,6 +75,8 @@ def _read_array(path: Path) -> np.ndarray:
         wide = _sixteen_bit_rawmode(img)
         if wide is not None:
             return _read_sixteen_bit(path, wide)
+        if img.format == "PPM" and img.mode == "RGB" and _ppm_maxval(img) > 255:
+            return _read_ppm_wide(path, img)
         img.load()
         bits = _tiff_bits(img)
         img = ImageOps.exif_transpose(img)
@@ -157,6 +160,26 @@ def _read_sixteen_bit(path: Path, rawmode: str) -> np.ndarray:
     high = decode(None)[..., :3].astype(np.float32)
     low = decode(rawmode[:-4] + _OTHER_BYTE[rawmode[-4:]])[..., :3].astype(np.float32)
     return (high * 256.0 + low) / 65535.0
+
+
+def _ppm_maxval(img) -> int:
+    args = img.tile[0][3] if len(img.tile) == 1 and img.tile[0][0] == "ppm" else None
+    return int(args[1]) if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int) else 0
+
+
+def _read_ppm_wide(path: Path, img) -> np.ndarray:
+    """A binary colour PPM with more than 8 bits (maxval > 255, two big-endian bytes a sample), divided by its
+    maxval (Pillow reads it at 8 bits)."""
+    import numpy as np
+
+    width, height = img.size
+    offset, maxval, size = img.tile[0][2], _ppm_maxval(img), width * height * 3 * 2
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) < size:
+        raise InputError(f"cannot read image '{path}': truncated ({len(data)} of {size} bytes of pixel data)")
+    return np.frombuffer(data, ">u2").reshape(height, width, 3).astype(np.float32) / maxval
 
 
 def file_kind(path: str | os.PathLike) -> str:

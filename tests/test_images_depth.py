@@ -78,13 +78,28 @@ CASES = [
         RGB16.transpose(2, 0, 1) / 65535,
     ),
     ("16-bit grey TIFF", lambda p: _tiff(p, GREY16), GREY16[None] / 65535),
+    (
+        "16-bit colour PPM",
+        lambda p: p.write_bytes(b"P6\n7 11\n65535\n" + RGB16.astype(">u2").tobytes()),
+        RGB16.transpose(2, 0, 1) / 65535,
+    ),
+    (
+        "10-bit colour PPM",
+        lambda p: p.write_bytes(b"P6\n7 11\n1023\n" + (RGB16 >> 6).astype(">u2").tobytes()),
+        (RGB16 >> 6).transpose(2, 0, 1) / 1023,
+    ),
+    (
+        "16-bit grey PGM",
+        lambda p: p.write_bytes(b"P5\n7 11\n65535\n" + GREY16.astype(">u2").tobytes()),
+        GREY16[None] / 65535,
+    ),
     ("float TIFF", lambda p: _tiff(p, (GREY16 / 65535).astype(np.float32)), GREY16[None] / 65535),
 ]
 
 
 @pytest.mark.parametrize(("name", "write", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_every_mode_at_its_bit_depth(tmp_path, name, write, expected):
-    suffix = ".tif" if "TIFF" in name else ".png"
+    suffix = ".tif" if "TIFF" in name else ".ppm" if "PPM" in name or "PGM" in name else ".png"
     path = tmp_path / f"image{suffix}"
     write(path)
     with warnings.catch_warnings():
