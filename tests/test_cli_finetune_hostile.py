@@ -26,4 +26,4 @@ def test_channel_weights_of_the_wrong_length_name_the_file_and_field(tmp_path):
     data = {"format": FORMAT, "backbone": "pixel", "weights_source": None, "weights": {"pixel": [1.0, 1.0]}}
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"cw\.json.*weights\['pixel'\] holds 2 values.*3 channels"):
-        finetuned_pipeline(path)
+        finetuned_pipeline(path, weights=None)
