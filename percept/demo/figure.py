@@ -114,7 +114,7 @@ def draw_scores(
             line = part[part["tap"] == taps[0]].sort_values("level")
             ax.plot(line["level"], line["normalised"], **curve_style(k, winner is not None and winner[0] in taps))
         if winner is not None:
-            tie = f"; {winner[2]} more curves tie" if winner[2] else ""
+            tie = f"; {winner[2]} more {'curve ties' if winner[2] == 1 else 'curves tie'}" if winner[2] else ""
             ax.set_title(
                 f"{distortion.label}\nbest (thick, starred): {winner[0]} (rho = {winner[1]:.3f}{tie})", fontsize=9
             )

@@ -295,11 +295,27 @@ def _load_images(images: Sequence[str | os.PathLike], size: int) -> dict[str, np
     return loaded
 
 
+def _one_row_per_module(rows: list[dict], canonical: set[str]) -> list[dict]:
+    """Taps that read one module (aliases: ``stage1 = block1``) as one row, named ``stage1* = block1`` (canonical
+    names first, marked ``*``); rows in their first tap's order."""
+    by_module: dict[str, dict] = {}
+    for row in rows:
+        name = row["tap"] + ("*" if row["tap"] in canonical else "")
+        key = row["module"] or row["tap"]
+        if key in by_module:
+            names = by_module[key]["names"]
+            names.insert(0, name) if row["tap"] in canonical else names.append(name)
+        else:
+            by_module[key] = {**row, "names": [name]}
+    return [{**row, "tap": " = ".join(row.pop("names"))} for row in by_module.values()]
+
+
 def _correlation_table(correlations: pd.DataFrame, backbone) -> str:
     distortions = [c for c in correlations.columns if c not in ("tap", "module")]
     canonical = set(backbone.canonical_taps)
     order = {t.name: (t.index, t.name not in canonical) for t in backbone.feature_info}
     rows = sorted(correlations.to_dict("records"), key=lambda r: order.get(r["tap"], (0, True)))
+    rows = _one_row_per_module(rows, canonical)
     width = max(len(r["tap"]) for r in rows) + 2
     module_width = max(len(r["module"]) for r in rows)
     lines = [
@@ -309,9 +325,8 @@ def _correlation_table(correlations: pd.DataFrame, backbone) -> str:
         f"{'tap':<{width}}{'module':<{module_width}}" + "".join(f"{d:>8}" for d in distortions),
     ]
     for row in rows:
-        mark = "*" if row["tap"] in canonical else " "
         cells = "".join(f"{row[d]:>8.3f}" for d in distortions)
-        lines.append(f"{row['tap'] + mark:<{width}}{row['module']:<{module_width}}{cells}")
+        lines.append(f"{row['tap']:<{width}}{row['module']:<{module_width}}{cells}")
     best = max(rows, key=lambda r: (r["all"] == r["all"], r["all"]))
     lines.append(f"highest overall: {best['tap']} (rho = {best['all']:.3f})")
     return "\n".join(lines)

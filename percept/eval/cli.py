@@ -63,7 +63,9 @@ def _database(args: argparse.Namespace):
 
 def _add_database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("database", metavar="DATABASE", help="tid2013, tid2008, kadid10k, csiq, live, cidiq-50, "
-                        "cidiq-100, pipal or csv (a manifest: dis_img_path,ref_img_path,score)")  # fmt: skip
+                        "cidiq-100, pipal or csv (a comma-separated manifest with a header row naming the columns "
+                        "dis_img_path,ref_img_path,score in any order; dis_type and level are optional, other "
+                        "columns are ignored)")  # fmt: skip
     parser.add_argument("path", metavar="PATH", help="the database's folder, as distributed (the file, for csv)")
     parser.add_argument("--scores", default=None,
                         help="the score file, if not in its usual place: CSIQ .xlsx or CSV; CID:IQ MOS50.mat / "
@@ -324,7 +326,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         save_csv(selection.cv, out / "cv.csv", index=False)
     save_csv(selection.path.assign(signature=scores.signature), out / "path.csv", index=False)  # what it depends on
     selection.save(out / "selection.json")
-    plot_selection_path(selection.path, selection.baseline["criterion"], out / "path.png")
+    plot_selection_path(selection.path, selection.baseline["criterion"], out / "path.png", args.criterion)
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}
     print(f"{db.name}: {len(db)} pairs, {scores.matrix.shape[1]} maps of {scores.backbone}; criterion {args.criterion}")
     print(selection.path[["step", "tap", "channel", "criterion", "srocc", "plcc_logistic"]].to_string(**fmt))
@@ -351,15 +353,16 @@ def _configure_select(select: argparse.ArgumentParser) -> None:
     select.add_argument("--criterion", default="plcc", choices=["plcc", "srocc"],
                         help="plcc: Pearson after the 5-parameter logistic (default); srocc: Spearman")  # fmt: skip
     select.add_argument("--tol", type=float, default=1e-4, help="stop when a step gains no more (default 1e-4)")
-    select.add_argument("--max-maps", type=int, default=None, help="cap on the number of maps")
+    select.add_argument("--max-maps", type=int, default=None, help="cap on the number of maps (default: none)")
     select.add_argument(
         "--screen",
         type=int,
         default=64,
         help="candidates screened per step, best by linear Pearson (0: all; default 64)",
     )
-    select.add_argument("--folds", type=int, default=5, help="cross-validation folds by reference (0: none)")
-    select.add_argument("--seed", type=int, default=0, help="seed of the fold split")
+    select.add_argument("--folds", type=int, default=5,
+                        help="cross-validation folds by reference (0: none; default 5)")  # fmt: skip
+    select.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
     select.add_argument("--recompute", action="store_true", help="recompute map_scores.npz even if present")
     select.add_argument("--out", default="percept-select", help="output folder (default percept-select)")
 
@@ -394,11 +397,12 @@ def _configure_finetune(tune: argparse.ArgumentParser) -> None:
     _add_database_args(tune)
     tune.add_argument("--backbone", required=True, help="backbone name, e.g. vgg16")
     tune.add_argument("--taps", default=None, help="comma-separated taps (default: the canonical taps)")
-    tune.add_argument("--loss", default="plcc", choices=["plcc", "rank"], help="1 - PLCC, or pairwise ranking")
+    tune.add_argument("--loss", default="plcc", choices=["plcc", "rank"],
+                      help="plcc: 1 - Pearson correlation (default); rank: pairwise ranking")  # fmt: skip
     tune.add_argument("--epochs", type=int, default=500, help="Adam steps at most (default 500)")
     tune.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
     tune.add_argument("--patience", type=int, default=50, help="early-stopping patience in steps (default 50)")
-    tune.add_argument("--seed", type=int, default=0, help="seed of the reference split")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the reference split (default 0)")
     tune.add_argument("--out", default="percept-finetune", help="output folder (default percept-finetune)")
 
 

@@ -110,7 +110,11 @@ def plot_sweep(table: pd.DataFrame, out_dir: str | os.PathLike, stat: str = "sro
 
 
 def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = "training", stat: str = "srocc"):
-    """Correlation against relative depth, every configuration a line coloured by its group: one figure per measure.
+    """Correlation against relative depth, every configuration a line: one figure per measure.
+
+    Lines are coloured by group (``group_by``) when the configurations fall in more than one group, each
+    named at its deepest point; when they share one group (two random-weight networks are both
+    "supervised classification"), each configuration gets a colour of its own and the legend names them.
 
     Args:
         table: from :func:`percept.eval.sweep.correlation_table` (columns ``backbone, tap, relative_depth,
@@ -139,29 +143,45 @@ def plot_study(table: pd.DataFrame, out_dir: str | os.PathLike, group_by: str = 
     groups = list(dict.fromkeys(nets[group_by].astype(str)))
     colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     files = []
+    by_group = len(groups) > 1
     for measure, rows in nets.groupby("measure", sort=False):
         fig, ax = plt.subplots(figsize=(9, 5))
-        for _, curve in rows.groupby("backbone", sort=False):
+        names = list(dict.fromkeys(rows["backbone"].astype(str)))
+        own = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for name, curve in rows.groupby("backbone", sort=False):
             curve = curve.sort_values("relative_depth")
-            group = str(curve[group_by].iloc[0])
-            colour = colours(groups.index(group) % colours.N)
-            ax.plot(curve["relative_depth"], curve[stat], color=colour, alpha=0.75, linewidth=1.2)
-        for k, group in enumerate(groups):
-            ax.plot([], [], color=colours(k % colours.N), label=group)
+            if by_group:
+                colour = colours(groups.index(str(curve[group_by].iloc[0])) % colours.N)
+                ax.plot(curve["relative_depth"], curve[stat], color=colour, alpha=0.75, linewidth=1.2)
+                last = curve.iloc[-1]  # each configuration named where its line ends
+                ax.annotate(str(name), (last["relative_depth"], last[stat]), fontsize=6, color=colour,
+                            xytext=(2, 0), textcoords="offset points", va="center")  # fmt: skip
+            else:
+                colour = own(names.index(str(name)) % own.N)
+                ax.plot(curve["relative_depth"], curve[stat], color=colour, alpha=0.85, linewidth=1.2, label=name)
+        if by_group:
+            for k, group in enumerate(groups):
+                ax.plot([], [], color=colours(k % colours.N), label=group)
         count = rows["backbone"].nunique()
-        title = f"{stat.upper()} against depth, {count} configurations by {group_by}, {measure}"
+        kind = f"by {group_by}" if by_group else f"(all {groups[0]})" if groups else ""
+        title = f"{stat.upper()} against depth, {count} configurations {kind}, {measure}"
         path = out / f"study_{_safe(measure)}_by_{group_by}.png"
-        files.append(_finish(fig, ax, table, stat, _RELATIVE_DEPTH, title, path, {"title": group_by}))
+        legend = {"title": group_by if by_group else "configuration"}
+        files.append(_finish(fig, ax, table, stat, _RELATIVE_DEPTH, title, path, legend))
     return files
 
 
-def plot_selection_path(path_table: pd.DataFrame, baseline: float, out_file: str | os.PathLike) -> Path:
+def plot_selection_path(
+    path_table: pd.DataFrame, baseline: float, out_file: str | os.PathLike, criterion: str = "plcc"
+) -> Path:
     """Correlation after each step of a forward selection, with the all-maps baseline as a line.
 
     Args:
         path_table: columns ``step`` and ``criterion`` (from :class:`percept.eval.select.Selection`).
         baseline: the all-maps value of the criterion.
         out_file: the PNG written.
+        criterion: what the selection maximised, ``"plcc"`` (Pearson after the logistic fit) or ``"srocc"``:
+            the y axis is named after it. The x axis counts maps, in whole steps.
 
     Example:
         >>> plot_selection_path(selection.path, selection.baseline, "path.png")  # doctest: +SKIP
@@ -170,8 +190,12 @@ def plot_selection_path(path_table: pd.DataFrame, baseline: float, out_file: str
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(path_table["step"], path_table["criterion"], marker="o", label="selected maps")
     ax.axhline(baseline, color="0.4", linestyle="--", label="all maps")
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("maps selected")
-    ax.set_ylabel("criterion")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    names = {"plcc": "PLCC after the logistic fit", "srocc": "SROCC"}
+    ax.set_ylabel(f"{names.get(criterion, criterion)} (the selection's criterion)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
