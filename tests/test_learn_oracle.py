@@ -32,6 +32,15 @@ pytestmark = [
 SIZE, TRIPLETS, BATCH, STEPS = 48, 12, 4, 3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster than a pool on a shared CPU (and the numbers are the same)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_triplets(folder, n: int, size: int, seed: int = 0) -> TwoAFCDatabase:
     """``n`` random triplets as 8-bit PNGs (so that both trainers read the same values) and random judges."""
     from PIL import Image
