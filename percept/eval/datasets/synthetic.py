@@ -33,7 +33,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from percept.errors import InputError, SpecError, unknown_name
-from percept.eval.datasets.synthetic_images import DISTORTIONS, distort, quantise, save_png, textures, triplets
+from percept.eval.datasets.synthetic_images import (
+    DISTORTIONS,
+    SET_NAME,
+    distort,
+    quantise,
+    save_png,
+    textures,
+    triplets,
+    write_2afc_layout,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from percept.backbones.base import Backbone
@@ -41,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
 LAYOUTS = ("bapps", "nights", "csv")
 """The 2AFC layouts :func:`make_2afc` writes (the names ``load_database`` reads them by: ``bapps``,
 ``nights``, ``triplets``)."""
-SET_NAME = "synthetic"
 __all__ = [
     "DISTORTIONS",
     "LAYOUTS",
@@ -385,58 +393,11 @@ def make_2afc(
     splits = ["train"] * n_train + ["val"] * n_val
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    writer = {"bapps": _write_bapps, "nights": _write_nights, "csv": _write_csv}[layout]
-    path = writer(root, ref, p0, p1, judge, splits, judges)
+    path = write_2afc_layout(layout, root, ref, p0, p1, judge, splits, judges)
     folder = {"bapps": root / "2afc", "nights": root / "nights", "csv": root}[layout]
     _write_observer(
         folder, observer, kind="2afc", layout=layout, temperature=scale, judges=judges, seed=seed, size=size
     )
-    return path
-
-
-def _write_bapps(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
-    import numpy as np
-
-    counters: dict[str, int] = {}
-    for i, split in enumerate(splits):
-        k = counters[split] = counters.get(split, -1) + 1
-        folder = root / "2afc" / split / SET_NAME
-        for key, images in (("ref", ref), ("p0", p0), ("p1", p1)):
-            save_png(images[i], folder / key / f"{k:06d}.png")
-        (folder / "judge").mkdir(parents=True, exist_ok=True)
-        np.save(folder / "judge" / f"{k:06d}.npy", np.array([float(judge[i])]))
-    return root
-
-
-def _write_nights(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
-    import pandas as pd
-
-    base = root / "nights"
-    rows = []
-    for i, split in enumerate(splits):
-        folder, stem = f"{i // 1000:03d}", f"{i % 1000:03d}"
-        paths = {"ref_path": f"ref/{folder}/{stem}.png", "left_path": f"distort/{folder}/{stem}_0.png",
-                 "right_path": f"distort/{folder}/{stem}_1.png"}  # fmt: skip
-        for key, images in (("ref_path", ref), ("left_path", p0), ("right_path", p1)):
-            save_png(images[i], base / paths[key])
-        right = float(judge[i])
-        rows.append({"id": i, "left_vote": 1.0 - right, "right_vote": right, "votes": judges, **paths,
-                     "split": split, "is_imagenet": False})  # fmt: skip
-    pd.DataFrame(rows).to_csv(base / "data.csv", index=False)
-    return base
-
-
-def _write_csv(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
-    import pandas as pd
-
-    rows = []
-    for i, split in enumerate(splits):
-        names = {key: f"{key}/{i:06d}.png" for key in ("ref", "p0", "p1")}
-        for key, images in (("ref", ref), ("p0", p0), ("p1", p1)):
-            save_png(images[i], root / names[key])
-        rows.append({**names, "judge": float(judge[i]), "split": split})
-    path = root / "triplets.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 

@@ -1,5 +1,6 @@
-"""The images of the synthetic 2AFC and JND sets (:mod:`percept.eval.datasets.synthetic`): smooth random
-textures and distortions scaled to a given RMS change, made with torch ops from one seeded generator.
+"""The images and files of the synthetic 2AFC and JND sets (:mod:`percept.eval.datasets.synthetic`): smooth
+random textures and distortions scaled to a given RMS change, made with torch ops from one seeded generator,
+and the files of each 2AFC layout.
 
 Example:
     >>> g = torch.Generator().manual_seed(0)
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 
 DISTORTIONS = ("noise", "blur", "colour", "contrast", "blocks", "grating")
 """The distortion kinds the synthetic images are made with."""
+SET_NAME = "synthetic"
+"""The ``<set>`` of the BAPPS-style folders the synthetic sets are written in (``2afc/train/synthetic``)."""
 
 
 def textures(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -173,3 +176,71 @@ def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
     # numpy, not torch: one small image at a time, where torch's thread pool costs more than the work
     array = np.rint(np.clip(image.detach().cpu().numpy(), 0.0, 1.0) * 255.0).astype(np.uint8)
     Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0))).save(path)
+
+
+def write_2afc_layout(layout: str, root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
+    """Write triplets in a 2AFC layout the readers know: ``"bapps"``, ``"nights"`` or ``"csv"``.
+
+    Args:
+        layout: the layout (see :func:`percept.eval.datasets.synthetic.make_2afc`).
+        root: the folder written into.
+        ref, p0, p1: ``(N, 3, H, W)`` images in [0, 1].
+        judge: ``(N,)`` fractions of people who chose ``p1``.
+        splits: ``N`` split names (``train``, ``val``).
+        judges: people per triplet (NIGHTS' ``votes``).
+
+    Returns:
+        The path to give the reader.
+
+    Example:
+        >>> write_2afc_layout("csv", Path("syn"), ref, p0, p1, judge, ["train"] * len(ref), 5)  # doctest: +SKIP
+        PosixPath('syn/triplets.csv')
+    """
+    writer = {"bapps": _write_bapps, "nights": _write_nights, "csv": _write_csv}[layout]
+    return writer(root, ref, p0, p1, judge, splits, judges)
+
+
+def _write_bapps(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
+    import numpy as np
+
+    counters: dict[str, int] = {}
+    for i, split in enumerate(splits):
+        k = counters[split] = counters.get(split, -1) + 1
+        folder = root / "2afc" / split / SET_NAME
+        for key, images in (("ref", ref), ("p0", p0), ("p1", p1)):
+            save_png(images[i], folder / key / f"{k:06d}.png")
+        (folder / "judge").mkdir(parents=True, exist_ok=True)
+        np.save(folder / "judge" / f"{k:06d}.npy", np.array([float(judge[i])]))
+    return root
+
+
+def _write_nights(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
+    import pandas as pd
+
+    base = root / "nights"
+    rows = []
+    for i, split in enumerate(splits):
+        folder, stem = f"{i // 1000:03d}", f"{i % 1000:03d}"
+        paths = {"ref_path": f"ref/{folder}/{stem}.png", "left_path": f"distort/{folder}/{stem}_0.png",
+                 "right_path": f"distort/{folder}/{stem}_1.png"}  # fmt: skip
+        for key, images in (("ref_path", ref), ("left_path", p0), ("right_path", p1)):
+            save_png(images[i], base / paths[key])
+        right = float(judge[i])
+        rows.append({"id": i, "left_vote": 1.0 - right, "right_vote": right, "votes": judges, **paths,
+                     "split": split, "is_imagenet": False})  # fmt: skip
+    pd.DataFrame(rows).to_csv(base / "data.csv", index=False)
+    return base
+
+
+def _write_csv(root: Path, ref, p0, p1, judge, splits: list[str], judges: int) -> Path:
+    import pandas as pd
+
+    rows = []
+    for i, split in enumerate(splits):
+        names = {key: f"{key}/{i:06d}.png" for key in ("ref", "p0", "p1")}
+        for key, images in (("ref", ref), ("p0", p0), ("p1", p1)):
+            save_png(images[i], root / names[key])
+        rows.append({**names, "judge": float(judge[i]), "split": split})
+    path = root / "triplets.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
