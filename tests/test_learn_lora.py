@@ -157,3 +157,6 @@ def test_percept_learn_method_lora_end_to_end(synthetic, tmp_path, capsys):
     assert record["lora"]["rank"] == 2 and record["data"]["n_train"] == 48
     loss = PerceptualLoss("learned-embedding", file=str(out / "embedding.json"), reduction="none")
     assert loss(_images(seed=5), _images(seed=6)).shape == (2,)
+    assert main(["learn", "bapps", str(root), "--method", "lora", "--backbone", MEMBERS[0], "--tune-trunk",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "options of --method heads" in capsys.readouterr().err

@@ -311,6 +311,10 @@ def run_lora(args: argparse.Namespace, train, val) -> Path:
     """
     from percept.cli.common import device_arg, split_list, weights_arg
 
+    heads_only = [o for o, on in (("--tune-trunk", args.tune_trunk), ("--init lpips", args.init != "random"),
+                                  ("--cache", args.cache is not None)) if on]  # fmt: skip
+    if heads_only:
+        raise InputError(f"{', '.join(heads_only)}: options of --method heads, not of --method lora")
     members = split_list(args.backbone) or []
     taps = split_list(args.taps) or []
     if len(members) == 1 and taps and ":" not in members[0]:
