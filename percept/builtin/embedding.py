@@ -389,7 +389,13 @@ def member_backbone(text: str, weights: WeightsArg, **options: Any) -> tuple[Emb
 
 
 def embedding_pipeline(ensemble: EmbeddingEnsemble, *, center: bool, spec: str) -> Pipeline:
-    """The pipeline ``ensemble -> (center) -> 1 - cosine`` with its spec text ``spec``."""
+    """The pipeline ``ensemble -> (center) -> 1 - cosine`` with its spec text ``spec``.
+
+    Example:
+        >>> metric = embedding_pipeline(EmbeddingEnsemble([(bb, "cls")]), center=True, spec="mine")  # doctest: +SKIP
+        >>> metric(x, y).shape  # doctest: +SKIP
+        torch.Size([2])
+    """
     readout: Readout = Center() if center else _raw()
     return Pipeline(ensemble, ["embedding"], [readout], _cosine(), spec=spec)
 

@@ -120,12 +120,28 @@ def _inside_lora(root: nn.Module, path: str) -> bool:
 
 
 def lora_layers(module: nn.Module) -> list[LoRALinear]:
-    """Every :class:`LoRALinear` inside ``module``."""
+    """Every :class:`LoRALinear` inside ``module``.
+
+    Example:
+        >>> net = nn.Sequential()
+        >>> net.add_module("qkv", nn.Linear(4, 12))
+        >>> _ = apply_lora(net, rank=2)
+        >>> [layer.rank for layer in lora_layers(net)]
+        [2]
+    """
     return [m for m in module.modules() if isinstance(m, LoRALinear)]
 
 
 def lora_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    """``{path.lora_A.weight | path.lora_B.weight: tensor}`` of every LoRA layer in ``module`` (detached, CPU)."""
+    """``{path.lora_A.weight | path.lora_B.weight: tensor}`` of every LoRA layer in ``module`` (detached, CPU).
+
+    Example:
+        >>> net = nn.Sequential()
+        >>> net.add_module("qkv", nn.Linear(4, 12))
+        >>> _ = apply_lora(net, rank=2)
+        >>> {k: tuple(v.shape) for k, v in lora_tensors(net).items()}
+        {'qkv.lora_A.weight': (2, 4), 'qkv.lora_B.weight': (12, 2)}
+    """
     return {
         name: value.detach().cpu().contiguous()
         for name, value in module.state_dict().items()
@@ -138,6 +154,9 @@ def load_lora_tensors(module: nn.Module, tensors: Mapping[str, torch.Tensor]) ->
 
     Raises:
         InputError: keys or shapes that do not match the adapted network.
+
+    Example:
+        >>> load_lora_tensors(tuned_copy, lora_tensors(tuned))  # doctest: +SKIP
     """
     own = {k: v for k, v in module.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
     if set(own) != set(tensors):
@@ -187,7 +206,14 @@ def build_embedding_metric(
 
 
 def base_checksum(pipeline: Pipeline) -> str:
-    """The checksum of an embedding metric's networks without their LoRA matrices (what a file is learned on)."""
+    """The checksum of an embedding metric's networks without their LoRA matrices (what a file is learned on).
+
+    Example:
+        >>> before = base_checksum(metric)  # doctest: +SKIP
+        >>> _ = apply_lora(metric.backbone)  # doctest: +SKIP
+        >>> base_checksum(metric) == before  # doctest: +SKIP
+        True
+    """
     wrapped = {f"{path}.base." for path, m in pipeline.backbone.named_modules() if isinstance(m, LoRALinear)}
     state = {}
     for key, value in pipeline.backbone.state_dict().items():
@@ -231,6 +257,11 @@ def read_embedding(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, t
 
     Raises:
         InputError: a missing or malformed file, another format, or a tensor file changed since it was written.
+
+    Example:
+        >>> record, tensors = read_embedding("tuned/embedding.json")  # doctest: +SKIP
+        >>> record["lora"]["rank"]  # doctest: +SKIP
+        16
     """
     path = Path(path)
     if path.is_dir():

@@ -64,6 +64,10 @@ class EmbeddingOptions:
         margin: the hinge loss's margin.
         seed: LoRA's initial ``A``, the batch order, dropout, and random base weights.
         device: where to train (``"cpu"``, ``"cuda"``).
+
+    Example:
+        >>> EmbeddingOptions(members=["dreamsim"]).rank
+        16
     """
 
     members: Sequence[str] = ("timm.vit_small_patch16_224.dino:cls",)
@@ -153,7 +157,11 @@ def build_base(options: EmbeddingOptions) -> tuple[Pipeline, dict[str, Any]]:
 
 
 def triplet_distances(pipeline: Pipeline, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> tuple:
-    """``(d0, d1)``, each ``(N,)``: one pass of the networks over the three batches together."""
+    """``(d0, d1)``, each ``(N,)``: one pass of the networks over the three batches together.
+
+    Example:
+        >>> d0, d1 = triplet_distances(metric, ref, p0, p1)  # doctest: +SKIP
+    """
     n = ref.shape[0]
     features = pipeline.backbone(torch.cat([ref, p0, p1]), pipeline.taps)
     parts = [{tap: value[i * n : (i + 1) * n] for tap, value in features.items()} for i in range(3)]
@@ -173,7 +181,12 @@ def _batch(db, index: np.ndarray, options: EmbeddingOptions) -> tuple[torch.Tens
 
 @torch.no_grad()
 def score_2afc(pipeline: Pipeline, db, options: EmbeddingOptions) -> dict[str, float]:
-    """Held-out 2AFC agreement per subset and over ``"all"`` (LoRA dropout off)."""
+    """Held-out 2AFC agreement per subset and over ``"all"`` (LoRA dropout off).
+
+    Example:
+        >>> score_2afc(metric, val, EmbeddingOptions(size=64))  # doctest: +SKIP
+        {'val/synthetic': 0.71, 'all': 0.71}
+    """
     from percept.eval.stats import two_afc_agreement
 
     modes = [layer.training for layer in lora_layers(pipeline)]
@@ -208,6 +221,11 @@ class EmbeddingResult:
         losses: mean hinge loss of each epoch.
         scores: ``{"before": {...}, "after": {...}}`` held-out 2AFC per subset and ``"all"``; empty without ``val``.
         data: the data trained and scored on.
+
+    Example:
+        >>> result = train_embedding(train, members=["timm.vit_tiny_patch16_224:cls"], weights=None)  # doctest: +SKIP
+        >>> result.save("tuned")  # doctest: +SKIP
+        PosixPath('tuned/embedding.json')
     """
 
     pipeline: Pipeline
@@ -308,6 +326,10 @@ def run_lora(args: argparse.Namespace, train, val) -> Path:
 
     ``--backbone`` lists the members, comma-separated (``timm.vit_small_patch16_224.dino:cls``, or ``dreamsim``);
     with one member and ``--taps``, that tap is read.
+
+    Example:
+        >>> main(["learn", "nights", "/data/nights", "--method", "lora", "--backbone", "dreamsim"])  # doctest: +SKIP
+        0
     """
     from percept.cli.common import device_arg, split_list, weights_arg
 
