@@ -157,11 +157,12 @@ def test_cli_select(tid_db, tmp_path, capsys):
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
-    assert "all maps" in out and "step" in out
+    assert "all maps" in out and "step" in out and "\nstopped: " in out  # says why the selection stopped
     for name in ("map_scores.npz", "selection.json", "path.csv", "cv.csv", "path.png"):
         assert (tmp_path / name).is_file(), name
     data = load_selection(tmp_path / "selection.json")
     assert data["backbone"] == "alexnet" and data["weights"].startswith("random:") and data["cv"]
+    assert data["stopped"] and data["stopped"] in out
     # Random weights are recorded with their seed and checksum: each load makes the same network again.
     assert data["signature"].startswith("alexnet|range=0,1|resize=64|weights=random,seed=")
     pair = torch.rand(2, 1, 3, 32, 32)

@@ -330,6 +330,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False}
     print(f"{db.name}: {len(db)} pairs, {scores.matrix.shape[1]} maps of {scores.backbone}; criterion {args.criterion}")
     print(selection.path[["step", "tap", "channel", "criterion", "srocc", "plcc_logistic"]].to_string(**fmt))
+    print(f"stopped: {selection.stopped}")
     base = selection.baseline
     print(
         f"all maps: criterion {base['criterion']:.4f}, srocc {base['srocc']:.4f}, "

@@ -36,6 +36,7 @@ class Selection:
         baseline: ``{"criterion", "srocc", "plcc_logistic"}`` of the mean over all maps.
         scores_meta: backbone, weights, measure, resize, database of the matrix.
         cv: cross-validation rows (from :func:`cross_validate`), or None.
+        stopped: why the selection stopped (the next map's gain was within ``tol``, ``max_maps``, no map left).
     """
 
     maps: list[int]
@@ -46,6 +47,7 @@ class Selection:
     baseline: dict[str, float]
     scores_meta: dict[str, Any] = field(default_factory=dict)
     cv: pd.DataFrame | None = None
+    stopped: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (what :meth:`save` writes)."""
@@ -56,6 +58,7 @@ class Selection:
             "format": FORMAT,
             **self.scores_meta,
             "criterion": self.criterion,
+            "stopped": self.stopped,
             "maps": by_tap,
             "order": [[t, int(c)] for t, c in zip(self.taps, self.channels, strict=True)],
             "baseline": self.baseline,

@@ -141,10 +141,13 @@ def forward_select(
     chosen: list[int] = []
     path_rows = []
     current, start = -math.inf, None
+    stopped = f"reached max_maps ({cap})" if cap < n_maps else f"every map ({n_maps}) selected"
     while len(chosen) < cap:
         best_j = _best_candidate(run, y, sign, criterion, screen, start)
         best_value, best_params = _criterion_value((run.u + run.columns[:, best_j]).numpy(), y, criterion, sign, start)
         if best_j < 0 or (best_value <= current + tol and len(chosen) >= min_maps):
+            gain = f"the best next map changed {criterion} by {best_value - current:+.2g}, not more than tol={tol:g}"
+            stopped = "no candidate map left" if best_j < 0 else gain
             break
         chosen.append(best_j)
         run.add(best_j)
@@ -155,7 +158,7 @@ def forward_select(
                 weights_checksum=scores.weights_checksum, signature=scores.signature)  # fmt: skip
     return Selection(
         chosen, [scores.taps[j] for j in chosen], [scores.channels[j] for j in chosen], pd.DataFrame(path_rows),
-        criterion, _baseline(matrix, y, hib, scores, criterion, sign), meta,
+        criterion, _baseline(matrix, y, hib, scores, criterion, sign), meta, stopped=stopped,
     )  # fmt: skip
 
 
