@@ -51,7 +51,11 @@ class PerceptualLoss(nn.Module):
             autocast, by half-precision features (not measured here: percept's tests allow 5e-2).
         layer_weights: one weight per tap (a sequence, or a mapping from tap name to weight); the loss
             is ``sum_l w_l d_l``. Weights given in the spec (``conv3=0.5``) do the same.
-        **kwargs: ``readout=``, ``distance=`` overrides, preset options.
+        **kwargs: ``readout=`` and ``distance=`` (names or objects overriding the spec's), options of a
+            preset (``lin_weights=`` of LPIPS, ``selection=`` of ``map-selection``), or else of the
+            backbone (``resize=True``: every input resized to the size the weights were trained at, which
+            networks that run at one size only, such as ``maxvit_t``, need); see
+            :func:`percept.build_pipeline`.
 
     Shapes:
         ``input, target``: ``(N, C, H, W)``, C = 1 or 3, float, values in ``input_range``.

@@ -69,7 +69,10 @@ class PerceptualMetric(Metric):
 
     An ``update`` that raises (bad input) leaves the state as it was. In a torchmetrics
     ``MetricCollection`` every percept metric is a compute group of its own: two of them are never
-    merged, even when their states happen to be equal (see the note in ``__init__``).
+    merged, even when their states happen to be equal. (torchmetrics merges metrics whose states are
+    equal after the first update, so two metrics of other networks that both saw identical pairs first
+    would report one value; a constant NaN state, never equal to itself, keeps them apart, and is left
+    out of ``metric_state`` and the ``state_dict``.)
 
     Example:
         >>> metric = PerceptualMetric("lpips-alex")  # doctest: +SKIP

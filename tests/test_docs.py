@@ -80,3 +80,74 @@ def test_included_sections_are_present(site):
     assert "max forward abs diff" in _text(site / "presets" / "index.html")
     assert "charbonnier" in _text(site / "plugins" / "index.html")
     assert "--8<--" not in _text(site / "benchmarks" / "index.html")
+
+
+# -- the API pages render (issue 25 item 1) -------------------------------------------------------------------
+# Modules whose every name in __all__ must have an entry (an HTML anchor "<module>.<name>") on the API pages.
+PUBLIC_MODULES = (
+    "percept",
+    "percept.plugin",
+    "percept.signature",
+    "percept.eval.datasets",
+    "percept.eval.datasets.synthetic",
+    "percept.eval.sweep",
+    "percept.eval.select",
+    "percept.eval.learn",
+)
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def _words(page: Path) -> str:
+    """The page's text with tags as spaces and every run of white space as one space."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))).split())
+
+
+def test_examples_render_as_code_not_blockquotes(site):
+    """``Example:`` sections once became nested blockquotes of ``>>>`` lines with ``# doctest: +SKIP`` run in."""
+    broken = []
+    for page in _pages(site):
+        source = page.read_text(encoding="utf-8")
+        if any("&gt;&gt;&gt;" in quote for quote in re.findall(r"<blockquote>(.*?)</blockquote>", source, re.S)):
+            broken.append(f"{page.relative_to(site)}: '>>>' inside a blockquote")
+        if "doctest:" in _text(page):
+            broken.append(f"{page.relative_to(site)}: a literal 'doctest:' in the rendered text")
+    assert not broken, "\n".join(broken)
+    losses = (site / "api" / "losses" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<code>.*?<span class="n">loss_fn</span>', losses, re.S)  # PerceptualLoss's example as code
+
+
+def test_every_public_name_has_an_api_entry(site):
+    import importlib
+
+    anchors: set[str] = set()
+    for page in (site / "api").rglob("*.html"):
+        anchors |= set(re.findall(r'id="([\w.]+)"', page.read_text(encoding="utf-8")))
+    missing = []
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        missing += [f"{name}.{item}" for item in module.__all__ if f"{name}.{item}" not in anchors]
+    assert not missing, f"no API entry for: {missing}"
+
+
+def test_parameter_tables_give_each_parameter_its_default(site):
+    """A grouped docstring entry ("weights, input_range, ...: as for ...") showed Default *required*."""
+    source = (site / "api" / "losses" / "index.html").read_text(encoding="utf-8")
+    loss, metric = source[source.index('id="percept.PerceptualLoss"') :].split('id="percept.PerceptualMetric"', 1)
+    loss, metric = (" ".join(html.unescape(re.sub(r"<[^>]+>", " ", part)).split()) for part in (loss, metric))
+    assert "weights as for percept.PerceptualLoss . 'imagenet'" in metric
+    assert "input_range tuple [ float , float ] as for percept.PerceptualLoss . (0.0, 1.0)" in metric
+    assert ":class:" not in loss + metric and "note in __init__" not in metric
+    assert "resize=True" in loss
+
+
+def test_choosing_guide_has_generated_tap_tables(site):
+    text = _words(site / "choosing" / "index.html")
+    for spec in ("lpips-alex", "dists", "vgg16:conv3", "lpips-vgg", "percept sweep"):
+        assert spec in text, spec
+    assert "conv3 = relu3_3 features.15 ReLU output 256 4" in text  # vgg16: canonical conv3 is relu3_3
+    assert "conv3_3 features.14 convolution output, before its ReLU" in text
+    assert "conv1 = relu1 features.1 ReLU output 64 4" in text  # alexnet: one layer, two names
+    assert "<!-- catalogue:taps" not in (site / "choosing" / "index.html").read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ from unittest import mock
 
 MARKER = "<!-- catalogue:backbones -->"
 PRESETS_MARKER = "<!-- catalogue:presets -->"
+TAPS_MARKER = re.compile(r"<!-- catalogue:taps ([\w.]+) -->")  # a table of one backbone's tap names
 
 
 def _cell(text: str) -> str:
@@ -137,6 +138,53 @@ def preset_catalogue() -> str:
     return "\n".join(out)
 
 
+_KINDS = {  # what a tap's module computes, as a reader of a tap table needs it
+    "Conv2d": "convolution output, before its ReLU",
+    "ReLU": "ReLU output",
+    "ReLU6": "ReLU6 output",
+    "MaxPool2d": "max-pool output",
+    "AvgPool2d": "average-pool output",
+    "AdaptiveAvgPool2d": "global average pool",
+    "Sequential": "stage output (its last block's output)",
+    "Fire": "Fire module output (squeeze, expand, after the ReLUs)",
+    "BatchNorm2d": "batch-norm output, before its ReLU",
+}
+
+
+def _kind(backbone: Any, module: str) -> str:
+    """What the module at ``module`` is (``"ReLU output"``), from its type; the type's name if not known."""
+    if not module:
+        return "the input image, normalised"
+    try:
+        found = backbone.model.get_submodule(module)
+    except (AttributeError, LookupError):
+        return "-"
+    name = type(found).__name__
+    return _KINDS.get(name, name)
+
+
+def tap_table(name: str) -> str:
+    """The taps of backbone ``name`` as Markdown: each distinct layer once, with every name that reads it
+    (canonical first), its module, what it computes, its channels and its stride."""
+    backbone = _build(name)
+    layers: dict[int, list[Any]] = defaultdict(list)
+    for info in backbone.feature_info:
+        layers[info.index].append(info)
+    out = [
+        f"`{name}`: canonical taps (what `all` means) in bold; names on one row are one layer.",
+        "",
+        "| names | module | what it is | channels | stride |",
+        "|---|---|---|---|---|",
+    ]
+    for index in sorted(layers):
+        infos = sorted(layers[index], key=lambda i: not i.canonical)
+        names = " = ".join(f"**`{i.name}`**" if i.canonical else f"`{i.name}`" for i in infos)
+        first = infos[0]
+        module = f"`{first.module}`" if first.module else "-"
+        out.append(f"| {names} | {module} | {_kind(backbone, first.module)} | {first.channels} | {first.reduction} |")
+    return "\n".join(out)
+
+
 # Docstrings cross-reference in Sphinx's notation (:func:`percept.parse_spec`); mkdocstrings renders the
 # role's name literally before the code span, which reads as noise: keep the code span only.
 _SPHINX_ROLE = re.compile(r":(?:func|meth|class|mod|data|attr|exc|obj):(?=<code>)")
@@ -155,4 +203,4 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         markdown = markdown.replace(MARKER, backbone_catalogue())
     if PRESETS_MARKER in markdown:
         markdown = markdown.replace(PRESETS_MARKER, preset_catalogue())
-    return markdown
+    return TAPS_MARKER.sub(lambda m: tap_table(m.group(1)), markdown)
