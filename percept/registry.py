@@ -137,9 +137,8 @@ class Registry:
     def ensure_loaded(self) -> None:
         """Discover the parts: built-ins, then entry-point plugins, once (thread-safe).
 
-        percept's own applications are declared, not loaded (:data:`APPLICATION_PRESETS`). If discovery
-        stops (a user's Ctrl-C, a broken built-in), the registry is left empty and the next call
-        discovers again; it is never half-built."""
+        percept's own applications are declared, not loaded (:data:`APPLICATION_PRESETS`). Discovery that
+        stops (a user's Ctrl-C, a broken built-in) leaves the registry empty: never half-built."""
         if self._loaded:
             return
         with self._discovering():
@@ -171,7 +170,7 @@ class Registry:
                 if source is not None and (source.info.builtin or source.loaded or may_register_commands(ep)):
                     self._run(source, COMMANDS)
             for source in list(self._sources.values()):  # plugins registered at run time
-                if source.loaded and source.info.distribution is None and not source.strict:
+                if source.loaded and source.info.distribution is None:
                     self._run(source, COMMANDS)
             self._commands_loaded = True
 
@@ -353,6 +352,7 @@ class Registry:
             except BaseException:
                 self._forget_plugin(name)
                 raise
+            source.strict = False  # its commands, if collected later, fail like any plugin's: skipped, not fatal
             return source.info
 
     def unregister_plugin(self, name: str) -> None:

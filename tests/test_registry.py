@@ -307,3 +307,22 @@ def test_command_registrations_are_checked(call, message):
     registry.ensure_commands()
     with pytest.raises(RegistrationError, match=message):
         registry.register_plugin(namespace["Bad"](), "bad")
+
+
+def test_a_plugin_registered_at_run_time_brings_its_commands():
+    class Runtime:
+        @percept.hookimpl
+        def register_commands(self, register):
+            register("runtime-hello", print, print, help="registered at run time")
+
+    class Broken:
+        @percept.hookimpl
+        def register_commands(self, register):
+            register("score", print, print)
+
+    registry = Registry()
+    registry.register_plugin(Runtime(), "runtime")
+    registry.register_plugin(Broken(), "broken")  # its commands are collected later: skipped then, not fatal
+    with pytest.warns(PluginWarning, match="skipped the commands of plugin 'broken'.*'score' registered twice"):
+        names = [e.name for e in registry.entries("command")]
+    assert "runtime-hello" in names and names.count("score") == 1
