@@ -36,7 +36,9 @@ class PerceptualLoss(nn.Module):
         spec: what to compare (``"vgg16:conv3"``, ``"vgg16:conv1,conv2,conv3=0.5/unit/l2"``,
             ``"lpips-vgg"``); see :func:`percept.parse_spec`.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one value per sample).
-        weights: backbone weights: ``"imagenet"``, a local file, or ``None`` (random, warns).
+        weights: backbone weights: ``"imagenet"``, a local file, or random weights (with a warning):
+            ``"random:SEED"`` (the same seed, the same network) or ``None`` (a seed drawn from torch's
+            generator; :attr:`signature` states it).
         input_range: range of your images, ``(0, 1)`` (default) or ``(-1, 1)``.
         check_inputs: validate every batch (shape, dtype, range, NaN/Inf, size); one reduction
             over the input, which you may turn off once a training loop is known to be right. On a GPU

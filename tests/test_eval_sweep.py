@@ -91,6 +91,12 @@ def test_sweep_end_to_end_on_random_weights(tid, tmp_path):
     assert row["srocc"] > 0.9
     assert table.loc[table["tap"] == "psnr", "srocc"].iloc[0] > 0.9
     scores = pd.read_csv(tmp_path / "scores.csv", comment="#")  # after its '# signature: ...' lines
+    from percept.signature import read_signatures
+
+    # What the numbers depend on: one signature per network and baseline, the network's on its correlations.
+    signatures = read_signatures(tmp_path / "scores.csv")
+    assert signatures[0].startswith("alexnet|range=0,1|resize=64|weights=random,seed=") and len(signatures) == 3
+    assert (table.loc[table["backbone"] == "alexnet", "signature"] == signatures[0]).all()
     assert list(scores.columns) == [
         "database", "backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"
     ]  # fmt: skip

@@ -107,7 +107,8 @@ def test_random_weights_rebuild_from_the_seed():
     assert state_dict_checksum(rebuilt.model) == state_dict_checksum(first.model)
     other = create_backbone("alexnet", weights=None)  # the generator moved on: another seed, other weights
     assert other.random_seed != seed and state_dict_checksum(other.model) != state_dict_checksum(first.model)
-    assert reproducible_weights(first, "imagenet") == "imagenet"
+    assert reproducible_weights(first, "imagenet") == f"random:{seed}"  # the network says what it holds
+    assert reproducible_weights(torch.nn.Identity(), "imagenet") == "imagenet"  # no seed: as asked
     with pytest.raises(WeightsError, match="expected 'random:SEED'"):
         create_backbone("alexnet", weights="random:-1")
 

@@ -24,9 +24,12 @@ def configure_list(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pattern", default=None, help="shell pattern on the names, e.g. 'vgg*'")
     parser.add_argument(
+        "--weight-sets",
         "--weights",
+        dest="weights",
         action="store_true",
-        help="backbones and presets: show their weight sets (source, data, licence, checksum)",
+        help="backbones and presets: show their weight sets (source, data, licence, checksum). --weights is "
+        "an older name of this flag; elsewhere --weights takes a value (the weights to load)",
     )
 
 
@@ -100,7 +103,9 @@ def _list_kinds(args: argparse.Namespace) -> int:
     from percept.registry import get_registry
 
     if args.weights:
-        raise SpecError("--weights lists weight sets of one kind: `percept list backbones --weights` or `... presets`")
+        raise SpecError(
+            "--weight-sets lists weight sets of one kind: `percept list backbones --weight-sets` or `... presets`"
+        )
     registry = get_registry()
     print("what `percept list KIND` lists (a spec is BACKBONE:TAPS/READOUT/DISTANCE, or a PRESET):")
     for plural_kind, kind in _KINDS.items():

@@ -327,7 +327,6 @@ def run_sweep(
             the shards (no network pass is repeated) and adds the rest. Under ``torch.distributed``
             (several processes initialised) sharding and gathering are automatic and only rank 0
             writes files.
-        network_resize: see :func:`sweep_backbone`.
         group_by: colour of the study figure's lines: ``"training"``, ``"data"`` or ``"architecture"``.
 
     Returns:
@@ -359,17 +358,22 @@ def run_sweep(
         return SweepResult(scores, pd.DataFrame(), out, [])
     if baselines:
         frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
-    signatures = {key: text for f in frames for key, text in f.attrs.get("signatures", {}).items()}
     scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
-    scores.attrs["signatures"] = signatures
+    scores.attrs["signatures"] = {key: text for f in frames for key, text in f.attrs.get("signatures", {}).items()}
     scores.insert(0, "database", db.name)
     scores["depth"] = pd.to_numeric(scores["depth"], errors="coerce").astype("Int64")
-    table = correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap)
-    rows = zip(table["backbone"], table["tap"], strict=True)
-    table["signature"] = [signatures.get(f"{b}:{t}", signatures.get(b, "")) for b, t in rows]
+    table = _signed(correlation_table(scores.drop(columns="database"), db, bootstrap=bootstrap), scores)
     if out is not None and writer:
         files += _write_results(out, scores, table, plots=plots, group_by=group_by)
     return SweepResult(scores, table, out, files)
+
+
+def _signed(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a last column ``signature``: each row's network (its backbone's, or its baseline's)."""
+    signatures = scores.attrs.get("signatures", {})
+    rows = zip(table["backbone"], table["tap"], strict=True)
+    table["signature"] = [signatures.get(f"{b}:{t}", signatures.get(b, "")) for b, t in rows]
+    return table
 
 
 def _expand(backbones: Sequence[str | Backbone], group_by: str) -> list[str | Backbone]:
