@@ -70,10 +70,10 @@ def plot(rows: list[tuple[str, float, float, float]], path: str) -> None:
     x = range(len(rows))
     for offset, (column, label) in enumerate(((1, "unit/l2 (uncalibrated)"), (2, "learned heads"), (3, "observer"))):
         ax.bar([i + (offset - 1) * 0.27 for i in x], [r[column] for r in rows], width=0.27, label=label)
-    ax.set_xticks(list(x), [r[0].replace("timm.", "timm.\n") for r in rows], fontsize=7)
-    ax.set_ylim(0.5, 1.0)
+    ax.set_xticks(list(x), [r[0].replace(".", ".\n").replace("_pyramid", "\npyramid") for r in rows], fontsize=7)
+    ax.set_ylim(0.5, 1.05)
     ax.set_ylabel("held-out 2AFC agreement")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", ncol=3)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
