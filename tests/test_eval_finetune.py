@@ -52,7 +52,17 @@ def test_finetuned_metric_reproduces_the_fitted_distance(db, tmp_path):
     assert errors.matrix.shape == (len(db), 64)
     result = finetune(errors, db, epochs=20)
     path = result.save(tmp_path / "w.json")
+    import json
+
+    from percept.backbones.weights import state_dict_checksum
+
+    # The file records the random weights' seed, their checksum and the signature, and reloads that network.
+    saved = json.loads(path.read_text())
+    assert saved["weights_source"] == f"random:{net.random_seed}" and saved["signature"] == errors.signature
+    assert saved["signature"].startswith("alexnet|range=0,1|resize=64|weights=random,seed=")
+    assert saved["weights_checksum"] == state_dict_checksum(net.model)
     pipe = finetuned_pipeline(path)
+    assert state_dict_checksum(pipe.backbone.model) == saved["weights_checksum"]
     pipe.backbone.load_state_dict(net.state_dict())
     from percept.cli import load_image
     from percept.eval.sweep.chunks import _resize
