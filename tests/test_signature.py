@@ -177,3 +177,12 @@ def test_files_with_random_weights_reload_the_same_network_or_refuse():
         recorded_backbone({**data, "weights": None}, "f.json", "weights")
     with pytest.raises(WeightsError, match=r"has sha256:\w+, the file records sha256:0+; random weights drawn"):
         recorded_backbone({**data, "weights_checksum": "sha256:" + "0" * 64}, "f.json", "weights")
+
+
+def test_random_weights_warning_names_the_callers_line():
+    """It pointed at percept/backbones/factory.py; it names the user's line, however deep percept's calls go."""
+    from percept import RandomWeightsWarning
+
+    with pytest.warns(RandomWeightsWarning) as record:
+        PerceptualLoss(SPEC, weights=None)
+    assert {w.filename for w in record} == {__file__}
