@@ -321,8 +321,9 @@ def test_list_without_a_kind_lists_the_kinds(capsys):
         line = next(li for li in out.splitlines() if li.split()[:1] == [kind])
         assert int(line.split()[1]) > 0
     assert "alexnet" in out and "lpips-alex" in out
-    assert main(["list", "--weights"]) == 2
-    assert "percept list backbones --weights" in capsys.readouterr().err
+    assert main(["list", "--weights"]) == 2  # the flag's old name still works
+    assert "percept list backbones --weight-sets" in capsys.readouterr().err
+    assert main(["list", "--weight-sets"]) == 2
 
 
 @pytest.mark.parametrize(
