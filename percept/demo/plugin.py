@@ -78,7 +78,7 @@ def register_commands(register: Callable[..., None]) -> None:
         "demo",
         configure,
         run,
-        help="offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
+        help="run an offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
         description=DESCRIPTION,
         requires=DEMO_MODULES,
         install="pip install 'percept-torch[demo]'",

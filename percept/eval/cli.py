@@ -224,7 +224,7 @@ def register_commands(register) -> None:
         "select",
         _configure_select,
         cmd_select,
-        help="forward selection of individual feature maps that agree with an IQA database's scores",
+        help="select, one at a time, the feature maps that best agree with an IQA database's scores",
         description="Compare every feature map of the chosen taps between reference and distorted image (SSIM "
         "between the maps by default) into a (pairs x maps) matrix, then add maps greedily while the criterion "
         "of their mean score rises. Writes map_scores.npz (reused by reruns), path.csv, cv.csv, path.png and "
@@ -243,7 +243,7 @@ def register_commands(register) -> None:
         "visualize",
         _configure_visualize,
         cmd_visualize,
-        help="what one feature map responds to: activation maximisation and top patches, as an image grid",
+        help="show what one feature map responds to: activation maximisation and top patches, as an image grid",
     )
 
 
