@@ -4,7 +4,7 @@
 
     percept sweep  DATABASE PATH --backbones vgg16,alexnet [--measures flat-l2,ssim] [--out DIR] ...
     percept select DATABASE PATH --backbone alexnet [--taps all] [--criterion plcc|srocc] [--out DIR] ...
-    percept visualize BACKBONE TAP CHANNEL [--images FOLDER] [--out map.png]
+    percept visualize BACKBONE TAP CHANNEL [--images FOLDER | IMAGE ...] [--out map.png]
     percept finetune DATABASE PATH --backbone vgg16 [--taps conv1,conv2] [--loss plcc|rank] [--out DIR] ...
 
 ``DATABASE`` is one of ``tid2013, tid2008, kadid10k, csiq, live, cidiq-50, cidiq-100, pipal, csv``;
@@ -419,13 +419,15 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
     if Path(args.out).suffix.lower() != ".png":  # the grid is written as PNG; PIL knows no format "JPG" or "TXT"
         raise InputError(f"--out must name a .png file (visualize writes a PNG image grid), got '{args.out}'")
-    _guard_outputs(args, [args.out], images=args.images)
+    images = args.images[0] if args.images and len(args.images) == 1 else args.images  # a folder, or files
+    for each in args.images or [None]:
+        _guard_outputs(args, [args.out], images=each)
     device = device_arg(args.device)
     net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
     net = net.to(device)
     tiles = [activation_maximization(net, args.tap, args.channel, size=args.size, steps=args.steps)]
     if args.images:
-        patches, peaks, files = top_patches(net, args.tap, args.channel, args.images, k=args.k)
+        patches, peaks, files = top_patches(net, args.tap, args.channel, images, k=args.k)
         tiles += patches
         for peak, file in zip(peaks, files, strict=True):
             print(f"{peak:.4f}\t{file}")
@@ -438,7 +440,9 @@ def _configure_visualize(vis: argparse.ArgumentParser) -> None:
     vis.add_argument("backbone", metavar="BACKBONE", help="backbone name")
     vis.add_argument("tap", metavar="TAP", help="tap name, e.g. relu1")
     vis.add_argument("channel", metavar="CHANNEL", type=int, help="channel (map) index in the tap")
-    vis.add_argument("--images", default=None, help="folder of images for the top activating patches")
+    vis.add_argument("--images", nargs="+", default=None, metavar="IMAGE",
+                     help="image files, or a folder of them, for the top activating patches (as demo's --images, "
+                     "which also takes files)")  # fmt: skip
     vis.add_argument("--k", type=int, default=9, help="top patches shown (default 9)")
     vis.add_argument("--size", type=int, default=128, help="side of the synthesised image (default 128)")
     vis.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (default 200)")
