@@ -73,13 +73,16 @@ def test_select_defaults_adapt_the_folds_and_reuse_the_cache_only_when_it_matche
     out = tmp_path / "sel"
     argv = ["select", "tid2013", str(db), "--backbone", "alexnet", "--out", str(out), "--no-progress",
             "--max-maps", "2"]  # fmt: skip
-    assert main([*argv, "--weights", "none"]) == 0
+    assert main([*argv, "--weights", "random:0"]) == 0
     err = capsys.readouterr().err
     assert "3 reference image(s): cross-validation with 3 folds instead of 5" in err
     assert len(pd.read_csv(out / "cv.csv")) == 3
 
-    assert main([*argv, "--weights", "none"]) == 0
+    assert main([*argv, "--weights", "random:0"]) == 0  # the same random network: the cache is reused
     assert "reusing" in capsys.readouterr().err
+
+    assert main([*argv, "--weights", "none"]) == 0  # a fresh random network: never another one's scores
+    assert "computing it again" in capsys.readouterr().err
 
     from percept.builtin._torchvision import build_arch
 
@@ -87,7 +90,7 @@ def test_select_defaults_adapt_the_folds_and_reuse_the_cache_only_when_it_matche
     weights = tmp_path / "alexnet.pth"
     torch.save(build_arch("alexnet").state_dict(), weights)
     assert main([*argv, "--weights", str(weights)]) == 0
-    assert "computed with other settings; computing it again" in capsys.readouterr().err
+    assert "computed with other settings); computing it again" in capsys.readouterr().err
     assert json.loads((out / "selection.json").read_text())["weights"] == str(weights)
 
     assert main([*argv, "--weights", str(weights), "--resize", "48"]) == 0  # other resize: computed again

@@ -9,9 +9,7 @@ import torch
 from percept_template import Charbonnier
 
 import percept
-from percept.errors import WeightsError
-from percept.plugin import InputError, check_distance, check_pipeline, check_plugin, get_registry
-from percept.signature import signature
+from percept.plugin import InputError, WeightsError, check_distance, check_pipeline, check_plugin, get_registry
 
 
 def test_registered_through_the_entry_point():
@@ -69,6 +67,6 @@ def test_ships_learned_heads_as_a_preset():
     loss = percept.PerceptualLoss("template-example-heads", reduction="none")
     same = percept.PerceptualLoss("learned-heads", file=str(EXAMPLE_HEADS), reduction="none")
     torch.testing.assert_close(loss(x, y), same(x, y))
-    assert (loss(x, y) > 0).all() and "weights=random,seed=0," in signature(loss)
+    assert (loss(x, y) > 0).all() and "weights=random,seed=0," in loss.signature
     with pytest.raises(WeightsError, match="learned on alexnet weights"):
         percept.PerceptualLoss("template-example-heads", weights="random:1")
