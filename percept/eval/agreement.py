@@ -279,8 +279,14 @@ def agreement(
 # -- the command ---------------------------------------------------------------------------------------
 
 
-def _inputs(args: argparse.Namespace, db) -> list:
-    """Every file the command reads: the set's table, the metric's file, the weights, the images."""
+def command_inputs(args: argparse.Namespace, db) -> list:
+    """Every file a command on a 2AFC/JND set reads: the set's table, ``--file``, ``--weights``, the images.
+
+    Example:
+        >>> import argparse
+        >>> command_inputs(argparse.Namespace(path="t.csv", file=None, weights=None), db)  # doctest: +SKIP
+        [PosixPath('t.csv'), '/data/p0/0.png', ...]
+    """
     from pathlib import Path
 
     path = Path(args.path)
@@ -289,7 +295,7 @@ def _inputs(args: argparse.Namespace, db) -> list:
     for column in ("ref", "p0", "p1"):
         if column in db.table.columns:
             images |= set(db.table[column].astype(str))
-    files = [f for f in (args.file, args.weights) if f is not None and Path(f).is_file()]
+    files = [f for f in (getattr(args, "file", None), getattr(args, "weights", None)) if f and Path(f).is_file()]
     return [*tables, *files, *sorted(images)]
 
 
@@ -310,7 +316,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         raise InputError(f"{args.database} is an IQA database with scores per image; agreement scores the 2AFC "
                          f"and JND sets {', '.join(DATABASES)} (IQA correlations: `percept sweep`)")  # fmt: skip
     db = load_database(args.database, args.path, **kwargs)
-    check_outputs([args.out], _inputs(args, db), what="agreement output (--out)")
+    check_outputs([args.out], command_inputs(args, db), what="agreement output (--out)")
     table = agreement(db, args.spec, subsets=split_list(args.subsets), weights=weights_arg(args.weights),
                       file=args.file, batch_size=args.batch_size, device=device_arg(args.device),
                       resize=resize_arg(args.resize), progress=not args.no_progress)  # fmt: skip

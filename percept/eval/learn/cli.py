@@ -99,10 +99,15 @@ def run_heads(args: argparse.Namespace, train, val) -> Path:
     return file
 
 
+OUTPUT_FILES = ("heads.json", "heads.safetensors", "heads.pt", "embedding.json", "lora.safetensors")
+"""What ``percept learn`` may write into ``--out``; each is checked against every input before anything is written."""
+
+
 def cmd_learn(args: argparse.Namespace) -> int:
     """``percept learn``: read the 2AFC set, pick the splits, run the learner, say how to reload."""
+    from percept.eval.agreement import command_inputs
     from percept.eval.datasets import TwoAFCDatabase, load_database
-    from percept.io import ensure_output_folder
+    from percept.io import check_outputs, ensure_output_folder
 
     _check(args)
     runner = method_runner(args.method)
@@ -110,6 +115,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     db = load_database(args.database, args.path)
     if not isinstance(db, TwoAFCDatabase):
         raise InputError(f"{args.database} is not a 2AFC set; percept learn needs one of {', '.join(DATABASES)}")
+    check_outputs(
+        [Path(args.out) / name for name in OUTPUT_FILES], command_inputs(args, db), what="learn output (--out)"
+    )
     train = _split(db, args.train_subsets, "--train-subsets", required=True)
     val = _split(db, args.val_subsets, "--val-subsets", required=False)
     file = runner(args, train, val)

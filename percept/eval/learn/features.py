@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,9 @@ import numpy as np
 import torch
 
 from percept.backbones.base import Backbone
-from percept.errors import InputError
+from percept.errors import InputError, first_line
 from percept.eval.learn.heads import unit_normalize_lpips
+from percept.eval.sweep.chunks import file_signature
 
 CACHE_FORMAT = "percept-learn-features/1"
 
@@ -132,6 +134,8 @@ def _cache_key(db, backbone: Backbone, taps: Sequence[str], size: int | None, po
     digest = hashlib.sha256()
     for column in ("ref", "p0", "p1", "judge"):
         digest.update("\n".join(map(str, table[column].tolist())).encode())
+    for path in sorted(set(table["ref"]) | set(table["p0"]) | set(table["p1"])):
+        digest.update(file_signature(path).encode())  # an image changed under the same name is not the old one
     config = {"format": CACHE_FORMAT, "backbone": backbone.name, "weights": state_dict_checksum(backbone.model),
               "mean": backbone.mean.flatten().tolist(), "std": backbone.std.flatten().tolist(),
               "domain": list(backbone.norm_domain), "taps": list(taps), "size": size, "pooled": pooled,
@@ -208,7 +212,9 @@ def triplet_features(
     if cache is not None:
         final = Path(cache) / _cache_key(db, backbone, taps, size, pooled)
         if (final / "done.json").exists():
-            return _read_cache(final, taps, judge, subset)
+            cached = _read_cache(final, taps, judge, subset)
+            if cached is not None:
+                return cached
         folder = final.with_name(final.name + f".tmp{os.getpid()}")
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -228,14 +234,38 @@ def triplet_features(
         (folder / "done.json").write_text(json.dumps({"taps": list(taps), "n": n}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(folder, final)
-        return _read_cache(final, taps, judge, subset)
+        cached = _read_cache(final, taps, judge, subset)
+        if cached is None:
+            raise InputError(f"the feature cache '{final}' just written cannot be read back (is the disk full?)")
+        return cached
     arrays = store.arrays
     return TripletFeatures(list(taps), [arrays[f"d0_{i}"] for i in range(len(taps))],
                            [arrays[f"d1_{i}"] for i in range(len(taps))], judge, subset)  # fmt: skip
 
 
-def _read_cache(folder: Path, taps: Sequence[str], judge: torch.Tensor, subset: np.ndarray) -> TripletFeatures:
-    def read(name: str) -> list:
-        return [np.load(folder / f"{name}_{i}.npy", mmap_mode="r") for i in range(len(taps))]
+def _read_cache(folder: Path, taps: Sequence[str], judge: torch.Tensor, subset: np.ndarray) -> TripletFeatures | None:
+    """The cached differences in ``folder``, validated (files, shapes, dtype, finiteness) before reuse.
 
-    return TripletFeatures(list(taps), read("d0"), read("d1"), judge, subset)
+    A cache that fails a check is not used: a warning names it and the features are computed again (``None``).
+    """
+    n = len(judge)
+    try:
+        done = json.loads((folder / "done.json").read_text())
+        arrays = {f"{name}_{i}": np.load(folder / f"{name}_{i}.npy", mmap_mode="r")
+                  for name in ("d0", "d1") for i in range(len(taps))}  # fmt: skip
+        problem = None
+        if done != {"taps": list(taps), "n": n}:
+            problem = f"it records {done}, expected taps {list(taps)} and {n} triplets"
+        for key, array in arrays.items():
+            if problem is None and (array.dtype != np.float16 or array.shape[0] != n):
+                problem = f"{key}.npy holds {array.dtype} of shape {array.shape}, expected float16 with {n} rows"
+            if problem is None and not np.isfinite(array).all():
+                problem = f"{key}.npy holds NaN or Inf"
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        problem = f"it cannot be read ({first_line(exc)})"
+    if problem is not None:
+        warnings.warn(f"'{folder}' is not a usable feature cache ({problem}); computing it again", stacklevel=3)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return TripletFeatures(list(taps), [arrays[f"d0_{i}"] for i in range(len(taps))],
+                           [arrays[f"d1_{i}"] for i in range(len(taps))], judge, subset)  # fmt: skip
