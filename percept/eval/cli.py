@@ -411,13 +411,14 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     """``percept visualize``: activation maximisation and top patches of one map, saved as an image grid."""
     from percept.eval.sweep import build_backbone
     from percept.eval.visualize import activation_maximization, save_grid, top_patches
-    from percept.io import ensure_output_folder
+    from percept.io import ensure_output_folder, standard_stream
 
     _at_least(args, channel=0, k=1, size=1, steps=1)
     ensure_output_folder(Path(args.out).parent)  # a missing folder is made; a read-only one fails before the work
     if Path(args.out).is_dir():
         raise InputError(f"--out must name a PNG file, got the folder '{args.out}'")
-    if Path(args.out).suffix.lower() != ".png":  # the grid is written as PNG; PIL knows no format "JPG" or "TXT"
+    # the grid is written as PNG (to a file named .png, or to standard output: '-', /dev/stdout)
+    if standard_stream(args.out) is None and Path(args.out).suffix.lower() != ".png":
         raise InputError(f"--out must name a .png file (visualize writes a PNG image grid), got '{args.out}'")
     images = args.images[0] if args.images and len(args.images) == 1 else args.images  # a folder, or files
     for each in args.images or [None]:
@@ -429,8 +430,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if args.images:
         patches, peaks, files = top_patches(net, args.tap, args.channel, images, k=args.k)
         tiles += patches
+        table = sys.stderr if standard_stream(args.out) == 1 else sys.stdout  # the PNG owns stdout when it goes there
         for peak, file in zip(peaks, files, strict=True):
-            print(f"{peak:.4f}\t{file}")
+            print(f"{peak:.4f}\t{file}", file=table)
     out = save_grid(tiles, Path(args.out), nrow=min(len(tiles), 5))
     print(f"wrote {out} (first tile: activation maximisation; then the top patches, strongest first)", file=sys.stderr)
     return 0

@@ -197,6 +197,6 @@ def save_grid(images: Sequence[torch.Tensor], path: str | os.PathLike, *, nrow: 
     path = Path(path)
 
     with atomic_write(path, "wb") as f:
-        save_image(torch.stack(tiles).clamp(0, 1), f, format=Path(path).suffix.lstrip(".") or "png", nrow=nrow,
+        save_image(torch.stack(tiles).clamp(0, 1), f, format="png", nrow=nrow,
                    padding=2, pad_value=1.0)  # fmt: skip
     return path
