@@ -225,11 +225,12 @@ def test_tuned_trunk_is_saved_and_reloaded(data, tmp_path) -> None:
 
 def test_percept_learn_end_to_end_on_a_synthetic_set(tmp_path, capsys) -> None:
     from percept.cli import main
-    from percept.eval.datasets.synthetic import PlantedObserver, make_2afc
+    from percept.eval.datasets.synthetic import PlantedObserver, make_2afc, make_jnd
     from percept.eval.learn import seeded_backbone
 
     observer = PlantedObserver(seeded_backbone("alexnet", 0), ["conv1", "conv2"], seed=0)
     path = make_2afc(tmp_path / "set", observer, n_train=24, n_val=12, size=SIZE)
+    make_jnd(tmp_path / "set", observer, n=12, size=SIZE)  # jnd/ beside 2afc/: its mAP is reported too
     out = tmp_path / "learned"
     code = main(["learn", "bapps", str(path), "--backbone", "alexnet", "--taps", "conv1,conv2", "--weights", "none",
                  "--epochs", "1", "--decay-epochs", "1", "--batch-size", "8", "--size", str(SIZE), "--out", str(out),
@@ -239,6 +240,7 @@ def test_percept_learn_end_to_end_on_a_synthetic_set(tmp_path, capsys) -> None:
     assert "val/synthetic" in printed.out and "learned-heads" in printed.err
     record, _ = read_heads(out / "heads.json")
     assert record["data"]["train_subsets"] == ["train/synthetic"] and record["data"]["n_val"] == 12
+    assert 0.0 <= record["scores"]["jnd_map"]["val/synthetic"] <= 1.0 and "jnd_map" in printed.out
     metric = PerceptualLoss("learned-heads", file=str(out / "heads.json"), reduction="none")
     assert metric(torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)).shape == (2,)
     assert main(["learn", "bapps", str(path), "--backbone", "alexnet", "--train-subsets", "nope/*",

@@ -443,7 +443,7 @@ def test_cli_bad_file_in_folders_keeps_the_other_scores(tmp_path, capsys, case, 
     target = tmp_path / "scores.tsv"
     code, _, err = _score(capsys, str(ref), str(dist), "-o", str(target))
     assert "Traceback" not in err
-    names = [line.split("\t")[0] for line in target.read_text().splitlines()]
+    names = [line.split("\t")[0] for line in target.read_text().splitlines() if not line.startswith("# signature: ")]
     if needle is None:
         assert code == 0, err
         assert names == sorted(["a.png", "c.png", name])
@@ -483,7 +483,7 @@ def test_cli_missing_partner_and_missing_paths(tmp_path, capsys):
         (folder / "a.png").write_bytes(_png_bytes(seed=0))
     (dist / "lonely.png").write_bytes(_png_bytes(seed=1))
     code, out, err = _score(capsys, str(ref), str(dist))
-    assert code == 2 and out.startswith("a.png\t")
+    assert code == 2 and out.startswith("# signature: ") and out.splitlines()[1].startswith("a.png\t")
     assert f"'{dist / 'lonely.png'}' has no partner: '{ref / 'lonely.png'}' does not exist" in err
     for args, needle in [
         ((str(tmp_path / "nope.png"), str(ref / "a.png")), f"'{tmp_path / 'nope.png'}' does not exist"),
@@ -1118,7 +1118,7 @@ def test_tsv_refuses_a_name_it_cannot_hold_and_scores_the_rest(tmp_path, capsys,
     ref, dist = _score_folders(tmp_path, names=("a.png", bad_name))
     code, out, err = _score(capsys, str(ref), str(dist))
     assert code == 2 and "Traceback" not in err
-    assert out.splitlines() == [out.splitlines()[0]] and out.startswith("a.png\t")
+    assert out.startswith("# signature: ") and len(out.splitlines()) == 2 and out.splitlines()[1].startswith("a.png\t")
     assert f"the name {bad_name!r} holds a tab or line break, which a NAME<TAB>SCORE line cannot hold" in err
     code, out, err = _score(capsys, str(ref), str(dist), "--json")  # JSON holds any name
     assert code == 0 and sorted(Path(s["dist"]).name for s in json.loads(out)["scores"]) == sorted(["a.png", bad_name])

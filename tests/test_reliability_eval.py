@@ -120,7 +120,7 @@ def test_resume_keys_a_weights_file_by_its_content(tid, tmp_path):
 
 
 def _selection(tmp_path, **change):
-    data = {"format": "percept-map-selection/1", "backbone": "alexnet", "weights": None, "measure": "ssim",
+    data = {"format": "percept-map-selection/1", "backbone": "alexnet", "weights": "random:0", "measure": "ssim",
             "maps": {"relu1": [0, 3], "relu2": [5]}}  # fmt: skip
     data.update(change)
     path = tmp_path / "selection.json"
@@ -129,7 +129,7 @@ def _selection(tmp_path, **change):
 
 
 def _weights_file(tmp_path, **change):
-    data = {"format": "percept-channel-weights/1", "backbone": "alexnet", "weights_source": None,
+    data = {"format": "percept-channel-weights/1", "backbone": "alexnet", "weights_source": "random:0",
             "weights": {"relu1": [1.0] * 64}}  # fmt: skip
     data.update(change)
     path = tmp_path / "channel_weights.json"

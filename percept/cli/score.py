@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     with open_output(args.output, errors="surrogateescape") as out:
         pipeline = build_pipeline(args.spec, weights=weights_arg(args.weights)).to(device)
         record = signature_record(pipeline)
-        if not args.json:  # a comment line first: what the scores depend on (pandas: comment="#")
-            print(f"# signature: {format_signature(record)}", file=out, flush=True)
+        # Before the first score, a comment line: what the scores depend on (pandas: comment="#"); none without scores.
+        header = [] if args.json else [f"# signature: {format_signature(record)}"]
         for ref, dist, message in unpaired:
             errors.append({"ref": ref, "dist": dist, "error": message})
             error(message)
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
                 if not args.json:
-                    print(f"{pair.name}\t{score:.6g}", file=out, flush=True)
+                    print(*header, f"{pair.name}\t{score:.6g}", sep="\n", file=out, flush=True)
+                    header = []
         except KeyboardInterrupt as exc:
             # The scores computed so far are still written out (a complete file), then the run stops.
             interrupted = exc

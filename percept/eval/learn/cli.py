@@ -88,15 +88,42 @@ def run_heads(args: argparse.Namespace, train, val) -> Path:
                            cache=args.cache)  # fmt: skip
     result = train_heads(train, args.backbone, options, val=val)
     result.data["path"] = str(args.path)
+    jnd = jnd_set(args)
+    if jnd is not None:  # BAPPS' JND sets beside the 2AFC ones: the learned metric's mAP goes into heads.json too
+        from percept.eval.agreement import agreement
+
+        table = agreement(jnd, result.pipeline(), resize=args.size, batch_size=args.batch_size,
+                          device=device_arg(args.device), progress=not args.no_progress)  # fmt: skip
+        result.scores["jnd_map"] = {str(r.subset): float(r.jnd_map) for r in table.itertuples() if r.subset != "mean"}
     file = result.save(args.out)
     print(f"{args.backbone} ({', '.join(result.taps)}): {len(train)} training triplets, "
           f"{options.epochs}+{options.decay_epochs} epochs, final loss {result.losses[-1]:.4f}")  # fmt: skip
-    if result.scores:
+    if "before" in result.scores:
         before, after = result.scores["before"], result.scores["after"]
         print("subset                      2afc_before  2afc_after")
         for subset in before:
             print(f"{subset:26s}  {before[subset]:11.4f}  {after[subset]:10.4f}")
+    for subset, value in result.scores.get("jnd_map", {}).items():
+        print(f"{subset:26s}  jnd_map {value:.4f}")
     return file
+
+
+def jnd_set(args: argparse.Namespace):
+    """BAPPS' JND sets to score the learned metric on: ``--jnd ROOT``, or ``jnd/`` beside a BAPPS ``2afc/``; else None.
+
+    Example:
+        >>> jnd_set(argparse.Namespace(jnd=None, database="csv", path="t.csv")) is None
+        True
+    """
+    from percept.eval.datasets import read_bapps_jnd
+
+    if args.jnd is not None:
+        return read_bapps_jnd(args.jnd)
+    if args.database.lower() != "bapps":
+        return None
+    root = Path(args.path)
+    base = root.parent if root.name == "2afc" else root
+    return read_bapps_jnd(base) if (base / "jnd").is_dir() else None
 
 
 OUTPUT_FILES = ("heads.json", "heads.safetensors", "heads.pt", "embedding.json", "lora.safetensors")
@@ -150,6 +177,9 @@ def configure_learn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dropout", action="store_true", help="no dropout before the heads (faster)")
     parser.add_argument("--train-subsets", default="train/*", help="subsets to train on (default 'train/*')")
     parser.add_argument("--val-subsets", default="val/*", help="subsets to report on (default 'val/*')")
+    parser.add_argument("--jnd", default=None, metavar="ROOT",
+                        help="BAPPS folder holding jnd/ to report the learned metric's JND mAP on (default: the jnd/ "
+                        "beside a BAPPS 2afc/ set, when there is one)")  # fmt: skip
     parser.add_argument("--cache", default=None, metavar="DIR", help="on-disk float16 feature cache (large sets)")
     parser.add_argument("--seed", type=int, default=0, help="seed of heads, shuffling, dropout, random weights")
     parser.add_argument("--out", default="percept-learn", help="output folder (default percept-learn)")
