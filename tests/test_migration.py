@@ -81,3 +81,13 @@ def test_the_page_states_what_is_measured():
     text = DOC.read_text()
     for needle in ("vgg16:conv3/raw/l2", "(H·W)²", "times 256", "benchmarks/migration_check.py", "BasicSR", "pyiqa"):
         assert needle in text, needle
+
+
+def test_the_same_weights_section_runs_and_agrees(capsys):
+    """docs/migration.md's "Compare with the same random weights" block runs as printed and shows agreement."""
+    text = DOC.read_text()
+    block = text.split("<!-- migration:same-weights -->\n```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "docs/migration.md", "exec"), {"__name__": "docs_migration"})
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert set(printed) == {"lpips", "torchmetrics", "piq"}
+    assert all(float(value) < 1e-6 for value in printed.values()), printed
