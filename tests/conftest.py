@@ -41,3 +41,14 @@ def quiet_random_weights() -> Iterator[None]:
     """Fixture form of :func:`no_random_warning` (``@pytest.mark.usefixtures("quiet_random_weights")``)."""
     with no_random_warning():
         yield
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module of tiny tensors and many small ops: a thread pool costs more than it gives
+    there on a shared 2-core machine, and the numbers are the same. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

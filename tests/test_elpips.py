@@ -37,21 +37,14 @@ from percept.spec import parse_spec
 
 P_MIN = 1e-3
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
 def _quiet_random_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors, many small ops: on a loaded 2-core machine each multi-threaded op waits ~10 ms for a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def images(n=2, size=24, seed=0, channels=3):

@@ -31,18 +31,9 @@ from percept.eval.learn.features import triplet_features
 from percept.eval.learn.heads import make_step_model
 from percept.eval.learn.train import heads_distances, prepare_backbone
 
-pytestmark = pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")]
 
 SIZE = 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster than a pool on a shared CPU (and the numbers are the same)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 FAST = dict(weights=None, epochs=1, decay_epochs=1, batch_size=8, size=SIZE, taps=["conv1", "conv2"])

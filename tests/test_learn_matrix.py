@@ -22,7 +22,11 @@ from percept.eval.learn import db_subsets, seeded_backbone, train_heads
 from percept.eval.learn.features import load_images
 from percept.eval.stats import two_afc_agreement
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")]
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning"),
+]
 
 SIZE, TRAIN, VAL = 32, 150, 100
 # (backbone, taps): one configuration per family; shallow taps keep it fast. The ViT's planted channels are
@@ -37,14 +41,6 @@ FAMILIES = [
     ("laplacian_pyramid", ["band0", "band1"]),  # a kornia pyramid
     ("stlpips.alexnet", ["conv1", "conv2"]),  # the stlpips plugin's backbone
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def agreement(metric, val) -> float:

@@ -25,20 +25,12 @@ from percept.eval.learn.train import heads_distances, prepare_backbone
 lpips = pytest.importorskip("lpips")
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning"),
     pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning"),
 ]
 
 SIZE, TRIPLETS, BATCH, STEPS = 48, 12, 4, 3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster than a pool on a shared CPU (and the numbers are the same)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_triplets(folder, n: int, size: int, seed: int = 0) -> TwoAFCDatabase:
