@@ -43,6 +43,17 @@ class RandomWeightsWarning(UserWarning):
     """A network runs with random weights: its distances say nothing about perception."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install percept with one of its extras, for a message: the published name and, from a clone, the
+    editable install (the two differ, and the first fails until percept-torch is on the index you use).
+
+    Example:
+        >>> install_hint("eval")
+        "pip install 'percept-torch[eval]' (from a clone of percept: pip install -e '.[eval]')"
+    """
+    return f"pip install 'percept-torch[{extra}]' (from a clone of percept: pip install -e '.[{extra}]')"
+
+
 def _edit_distance(a: str, b: str) -> int:
     """Optimal-string-alignment distance: insertions, deletions, substitutions, adjacent swaps."""
     prev2: list[int] = []

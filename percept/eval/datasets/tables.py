@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from percept.errors import install_hint
 from percept.eval.datasets.model import COLUMNS, DatabaseError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -180,7 +181,7 @@ def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) 
         import openpyxl  # noqa: F401 - pandas reads .xlsx through it; fail here with a clear message
     except ImportError:
         raise DatabaseError(
-            f"reading '{path}' needs openpyxl, which is not installed: `pip install percept-torch[eval]` (or "
+            f"reading '{path}' needs openpyxl, which is not installed: `{install_hint('eval')}` (or "
             f"`pip install openpyxl`), or export the sheet {sheet!r} to a CSV file next to it"
         ) from None
     try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from percept.errors import install_hint
 from percept.eval.datasets import IQADatabase
 from percept.eval.sweep.chunks import (
     _progress,
@@ -132,7 +133,7 @@ def _import_piq(needed: Sequence[str]):
         listed = ", ".join(needed)
         warnings.warn(
             f"baselines left out: {listed} (they need piq, which is not installed; "
-            'pip install "percept-torch[eval]" or pip install piq)',
+            f"{install_hint('eval')}, or pip install piq)",
             stacklevel=3,
         )
         return None
