@@ -155,6 +155,7 @@ def test_percept_learn_method_lora_end_to_end(synthetic, tmp_path, capsys):
     assert "val/synthetic" in printed.out and "learned-embedding" in printed.err
     record, _ = read_embedding(out / "embedding.json")
     assert record["lora"]["rank"] == 2 and record["data"]["n_train"] == 48
+    assert "|weights=" in record["signature"] and "|percept=" in record["signature"]
     loss = PerceptualLoss("learned-embedding", file=str(out / "embedding.json"), reduction="none")
     assert loss(_images(seed=5), _images(seed=6)).shape == (2,)
     assert main(["learn", "bapps", str(root), "--method", "lora", "--backbone", MEMBERS[0], "--tune-trunk",

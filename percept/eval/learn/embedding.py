@@ -253,7 +253,11 @@ class EmbeddingResult:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/embedding.json`` and ``folder/lora.safetensors``; returns the json's path."""
-        return write_embedding(folder, self.record(), lora_tensors(self.pipeline.backbone))
+        from percept.signature import signature
+
+        record = self.record()
+        record["signature"] = signature(self.pipeline)  # what the tuned metric's numbers depend on
+        return write_embedding(folder, record, lora_tensors(self.pipeline.backbone))
 
 
 def _epochs(pipeline: Pipeline, train, options: EmbeddingOptions) -> list[float]:
