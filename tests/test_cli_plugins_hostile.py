@@ -12,28 +12,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from _distributions import make_distribution
 
 import percept
 import percept.registry
 from percept.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_distribution(root: Path, dist_name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Write an installed distribution (a ``.dist-info`` folder and its modules) into ``root``."""
-    info = root / f"{dist_name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
-    lines = ["[percept]", *(f"{name} = {target}" for name, target in entry_points.items())]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
 @pytest.fixture

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import threading
 
 import pytest
+from _distributions import make_distribution
 
 import percept
 from percept.errors import PluginWarning, RegistrationError, SpecError
 from percept.registry import Registry
-
-
-def make_distribution(root, dist_name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Write an installed distribution (a ``.dist-info`` folder and its modules) into ``root``."""
-    info = root / f"{dist_name}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.2.3\n")
-    lines = ["[percept]", *(f"{name} = {target}" for name, target in entry_points.items())]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-
 
 GOOD = """
 import percept
