@@ -86,9 +86,9 @@ def run_heads(args: argparse.Namespace, train, val) -> Path:
                            dropout=not args.no_dropout, tune_trunk=args.tune_trunk, init=args.init, size=args.size,
                            seed=args.seed, device=str(device_arg(args.device)), progress=not args.no_progress,
                            cache=args.cache)  # fmt: skip
+    jnd = jnd_set(args)  # read before training: a broken JND set fails in seconds, not after the epochs
     result = train_heads(train, args.backbone, options, val=val)
     result.data["path"] = str(args.path)
-    jnd = jnd_set(args)
     if jnd is not None:  # BAPPS' JND sets beside the 2AFC ones: the learned metric's mAP goes into heads.json too
         from percept.eval.agreement import agreement
 
