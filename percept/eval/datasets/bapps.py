@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import index_folder, require_path
 from percept.eval.datasets.model import DatabaseError, TwoAFCDatabase
-from percept.eval.datasets.tables import _index, _need
 
 
 def read_bapps(root: str | os.PathLike, subsets: tuple[str, ...] | None = None) -> TwoAFCDatabase:
@@ -30,7 +30,7 @@ def read_bapps(root: str | os.PathLike, subsets: tuple[str, ...] | None = None) 
     root = Path(root)
     layout = "the BAPPS layout: 2afc/<split>/<set>/ref/000000.png, p0/, p1/ and judge/000000.npy"
     base = root if root.name == "2afc" else root / "2afc"
-    _need(base, layout)
+    require_path(base, layout)
     subsets = find_subsets(base) if subsets is None else tuple(subsets)
     rows = judged_rows(base, subsets, ("ref", "p0", "p1"), "judge", layout)
     return TwoAFCDatabase("bapps", pd.DataFrame(rows), root)
@@ -68,9 +68,9 @@ def judged_rows(base: Path, subsets: tuple[str, ...], images: tuple[str, ...], v
 
     rows = []
     for subset in subsets:
-        folder = _need(base / subset, layout)
-        value_dir = _need(folder / value, layout)
-        index = {k: _index(folder / k, layout) for k in images}
+        folder = require_path(base / subset, layout)
+        value_dir = require_path(folder / value, layout)
+        index = {k: index_folder(folder / k, layout) for k in images}
         stems: dict[str, dict[str, Path]] = {}  # key -> file stem -> path: one lookup per file, not a scan
         for key, files in index.items():
             for file_name, file_path in files.items():

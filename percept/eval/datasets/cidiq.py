@@ -7,20 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder, load_mat, mat_vector, require_file, require_path
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import (
-    _find,
-    _float,
-    _frame,
-    _index,
-    _loadmat,
-    _mat_vector,
-    _need,
-    _need_file,
-    _read_text_table,
-    _required,
-    _Table,
-)
+from percept.eval.datasets.tables import Table, iqa_frame, parse_number, read_text_table, require_cells
 
 _CIDIQ_NAME = re.compile(r"^(final\d+)_d(\d+)_l(\d+)$", re.IGNORECASE)
 _CIDIQ_REF = re.compile(r"^final\d+\.bmp$", re.IGNORECASE)
@@ -74,14 +63,14 @@ def read_cidiq(
         scores = found[0] if found else root / names[0]
     scores = Path(scores)
     if scores.suffix.lower() == ".mat":
-        mos = _mat_vector(_loadmat(_need_file(scores, layout), layout), (variable, variable.lower()), scores, layout)
+        mos = mat_vector(load_mat(require_file(scores, layout), layout), (variable, variable.lower()), scores, layout)
         files = _Files.read(root, scores, variable, layout)
         rows = files.mat_rows(mos)
     else:
-        table = _read_text_table(scores, layout, ("image", variable))
+        table = read_text_table(scores, layout, ("image", variable))
         files = _Files.read(root, scores, variable, layout)
         rows = files.table_rows(table)
-    return IQADatabase(f"cidiq-{viewing_distance}", _frame(rows, scores, layout), True, "MOS", root)
+    return IQADatabase(f"cidiq-{viewing_distance}", iqa_frame(rows, scores, layout), True, "MOS", root)
 
 
 @dataclass
@@ -99,13 +88,13 @@ class _Files:
     @classmethod
     def read(cls, root: Path, scores: Path, variable: str, layout: str) -> _Files:
         originals_dir = root / "Images" / "Original"
-        originals = _index(originals_dir, layout)
-        reproduction = _need(root / "Images" / "Reproduction", layout)
+        originals = index_folder(originals_dir, layout)
+        reproduction = require_path(root / "Images" / "Reproduction", layout)
         folders: dict[int, tuple[Path, str, dict[str, Path]]] = {}
         for folder in sorted(p for p in reproduction.iterdir() if p.is_dir()):
             number, _, label = folder.name.partition("_")
             if number.isdigit():
-                folders[int(number)] = (folder, label, _index(folder, layout))
+                folders[int(number)] = (folder, label, index_folder(folder, layout))
         if not folders:
             raise DatabaseError(f"'{reproduction}' holds no distortion folders like '1_JPEG2000_Compression'; "
                                 f"expected {layout}")  # fmt: skip
@@ -123,8 +112,8 @@ class _Files:
                                 f"'{self.scores}'); expected {layout}")  # fmt: skip
         folder, label, files = self.folders[kind]
         return dict(
-            dist=str(_find(files, f"{stem}.bmp", folder, self.scores, layout)),
-            ref=str(_find(self.originals, f"{ref_id}.bmp", self.originals_dir, self.scores, layout)),
+            dist=str(find_file(files, f"{stem}.bmp", folder, self.scores, layout)),
+            ref=str(find_file(self.originals, f"{ref_id}.bmp", self.originals_dir, self.scores, layout)),
             ref_id=ref_id,
             score=score,
             distortion=label,
@@ -150,14 +139,16 @@ class _Files:
         rows = []
         for i, (stem, value) in enumerate(zip(stems, mos, strict=True)):
             where = f"'{scores}' {variable} entry {i + 1} ({stem})"
-            rows.append(self.row(stem, where, _float(value, where, layout, variable)))
+            rows.append(self.row(stem, where, parse_number(value, where, layout, variable)))
         return rows
 
-    def table_rows(self, table: _Table) -> list[dict]:
+    def table_rows(self, table: Table) -> list[dict]:
         """Rows of a CSV score table (``image, mos50, mos100``)."""
         rows = []
         for where, record in table.rows:
-            _required(where, record, ("image", self.variable), self.layout)
+            require_cells(where, record, ("image", self.variable), self.layout)
             stem = Path(record["image"]).stem
-            rows.append(self.row(stem, where, _float(record[self.variable.lower()], where, self.layout, self.variable)))
+            rows.append(
+                self.row(stem, where, parse_number(record[self.variable.lower()], where, self.layout, self.variable))
+            )
         return rows

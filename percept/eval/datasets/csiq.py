@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder, require_path
 from percept.eval.datasets.model import DatabaseError, IQADatabase
 from percept.eval.datasets.tables import (
-    _find,
-    _float,
-    _frame,
-    _has_openpyxl,
-    _index,
-    _int,
-    _need,
-    _read_sheet,
-    _read_text_table,
-    _required,
+    has_openpyxl,
+    iqa_frame,
+    parse_number,
+    parse_whole_number,
+    read_sheet,
+    read_text_table,
+    require_cells,
 )
 
 CSIQ_TYPES = {
@@ -74,39 +72,41 @@ def read_csiq(root: str | os.PathLike, scores: str | os.PathLike | None = None) 
     if scores is None:
         names = ("csiq.DMOS.xlsx", "csiq.DMOS.csv", "csiq.DMOS.txt")
         found = [root / n for n in names if (root / n).exists()]
-        if len(found) > 1 and found[0].suffix == ".xlsx" and not _has_openpyxl():
+        if len(found) > 1 and found[0].suffix == ".xlsx" and not has_openpyxl():
             found = found[1:]  # the export sits beside the workbook: read it without openpyxl
         scores = found[0] if found else root / names[0]
     scores = Path(scores)
     required = ("image", "dst_type", "dst_lev", "dmos")
     if scores.suffix.lower() in (".xlsx", ".xlsm"):
-        table = _read_sheet(scores, "all_by_image", layout, required)
+        table = read_sheet(scores, "all_by_image", layout, required)
     else:
-        table = _read_text_table(scores, layout, required, default_header=CSIQ_COLUMNS)
-    refs = _index(root / "src_imgs", layout)
-    dst_root = _need(root / "dst_imgs", layout)
+        table = read_text_table(scores, layout, required, default_header=CSIQ_COLUMNS)
+    refs = index_folder(root / "src_imgs", layout)
+    dst_root = require_path(root / "dst_imgs", layout)
     dists = {p.name.lower(): p for p in dst_root.rglob("*") if p.is_file()}
     rows = []
     for where, record in table.rows:
-        _required(where, record, required, layout)
+        require_cells(where, record, required, layout)
         image = record["image"]
         image = image[:-2] if image.endswith(".0") else image  # numeric names exported as 1600.0
         kind = CSIQ_TYPES.get(record["dsttype"].lower())
         if kind is None:
             raise DatabaseError(f"{where}: unknown dst_type {record['dsttype']!r}; expected one of "
                                 f"{sorted(CSIQ_TYPES)} in {layout}")  # fmt: skip
-        level = _int(record["dstlev"], where, layout, "dst_lev")
-        score = _float(record["dmos"], where, layout, "dmos")
+        level = parse_whole_number(record["dstlev"], where, layout, "dst_lev")
+        score = parse_number(record["dmos"], where, layout, "dmos")
         rows.append(
             dict(
                 dist=str(
-                    _find(dists, f"{image}.{CSIQ_FILE_TYPES[kind]}.{level}.png", dst_root / kind, table.source, layout)
+                    find_file(
+                        dists, f"{image}.{CSIQ_FILE_TYPES[kind]}.{level}.png", dst_root / kind, table.source, layout
+                    )
                 ),
-                ref=str(_find(refs, f"{image}.png", root / "src_imgs", table.source, layout)),
+                ref=str(find_file(refs, f"{image}.png", root / "src_imgs", table.source, layout)),
                 ref_id=image,
                 score=score,
                 distortion=kind,
                 level=level,
             )
         )
-    return IQADatabase("csiq", _frame(rows, scores, layout), False, "DMOS", root)
+    return IQADatabase("csiq", iqa_frame(rows, scores, layout), False, "DMOS", root)

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from percept.eval.datasets.bapps import find_subsets, judged_rows
+from percept.eval.datasets.files import require_path
 from percept.eval.datasets.model import JNDDatabase
-from percept.eval.datasets.tables import _need
 
 LAYOUT = "the BAPPS JND layout: jnd/val/<set>/p0/000000.png, p1/ and same/000000.npy"
 
@@ -39,7 +39,7 @@ def read_bapps_jnd(root: str | os.PathLike, subsets: tuple[str, ...] | None = No
 
     root = Path(root)
     base = root if root.name == "jnd" else root / "jnd"
-    _need(base, LAYOUT)
+    require_path(base, LAYOUT)
     subsets = find_subsets(base) if subsets is None else tuple(subsets)
     rows = judged_rows(base, subsets, ("p0", "p1"), "same", LAYOUT)
     return JNDDatabase("bapps-jnd", pd.DataFrame(rows, columns=["p0", "p1", "same", "subset"]), root)

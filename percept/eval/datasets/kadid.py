@@ -6,8 +6,9 @@ import os
 import re
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import _find, _float, _frame, _index, _read_text_table, _required
+from percept.eval.datasets.tables import iqa_frame, parse_number, read_text_table, require_cells
 
 KADID_TYPES = (
     "gaussian blur",
@@ -57,25 +58,25 @@ def read_kadid10k(root: str | os.PathLike) -> IQADatabase:
     root = Path(root)
     layout = "the KADID-10k layout: dmos.csv with columns dist_img,ref_img,dmos,var and images/I01_01_01.png"
     scores_file = root / "dmos.csv"
-    table = _read_text_table(scores_file, layout, ("dist_img", "ref_img", "dmos"))
-    images = _index(root / "images", layout)
+    table = read_text_table(scores_file, layout, ("dist_img", "ref_img", "dmos"))
+    images = index_folder(root / "images", layout)
     rows = []
     for where, record in table.rows:
-        _required(where, record, ("dist_img", "ref_img", "dmos"), layout)
+        require_cells(where, record, ("dist_img", "ref_img", "dmos"), layout)
         match = _KADID_NAME.match(record["distimg"])
         if match is None:
             raise DatabaseError(f"{where}: expected a file name like I01_01_01.png, got {record['distimg']!r}; "
                                 f"expected {layout}")  # fmt: skip
         _, kind, level = (int(g) for g in match.groups())
-        score = _float(record["dmos"], where, layout)
+        score = parse_number(record["dmos"], where, layout)
         rows.append(
             dict(
-                dist=str(_find(images, record["distimg"], root / "images", scores_file, layout)),
-                ref=str(_find(images, record["refimg"], root / "images", scores_file, layout)),
+                dist=str(find_file(images, record["distimg"], root / "images", scores_file, layout)),
+                ref=str(find_file(images, record["refimg"], root / "images", scores_file, layout)),
                 ref_id=Path(record["refimg"]).stem.upper(),
                 score=score,
                 distortion=KADID_TYPES[kind - 1] if 0 < kind <= len(KADID_TYPES) else f"type{kind:02d}",
                 level=level,
             )
         )
-    return IQADatabase("kadid10k", _frame(rows, scores_file, layout), True, "MOS", root)
+    return IQADatabase("kadid10k", iqa_frame(rows, scores_file, layout), True, "MOS", root)

@@ -7,8 +7,9 @@ import math
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder, load_mat, mat_vector, require_file
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import _find, _float, _frame, _index, _loadmat, _mat_vector, _need_file
+from percept.eval.datasets.tables import iqa_frame, parse_number
 
 LIVE_FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
 
@@ -41,16 +42,16 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
     realigned_file = root / "dmos_realigned.mat"
     if realigned is None:
         realigned = realigned_file.exists()
-    dmos_file = _need_file(realigned_file if realigned else root / "dmos.mat", layout)
-    names_file = _need_file(root / "refnames_all.mat", layout)
-    mat, names_mat = _loadmat(dmos_file, layout), _loadmat(names_file, layout)
+    dmos_file = require_file(realigned_file if realigned else root / "dmos.mat", layout)
+    names_file = require_file(root / "refnames_all.mat", layout)
+    mat, names_mat = load_mat(dmos_file, layout), load_mat(names_file, layout)
     try:
-        dmos = _mat_vector(mat, ("dmos_new",) if realigned else ("dmos",), dmos_file, layout).astype(float)
-        orgs = _mat_vector(mat, ("orgs",), dmos_file, layout).astype(float)
+        dmos = mat_vector(mat, ("dmos_new",) if realigned else ("dmos",), dmos_file, layout).astype(float)
+        orgs = mat_vector(mat, ("orgs",), dmos_file, layout).astype(float)
     except (TypeError, ValueError) as exc:
         raise DatabaseError(f"'{dmos_file}' holds non-numeric dmos or orgs values ({exc}); expected {layout}") from None
     refnames = [str(n.reshape(-1)[0]) if hasattr(n, "reshape") and n.size else str(n)
-                for n in _mat_vector(names_mat, ("refnames_all",), names_file, layout)]  # fmt: skip
+                for n in mat_vector(names_mat, ("refnames_all",), names_file, layout)]  # fmt: skip
     total = sum(n for _, n in LIVE_FOLDERS)
     for what, vector, source in (
         ("dmos", dmos, dmos_file),
@@ -59,11 +60,11 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
     ):
         if len(vector) != total:
             raise DatabaseError(f"'{source}': {what} has {len(vector)} entries, expected {total}; expected {layout}")
-    refs = _index(root / "refimgs", layout)
+    refs = index_folder(root / "refimgs", layout)
     rows = []
     position = 0
     for folder, count in LIVE_FOLDERS:
-        files = _index(root / folder, layout)
+        files = index_folder(root / folder, layout)
         params: dict[str, float] = {}
         info = root / folder / "info.txt"
         if info.exists():
@@ -77,12 +78,12 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
             if orgs[i]:
                 continue
             what = "dmos_new" if realigned else "dmos"
-            score = _float(dmos[i], f"'{dmos_file}' {what} entry {i + 1} ({folder}/img{k}.bmp)", layout, what)
+            score = parse_number(dmos[i], f"'{dmos_file}' {what} entry {i + 1} ({folder}/img{k}.bmp)", layout, what)
             name = f"img{k}.bmp"
             rows.append(
                 dict(
-                    dist=str(_find(files, name, root / folder, dmos_file, layout)),
-                    ref=str(_find(refs, refnames[i], root / "refimgs", names_file, layout)),
+                    dist=str(find_file(files, name, root / folder, dmos_file, layout)),
+                    ref=str(find_file(refs, refnames[i], root / "refimgs", names_file, layout)),
                     ref_id=Path(refnames[i]).stem,
                     score=score,
                     distortion=folder,
@@ -90,4 +91,4 @@ def read_live(root: str | os.PathLike, realigned: bool | None = None) -> IQAData
                 )
             )
         position += count
-    return IQADatabase("live", _frame(rows, dmos_file, layout), False, "DMOS", root)
+    return IQADatabase("live", iqa_frame(rows, dmos_file, layout), False, "DMOS", root)

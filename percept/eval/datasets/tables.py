@@ -1,9 +1,20 @@
-"""Reading score tables (text, CSV, XLSX, MATLAB) and image folders, with errors that name the file, the
-line and the layout expected; shared by every database format."""
+"""Score tables, for the readers of every database format: a text table (comma, tab or white space separated)
+or a workbook sheet read into a :class:`Table` of text cells, cells parsed into finite numbers, and the rows of
+an :class:`~percept.eval.datasets.model.IQADatabase` gathered into its DataFrame.
+
+Column names are matched ignoring case, ``_`` and spaces: a :class:`Table` holds them normalised
+(``"Dist_Img"`` and ``"dist img"`` are both ``"distimg"``), and so are the keys of each row's cells. Every
+function takes ``layout``, the layout expected in words, and raises
+:class:`~percept.eval.datasets.model.DatabaseError` naming the file, the line (or sheet row) and that layout.
+The files themselves (existence, lookup of images, lines, MATLAB files) are :mod:`percept.eval.datasets.files`.
+
+Example:
+    >>> parse_number(" 5.51429", "'mos.txt' line 1", "TID2013's mos_with_names.txt")
+    5.51429
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import zipfile
@@ -12,52 +23,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from percept.errors import install_hint
+from percept.eval.datasets.files import read_lines, require_file
 from percept.eval.datasets.model import COLUMNS, DatabaseError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-def _need(path: Path, layout: str) -> Path:
-    if not path.exists():
-        hint = ""
-        with contextlib.suppress(OSError):
-            # A common slip: the folder above the database (``/data`` for ``/data/tid2013``).
-            found = sorted(path.parent.glob(f"*/{path.name}"))[:1] if path.parent.is_dir() else []
-            if found:
-                hint = f" (there is '{found[0]}': pass '{found[0].parent}' instead)"
-        raise DatabaseError(f"'{path}' does not exist{hint}; expected {layout}")
-    return path
+def iqa_frame(rows: list[dict], source: Path, layout: str) -> pd.DataFrame:
+    """The table of an :class:`~percept.eval.datasets.model.IQADatabase` from its rows, one per distorted image.
 
+    Args:
+        rows: dicts with the keys of :data:`~percept.eval.datasets.model.COLUMNS` (``dist``, ``ref``,
+            ``ref_id``, ``score``, ``distortion``, ``level``).
+        source: the file the rows were read from (for the message).
+        layout: the layout expected, in words, for the message.
 
-def _need_file(path: Path, layout: str) -> Path:
-    _need(path, layout)
-    if not path.is_file():
-        raise DatabaseError(f"'{path}' is a folder, not a file; expected {layout}")
-    if path.stat().st_size == 0:
-        raise DatabaseError(f"'{path}' is empty (0 bytes); expected {layout}")
-    return path
+    Returns:
+        A DataFrame with those columns in that order, ``score`` and ``level`` as float.
 
+    Raises:
+        DatabaseError: ``rows`` is empty (the file lists no images).
 
-def _index(folder: Path, layout: str) -> dict[str, Path]:
-    """Lower-cased file name -> path, for case-insensitive lookups in one folder."""
-    _need(folder, layout)
-    if not folder.is_dir():
-        raise DatabaseError(f"'{folder}' is not a folder; expected {layout}")
-    return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-
-
-def _find(index: dict[str, Path], name: str, folder: Path, source: Path, layout: str) -> Path:
-    try:
-        return index[name.lower()]
-    except KeyError:
-        raise DatabaseError(
-            f"'{folder / name}' (named in '{source}') does not exist (file names are matched ignoring case); "
-            f"expected {layout}"
-        ) from None
-
-
-def _frame(rows: list[dict], source: Path, layout: str) -> pd.DataFrame:
+    Example:
+        >>> row = {"dist": "d.png", "ref": "r.png", "ref_id": "r", "score": 4, "distortion": "jpeg", "level": 1}
+        >>> iqa_frame([row], Path("scores.csv"), "a manifest").dtypes["score"]
+        dtype('float64')
+    """
     import pandas as pd
 
     if not rows:
@@ -68,8 +60,29 @@ def _frame(rows: list[dict], source: Path, layout: str) -> pd.DataFrame:
     return frame
 
 
-def _float(text: object, where: str, layout: str, what: str = "score") -> float:
-    """``text`` as a finite float; ``where`` is ``"'file' line 3"`` for the message."""
+def parse_number(text: object, where: str, layout: str, what: str = "score") -> float:
+    """A table's cell as a finite float.
+
+    Args:
+        text: the cell (text, or a number a sheet or MATLAB file gave); white space around it is dropped.
+        where: where the cell is, for the message (``"'dmos.csv' line 3"``).
+        layout: the layout expected, in words, for the message.
+        what: what the cell holds, for the message (``"score"``, ``"level"``).
+
+    Returns:
+        The number, finite.
+
+    Raises:
+        DatabaseError: the cell is no number, or NaN or infinite.
+
+    Example:
+        >>> parse_number("0.25", "'scores.csv' line 2", "a manifest")
+        0.25
+        >>> parse_number("n/a", "'scores.csv' line 3", "a manifest")
+        Traceback (most recent call last):
+        ...
+        percept.eval.datasets.model.DatabaseError: 'scores.csv' line 3: expected a number as the score, got 'n/a'; ...
+    """
     shown = repr(text) if isinstance(text, str) else repr(str(text))
     try:
         value = float(str(text).strip())
@@ -80,31 +93,47 @@ def _float(text: object, where: str, layout: str, what: str = "score") -> float:
     return value
 
 
-def _int(text: object, where: str, layout: str, what: str) -> int:
-    value = _float(text, where, layout, what)
+def parse_whole_number(text: object, where: str, layout: str, what: str) -> int:
+    """A table's cell as a whole number (``"3"`` and ``3.0`` alike; ``"3.5"`` is an error).
+
+    Args:
+        text: the cell.
+        where: where the cell is, for the message (``"'csiq.DMOS.csv' line 3"``).
+        layout: the layout expected, in words, for the message.
+        what: what the cell holds, for the message (``"dst_lev"``).
+
+    Returns:
+        The number as an int.
+
+    Raises:
+        DatabaseError: the cell is no finite number, or not a whole one.
+
+    Example:
+        >>> parse_whole_number("4.0", "'csiq.DMOS.csv' line 7", "CSIQ's score sheet", "dst_lev")
+        4
+    """
+    value = parse_number(text, where, layout, what)
     if value != int(value):
         raise DatabaseError(f"{where}: expected a whole number as the {what}, got {text!r}; expected {layout}")
     return int(value)
 
 
-def _read_lines(path: Path, layout: str) -> list[tuple[int, str]]:
-    """Non-blank lines of a text file with their numbers; an empty or unreadable file is an error."""
-    _need_file(path, layout)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    except OSError as exc:
-        raise DatabaseError(f"cannot read '{path}': {exc.strerror or exc}; expected {layout}") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise DatabaseError(f"'{path}' holds no lines (only blanks); expected {layout}")
-    return lines
-
-
 @dataclass
-class _Table:
-    """A score table read as text: normalised column names and, per data row, where it is and its cells."""
+class Table:
+    """A score table read as text (:func:`read_text_table`, :func:`read_sheet`), its data rows with where each is.
+
+    Attributes:
+        source: the file read.
+        columns: the column names, normalised (lower case, without ``_`` and spaces).
+        rows: per data row, where it is (``"'dmos.csv' line 3"``, for messages) and its cells by normalised
+            column name, as text (a blank cell is ``""``).
+
+    Example:
+        >>> table = Table(Path("dmos.csv"), ["distimg", "dmos"], [("'dmos.csv' line 2", {"distimg": "I01.png",
+        ...                                                        "dmos": "4.57"})])
+        >>> [parse_number(cells["dmos"], where, "KADID-10k") for where, cells in table.rows]
+        [4.57]
+    """
 
     source: Path
     columns: list[str]
@@ -123,15 +152,36 @@ def _split(line: str, sep: str | None) -> list[str]:
     return [cell.strip() for cell in next(csv.reader([line], delimiter=sep))]
 
 
-def _read_text_table(
+def read_text_table(
     path: Path, layout: str, required: tuple[str, ...], default_header: tuple[str, ...] | None = None
-) -> _Table:
-    """Read a comma, tab or whitespace separated table with a header row (column names matched
-    ignoring case, ``_`` and spaces). Every row must have as many cells as the header.
+) -> Table:
+    """Read a comma, tab or white-space separated text table with a header row.
 
-    ``default_header``: column names for a file without a header row (its first row then holds data).
+    The separator is the first line's: a tab if it has one, else a comma if it has one, else white space
+    (CSV quoting is honoured for the first two). Column names are matched ignoring case, ``_`` and spaces.
+
+    Args:
+        path: the text file.
+        layout: the layout expected, in words, for the message.
+        required: the columns the header must name (as documented: ``("dist_img", "dmos")``).
+        default_header: column names for a file without a header row: when the first row lacks ``required``
+            but has as many cells as these, it is read as data under these names.
+
+    Returns:
+        A :class:`Table` of the data rows (not the header).
+
+    Raises:
+        DatabaseError: the file is missing, empty or blank, the header lacks a required column, a row has
+            more or fewer cells than the header, or there is no data row.
+
+    Example:
+        >>> table = read_text_table(Path("/data/kadid10k/dmos.csv"), "KADID", ("dist_img", "dmos"))  # doctest: +SKIP
+        >>> table.columns  # doctest: +SKIP
+        ['distimg', 'refimg', 'dmos', 'var']
+        >>> table.rows[0]  # doctest: +SKIP
+        ("'/data/kadid10k/dmos.csv' line 2", {'distimg': 'I01_01_01.png', 'refimg': 'I01.png', ...})
     """
-    lines = _read_lines(path, layout)
+    lines = read_lines(path, layout)
     first = lines[0][1]
     sep = "\t" if "\t" in first else "," if "," in first else None
     shown = _split(first, sep)
@@ -159,7 +209,7 @@ def _read_text_table(
         rows.append((f"'{path}' line {number}", dict(zip(header, cells, strict=True))))
     if not rows:
         raise DatabaseError(f"'{path}' has a header but no data rows; expected {layout}")
-    return _Table(path, header, rows)
+    return Table(path, header, rows)
 
 
 def _cell_text(value: object) -> str:
@@ -171,12 +221,35 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) -> _Table:
-    """Read one sheet of a workbook (pandas + openpyxl) whose header row may sit below title rows
-    and right of empty columns, as in CSIQ's ``csiq.DMOS.xlsx`` (header in row 4, columns D..I)."""
+def read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) -> Table:
+    """Read one sheet of an ``.xlsx`` workbook (pandas + openpyxl, the ``eval`` extra) into a :class:`Table`.
+
+    The header row is the first row naming every ``required`` column, so it may sit below title rows and
+    right of empty columns, as in CSIQ's ``csiq.DMOS.xlsx`` (header in row 4, columns D..I). Rows whose
+    cells are all blank are skipped; a number cell with no fraction reads as a whole number (``1600``).
+
+    Args:
+        path: the workbook.
+        sheet: the sheet's name.
+        layout: the layout expected, in words, for the message.
+        required: the columns the header row must name.
+
+    Returns:
+        A :class:`Table` of the rows below the header, each placed as ``"'file' sheet 'name' row 5"``.
+
+    Raises:
+        DatabaseError: openpyxl is not installed (the message says how to install it), the file is no
+            workbook or lacks the sheet, no row names the required columns, or no data row follows it.
+
+    Example:
+        >>> path = Path("/data/csiq/csiq.DMOS.xlsx")
+        >>> table = read_sheet(path, "all_by_image", "CSIQ", ("image", "dmos"))  # doctest: +SKIP
+        >>> table.rows[0][0]  # doctest: +SKIP
+        "'/data/csiq/csiq.DMOS.xlsx' sheet 'all_by_image' row 5"
+    """
     import pandas as pd
 
-    _need_file(path, layout)
+    require_file(path, layout)
     try:
         import openpyxl  # noqa: F401 - pandas reads .xlsx through it; fail here with a clear message
     except ImportError:
@@ -207,35 +280,42 @@ def _read_sheet(path: Path, sheet: str, layout: str, required: tuple[str, ...]) 
             rows.append((f"'{path}' sheet {sheet!r} row {offset}", values))
     if not rows:
         raise DatabaseError(f"'{path}' sheet {sheet!r} has a header but no data rows; expected {layout}")
-    return _Table(path, [n for _, n in named], rows)
+    return Table(path, [n for _, n in named], rows)
 
 
-def _required(where: str, values: dict[str, str], columns: tuple[str, ...], layout: str) -> None:
+def require_cells(where: str, values: dict[str, str], columns: tuple[str, ...], layout: str) -> None:
+    """Check that a row of a :class:`Table` has a non-blank cell in each of ``columns``.
+
+    Args:
+        where: where the row is, for the message (one of :attr:`Table.rows`' places).
+        values: the row's cells by normalised column name.
+        columns: the columns that must not be blank (as documented: ``("dist_img", "dmos")``).
+        layout: the layout expected, in words, for the message.
+
+    Raises:
+        DatabaseError: naming the blank columns.
+
+    Example:
+        >>> require_cells("'dmos.csv' line 2", {"distimg": "I01.png", "dmos": ""}, ("dist_img", "dmos"), "KADID")
+        Traceback (most recent call last):
+        ...
+        percept.eval.datasets.model.DatabaseError: 'dmos.csv' line 2: empty dmos; expected KADID
+    """
     empty = [c for c in columns if not values.get(_normalise(c))]
     if empty:
         raise DatabaseError(f"{where}: empty {', '.join(empty)}; expected {layout}")
 
 
-def _has_openpyxl() -> bool:
+def has_openpyxl() -> bool:
+    """Whether openpyxl, which :func:`read_sheet` needs, is installed (without importing it).
+
+    Returns:
+        True where ``import openpyxl`` would find the package.
+
+    Example:
+        >>> isinstance(has_openpyxl(), bool)
+        True
+    """
     import importlib.util
 
     return importlib.util.find_spec("openpyxl") is not None
-
-
-def _mat_vector(mat: dict, keys: tuple[str, ...], source: Path, layout: str):
-    import numpy as np
-
-    for key in keys:
-        if key in mat:
-            return np.asarray(mat[key]).reshape(-1)
-    found = sorted(k for k in mat if not k.startswith("__"))
-    raise DatabaseError(f"'{source}' holds no variable {' or '.join(keys)} (it holds {found}); expected {layout}")
-
-
-def _loadmat(path: Path, layout: str) -> dict:
-    import scipy.io
-
-    try:
-        return scipy.io.loadmat(path)
-    except (scipy.io.matlab.MatReadError, ValueError, OSError, TypeError, NotImplementedError) as exc:
-        raise DatabaseError(f"cannot read '{path}' as a MATLAB file: {exc}; expected {layout}") from None

@@ -7,8 +7,9 @@ import os
 import re
 from pathlib import Path
 
+from percept.eval.datasets.files import find_file, index_folder, read_lines
 from percept.eval.datasets.model import DatabaseError, IQADatabase
-from percept.eval.datasets.tables import _find, _float, _frame, _index, _read_lines
+from percept.eval.datasets.tables import iqa_frame, parse_number
 
 TID2013_TYPES = (
     "additive gaussian noise",
@@ -46,9 +47,9 @@ def _read_tid(root: Path, name: str, types: tuple[str, ...] | None) -> IQADataba
         "mos_with_names.txt with lines '<MOS> <distorted file name>'"
     )
     scores_file = root / "mos_with_names.txt"
-    lines = _read_lines(scores_file, layout)
-    refs = _index(root / "reference_images", layout)
-    dists = _index(root / "distorted_images", layout)
+    lines = read_lines(scores_file, layout)
+    refs = index_folder(root / "reference_images", layout)
+    dists = index_folder(root / "distorted_images", layout)
     rows = []
     for number, line in lines:
         where = f"'{scores_file}' line {number}"
@@ -57,17 +58,17 @@ def _read_tid(root: Path, name: str, types: tuple[str, ...] | None) -> IQADataba
             raise DatabaseError(
                 f"{where}: expected 2 fields '<MOS> <file name>', got {len(parts)}: {line.strip()!r}; expected {layout}"
             )
-        score = _float(parts[0], where, layout)
+        score = parse_number(parts[0], where, layout)
         match = _TID_NAME.match(parts[1])
         if match is None:
             raise DatabaseError(f"{where}: expected a file name like i01_01_1.bmp, got {parts[1]!r}; expected {layout}")
         ref_number, kind, level = (int(g) for g in match.groups())
         ref_id = f"I{ref_number:02d}"
-        dist = _find(dists, parts[1], root / "distorted_images", scores_file, layout)
-        ref = _find(refs, f"{ref_id}.bmp", root / "reference_images", scores_file, layout)
+        dist = find_file(dists, parts[1], root / "distorted_images", scores_file, layout)
+        ref = find_file(refs, f"{ref_id}.bmp", root / "reference_images", scores_file, layout)
         distortion = types[kind - 1] if types and 0 < kind <= len(types) else f"type{kind:02d}"
         rows.append(dict(dist=str(dist), ref=str(ref), ref_id=ref_id, score=score, distortion=distortion, level=level))
-    return IQADatabase(name, _frame(rows, scores_file, layout), True, "MOS", root)
+    return IQADatabase(name, iqa_frame(rows, scores_file, layout), True, "MOS", root)
 
 
 def read_tid2013(root: str | os.PathLike) -> IQADatabase:

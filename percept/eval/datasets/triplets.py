@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from percept.eval.datasets.files import require_file
 from percept.eval.datasets.model import DatabaseError, TwoAFCDatabase
-from percept.eval.datasets.tables import _float, _need_file, _read_text_table, _required
+from percept.eval.datasets.tables import parse_number, read_text_table, require_cells
 
 LAYOUT = (
     "a CSV triplet manifest with a header row and columns ref,p0,p1,judge (optional split): image paths relative "
@@ -50,15 +51,15 @@ def read_triplets(
     import pandas as pd
 
     path = Path(path)
-    _need_file(path, LAYOUT)
+    require_file(path, LAYOUT)
     root = path.parent if root is None else Path(root)
     name = name or path.stem
-    table = _read_text_table(path, LAYOUT, ("ref", "p0", "p1", "judge"))
+    table = read_text_table(path, LAYOUT, ("ref", "p0", "p1", "judge"))
     has_split = "split" in table.columns
     rows = []
     for where, record in table.rows:
-        _required(where, record, ("ref", "p0", "p1", "judge") + (("split",) if has_split else ()), LAYOUT)
-        judge = _float(record["judge"], where, LAYOUT, "judge")
+        require_cells(where, record, ("ref", "p0", "p1", "judge") + (("split",) if has_split else ()), LAYOUT)
+        judge = parse_number(record["judge"], where, LAYOUT, "judge")
         if not 0.0 <= judge <= 1.0:
             shown = record["judge"]
             raise DatabaseError(f"{where}: the judge {shown!r} is not a fraction in [0, 1]; expected {LAYOUT}")
