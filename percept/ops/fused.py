@@ -41,6 +41,7 @@ from collections.abc import Callable
 import torch
 
 from percept.errors import InputError
+from percept.ops.fused_eager import eager_backward, eager_forward
 from percept.ops.fused_torch import fused_backward_torch, fused_forward_torch
 
 BACKENDS = ("reference", "eager", "compiled", "triton")
@@ -113,8 +114,8 @@ class _Variant:
     meanwhile instead of compiling again.
     """
 
-    def __init__(self, base: Callable, name: str) -> None:
-        self.base, self.name = base, name
+    def __init__(self, base: Callable, eager: Callable, name: str) -> None:
+        self.base, self.eager, self.name = base, eager, name
         self.compiled: Callable | None = None
         self.eager_seconds = 0.0
         self.compiles = 0
@@ -127,7 +128,7 @@ class _Variant:
         if self.eager_seconds < budget or not self._compiling.acquire(blocking=False):
             # Not yet worth a compile, or another thread is compiling this variant: run eagerly.
             start = time.perf_counter()
-            out = self.base(*args)
+            out = self.eager(*args)
             with self._count_lock:
                 self.eager_seconds += time.perf_counter() - start
             return out
@@ -169,11 +170,13 @@ def _variant(which: str, flags: tuple, dtype: torch.dtype, tensors: tuple) -> _V
     with _lock:
         variant = _variants.get(key)
         if variant is None:
-            base = fused_forward_torch if which == "fwd" else fused_backward_torch
+            base, eager = (
+                (fused_forward_torch, eager_forward) if which == "fwd" else (fused_backward_torch, eager_backward)
+            )
             kind, *bits = flags
             code = "".join(str(int(f)) for f in bits)
             name = f"percept_fused_{which}_{kind}_{code}_{str(dtype).split('.')[-1]}_{len(_variants)}"
-            variant = _variants[key] = _Variant(base, name)
+            variant = _variants[key] = _Variant(base, eager, name)
     return variant
 
 
@@ -296,7 +299,7 @@ def _run_fwd(backend: str, x, y, weight, normalize: bool, kind: str):
                 return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
                 _fall_back(exc)
-    return fused_forward_torch(*args)
+    return eager_forward(*args)
 
 
 def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str, needs: tuple[bool, bool, bool]):
@@ -314,7 +317,7 @@ def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str
                 return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - as above
                 _fall_back(exc)
-    return fused_backward_torch(*args)
+    return eager_backward(*args)
 
 
 def _fall_back(exc: Exception) -> None:
