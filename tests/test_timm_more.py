@@ -166,12 +166,12 @@ class _Stage(nn.Module):
 
 
 def test_a_stage_whose_forward_does_more_than_run_its_blocks_stays_whole():
-    from percept.builtin._timm_cut import _expand_blocks, _feature_stages
+    from percept.builtin.timm_stages import expand_blocks, sequential_stages
 
     model = nn.ModuleDict({"plain": _Stage(False), "flipping": _Stage(True)})
-    _expand_blocks(model, 32)
+    expand_blocks(model, 32)
     assert model._percept_expanded == {"plain"}
-    paths = [p for p, _ in _feature_stages(model)]
+    paths = [p for p, _ in sequential_stages(model)]
     assert paths == ["plain.downsample", "plain.blocks.0", "plain.blocks.1", "flipping"]
 
 
@@ -237,15 +237,15 @@ def test_fixed_size_timm_model_is_detected_refused_and_resized_on_request():
 
 def test_feature_info_naming_a_missing_module_falls_back_to_the_stage_container():
     from percept import SpecError
-    from percept.builtin._timm_cut import _intermediate_stages
+    from percept.builtin.timm_stages import intermediate_stages
 
     model = nn.Module()
     model.stages = nn.ModuleList([nn.Identity(), nn.ReLU()])
     model.feature_info = [{"module": "block.0"}, {"module": "block.1"}]  # as timm's MViTv2 declares them
-    assert [(p, type(m).__name__) for p, m in _intermediate_stages(model)] == [
+    assert [(p, type(m).__name__) for p, m in intermediate_stages(model)] == [
         ("stages.0", "Identity"),
         ("stages.1", "ReLU"),
     ]
     model.blocks = nn.ModuleList([nn.Identity(), nn.Identity()])  # two candidates: "stages" and "blocks"
     with pytest.raises(SpecError, match=r"feature_info names module 'block.0', which it does not have"):
-        _intermediate_stages(model)
+        intermediate_stages(model)

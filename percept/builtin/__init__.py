@@ -11,7 +11,8 @@ pretrained records (stated with its registration) and its ``register_*`` hook im
   :mod:`~percept.builtin.inception`, :mod:`~percept.builtin.vit`, :mod:`~percept.builtin.swin`,
   :mod:`~percept.builtin.maxvit`, :mod:`~percept.builtin.segmentation` (shared machinery:
   :mod:`~percept.builtin._torchvision`);
-- :mod:`~percept.builtin.timm` (any timm model), :mod:`~percept.builtin.kornia` (non-deep backbones);
+- :mod:`~percept.builtin.timm` (any timm model, cut into stages by :mod:`~percept.builtin.timm_stages`),
+  :mod:`~percept.builtin.kornia` (non-deep backbones);
 - readouts: :mod:`~percept.builtin.readouts`, :mod:`~percept.builtin.descriptors`;
 - distances: :mod:`~percept.builtin.distances`, :mod:`~percept.builtin.ssim`, :mod:`~percept.builtin.style`;
 - published metrics: :mod:`~percept.builtin.lpips` (everything LPIPS), :mod:`~percept.builtin.dists`

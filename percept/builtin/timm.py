@@ -54,20 +54,20 @@ from torch import nn
 from percept.backbones.base import IMAGENET_MEAN, IMAGENET_STD, Backbone, PretrainedCfg
 from percept.backbones.weights import WeightsArg, checksum_of, is_path, search_dirs, warn_random
 from percept.builtin._maps import channels_last_to_map
-from percept.builtin._timm_cut import (
+from percept.builtin.timm_stages import (
     INTERMEDIATES,
     SEQUENTIAL,
     Dynamic,
     IntermediatesBackbone,
     TimmModel,
-    _arch,
-    _build,
-    _expand_blocks,
-    _feature_stages,
-    _intermediate_stages,
-    _plan,
-    _sequence_of,
-    _timm,
+    block_sequence,
+    build_cut,
+    expand_blocks,
+    import_timm,
+    intermediate_stages,
+    meta_cut,
+    plan_cut,
+    sequential_stages,
 )
 from percept.errors import SpecError, WeightsError, first_line, unknown_name
 from percept.hookspecs import hookimpl
@@ -117,7 +117,7 @@ def _split(name: str) -> tuple[str, str | None]:
 
 
 def _check_name(name: str) -> None:
-    timm = _timm()
+    timm = import_timm()
     arch, tag = _split(name)
     if not arch or not timm.is_model(arch):
         raise SpecError(
@@ -193,8 +193,8 @@ def create_timm_backbone(
         mean=mean,
         std=std,
         input_range=input_range,
-        arch=functools.partial(_arch, full, kind, dynamic, frozenset(getattr(model, "_percept_expanded", ()))),
-        stage_fn=_feature_stages if kind == SEQUENTIAL else None,
+        arch=functools.partial(meta_cut, full, kind, dynamic, frozenset(getattr(model, "_percept_expanded", ()))),
+        stage_fn=sequential_stages if kind == SEQUENTIAL else None,
         pretrained_cfg=_loaded_record(pcfg, source, mean, std) if pretrained else None,
         to_map=to_map,
         input_size=input_size,
@@ -212,10 +212,10 @@ def create_timm_backbone(
 
 def _built(full: str, pretrained: bool, overlay: dict[str, str] | None) -> tuple[TimmModel, str, Dynamic]:
     """The model cut ready, frozen; how it is cut; its size keywords. A failure to get weights is a ``WeightsError``."""
-    dynamic, kind = _plan(full)
+    dynamic, kind = plan_cut(full)
     try:
         with hub_offline_if_unreachable(pretrained and not overlay):
-            model, kind = _build(full, kind, dynamic, pretrained, overlay)
+            model, kind = build_cut(full, kind, dynamic, pretrained, overlay)
     except SpecError:
         raise
     except Exception as exc:
@@ -276,23 +276,23 @@ def _resolve(name: str, weights: WeightsArg) -> tuple[str, bool, dict[str, str] 
 
 
 def _cut(model: TimmModel, kind: str, native: int) -> tuple[Stages, Taps, Any, type[Backbone]]:
-    """Stages, taps, ``to_map`` and the :class:`Backbone` class for a model built by :func:`_build`."""
+    """Stages, taps, ``to_map`` and the :class:`Backbone` class for a model built by :func:`build_cut`."""
     if kind != SEQUENTIAL:
-        stages = _intermediate_stages(model)
+        stages = intermediate_stages(model)
         return stages, [(f"stages_{i}", path, True) for i, (path, _) in enumerate(stages)], None, IntermediatesBackbone
-    _expand_blocks(model, native)
+    expand_blocks(model, native)
     taps: Taps = [(f"stages_{i}", key, True) for i, key in enumerate(model.return_layers)]
     for i, key in enumerate(model.return_layers):
         if key in model._percept_expanded:
-            parts = _sequence_of(key, model[key]) or []
+            parts = block_sequence(key, model[key]) or []
             blocks = [p for p, _ in parts if not p.endswith(".downsample")]
             taps += [(f"stages_{i}_block{j}", p, False) for j, p in enumerate(blocks)]
     to_map = channels_last_to_map if model.output_fmt == "NHWC" else None
-    return _feature_stages(model), taps, to_map, Backbone
+    return sequential_stages(model), taps, to_map, Backbone
 
 
 def _default_name(arch: str) -> str:
-    timm = _timm()
+    timm = import_timm()
     names = timm.list_pretrained(f"{arch}.*")
     return names[0] if names else arch
 
@@ -300,7 +300,7 @@ def _default_name(arch: str) -> str:
 def _pretrained_cfg(model: TimmModel, name: str) -> dict[str, Any]:
     cfg = getattr(model, "pretrained_cfg", None)
     if cfg is None:
-        timm = _timm()
+        timm = import_timm()
         cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         return {}
@@ -350,7 +350,7 @@ def hub_offline_if_unreachable(downloads: bool) -> Iterator[None]:
 
 
 def _weights_message(name: str, exc: BaseException) -> str:
-    timm = _timm()
+    timm = import_timm()
     cfg = timm.models.get_pretrained_cfg(name)
     where = []
     if cfg is not None and cfg.hf_hub_id:
@@ -373,7 +373,7 @@ def timm_records(name: str) -> list[PretrainedCfg]:
         >>> [c.tag for c in timm_records("resnet50.a1_in1k")]  # doctest: +SKIP
         ['a1_in1k']
     """
-    timm = _timm()
+    timm = import_timm()
     arch, tag = _split(name)
     known = {entry[0]: entry for entry in CATALOGUE}
     full = name if tag else _default_name(arch)
