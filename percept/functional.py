@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from percept.backbones.weights import state_dict_checksum
-from percept.pipeline import Pipeline, build_pipeline
+from percept.pipeline import Pipeline
+from percept.pipeline_keywords import pipeline_from_keywords
 from percept.spec import Spec, parse_spec
 
 _CACHE_SIZE = 4
@@ -59,7 +60,7 @@ def get_pipeline(spec: str | Spec, device: torch.device | None = None, **kwargs)
     """
     parts = {k: _content_key(v) for k, v in kwargs.items()}
     if None in parts.values():
-        pipeline = build_pipeline(spec, **kwargs)
+        pipeline = pipeline_from_keywords(spec, kwargs)
         return pipeline if device is None else pipeline.to(device)
     key = (str(parse_spec(spec)), str(device), tuple(sorted(parts.items())))
     with _lock:
@@ -73,7 +74,7 @@ def get_pipeline(spec: str | Spec, device: torch.device | None = None, **kwargs)
                 _cache.move_to_end(key)
                 return _cache[key]
         try:
-            pipeline = build_pipeline(spec, **kwargs)
+            pipeline = pipeline_from_keywords(spec, kwargs)
             if device is not None:
                 pipeline = pipeline.to(device)
             with _lock:

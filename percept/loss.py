@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from percept.ops import fused_setting
-from percept.pipeline import Pipeline, build_pipeline
+from percept.pipeline import Pipeline
+from percept.pipeline_keywords import pipeline_from_keywords
 from percept.spec import Spec
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -88,14 +89,8 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         self.reduction = check_reduction(reduction)
         fused_setting()  # a bad $PERCEPT_FUSED fails here, once, not on every call
-        self.pipeline: Pipeline = build_pipeline(
-            spec,
-            weights=weights,
-            input_range=input_range,
-            check_inputs=check_inputs,
-            layer_weights=layer_weights,
-            **kwargs,
-        )
+        common = dict(weights=weights, input_range=input_range, check_inputs=check_inputs, layer_weights=layer_weights)
+        self.pipeline: Pipeline = pipeline_from_keywords(spec, {**common, **kwargs})
         self.fast = bool(fast)
         if self.fast:
             self.pipeline.to(memory_format=torch.channels_last)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.data import dim_zero_cat
 
 from percept.loss import check_reduction
-from percept.pipeline import Pipeline, build_pipeline
+from percept.metric_compat import MetricBase
+from percept.pipeline import Pipeline
+from percept.pipeline_keywords import pipeline_from_keywords, route_keywords
 from percept.spec import Spec
 
-_ACCUMULATE = (torch.float32, torch.float64)
 # The keywords torchmetrics.Metric.__init__ reads from its **kwargs (it declares no named parameters);
 # PerceptualMetric passes these to it and every other keyword to the preset or backbone.
 METRIC_OPTIONS = frozenset(
@@ -28,7 +27,10 @@ METRIC_OPTIONS = frozenset(
         "compute_with_cache",
     }
 )
-_GUARD = "_own_compute_group"  # see PerceptualMetric.__init__
+ROUTING = (
+    f"PerceptualMetric passes {', '.join(sorted(METRIC_OPTIONS))} to torchmetrics.Metric and every other keyword "
+    "to the spec's preset or backbone"
+)
 
 
 def _empty_batch(preds: Any, target: Any) -> bool:
@@ -44,7 +46,7 @@ def _empty_batch(preds: Any, target: Any) -> bool:
     )
 
 
-class PerceptualMetric(Metric):
+class PerceptualMetric(MetricBase):
     """Mean (or sum, or per-sample) perceptual distance over everything seen, for evaluation loops.
 
     Args:
@@ -71,8 +73,10 @@ class PerceptualMetric(Metric):
     ``MetricCollection`` every percept metric is a compute group of its own: two of them are never
     merged, even when their states happen to be equal. (torchmetrics merges metrics whose states are
     equal after the first update, so two metrics of other networks that both saw identical pairs first
-    would report one value; a constant NaN state, never equal to itself, keeps them apart, and is left
-    out of ``metric_state`` and the ``state_dict``.)
+    would report one value; each metric also holds a state named for it, so no two have the same states.
+    That state is left out of ``metric_state`` and the ``state_dict``; see :mod:`percept.metric_compat`.)
+    A cast of the network (``set_dtype``, or ``.to(torch.bfloat16)`` as Lightning's ``"bf16-true"`` does)
+    leaves the running sum in float64, the count an integer and the per-sample scores as they were.
 
     Example:
         >>> metric = PerceptualMetric("lpips-alex")  # doctest: +SKIP
@@ -103,42 +107,19 @@ class PerceptualMetric(Metric):
         pipeline_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        metric_kwargs = {k: v for k, v in kwargs.items() if k in METRIC_OPTIONS}
-        options = {k: v for k, v in kwargs.items() if k not in METRIC_OPTIONS}
-        twice = options.keys() & dict(pipeline_kwargs or {}).keys()
-        if twice:
-            raise TypeError(f"{', '.join(sorted(twice))} given both as a keyword and in pipeline_kwargs")
-        options.update(pipeline_kwargs or {})
+        metric_kwargs, options = route_keywords(kwargs, METRIC_OPTIONS, pipeline_kwargs)
         super().__init__(**metric_kwargs)
         self.reduction = check_reduction(reduction)
-        try:
-            self.pipeline: Pipeline = build_pipeline(
-                spec,
-                weights=weights,
-                input_range=input_range,
-                check_inputs=check_inputs,
-                layer_weights=layer_weights,
-                **options,
-            )
-        except TypeError as exc:
-            if not options:
-                raise
-            raise TypeError(
-                f"{exc}. PerceptualMetric passes {', '.join(sorted(METRIC_OPTIONS))} to torchmetrics.Metric and "
-                "every other keyword to the spec's preset or backbone"
-            ) from exc
+        common = dict(weights=weights, input_range=input_range, check_inputs=check_inputs, layer_weights=layer_weights)
+        self.pipeline: Pipeline = pipeline_from_keywords(spec, {**common, **options}, routing=ROUTING)
         if reduction == "none":
             self.add_state("scores", default=[], dist_reduce_fx="cat")
+            self.keep_dtype = ("scores",)
+            self.keep_result_1d = True  # (total,) from compute and (N,) from forward, a batch of one included
         else:
             self.add_state("sum_scores", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("total", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        # In a MetricCollection, torchmetrics merges metrics whose states are equal after the first update
-        # into one compute group, updating only the first and showing its value for all: two percept
-        # metrics on other taps or networks would then report one value (say, a first batch of identical
-        # pairs gives 0 for both). Its check is ``allclose`` on every state, and NaN is never close to
-        # NaN, so this constant NaN state keeps every percept metric in a group of its own. It stays NaN
-        # under reset, forward, merge and a DDP sum; it is left out of ``metric_state`` and the state_dict.
-        self.add_state(_GUARD, default=torch.tensor(float("nan")), dist_reduce_fx="sum")
+            self.keep_dtype = ("sum_scores", "total")
 
     @property
     def spec(self) -> str:
@@ -184,50 +165,6 @@ class PerceptualMetric(Metric):
         if self.reduction == "sum":
             return self.sum_scores.float()
         return (self.sum_scores / self.total.clamp(min=1)).float() if self.total > 0 else self._empty()
-
-    @property
-    def metric_state(self) -> dict[str, list[torch.Tensor] | torch.Tensor]:
-        """The states: ``sum_scores`` and ``total``, or ``scores`` with ``reduction="none"``."""
-        return {k: v for k, v in super().metric_state.items() if k != _GUARD}
-
-    def _reduce_states(self, incoming_state: dict[str, Any]) -> None:
-        # merge_state and forward pass states without the guard (metric_state leaves it out).
-        super()._reduce_states({_GUARD: getattr(self, _GUARD), **incoming_state})
-
-    def persistent(self, mode: bool = False) -> None:
-        """Save the states (sums and counts, or scores) in the ``state_dict`` or not; never the NaN guard."""
-        super().persistent(mode)
-        self._persistent[_GUARD] = False
-
-    def _wrap_compute(self, compute):
-        # torchmetrics squeezes a one-element result to a 0-d tensor; reduction="none" promises (total,)
-        # from compute and (N,) from forward, a batch of one included.
-        wrapped = super()._wrap_compute(compute)
-
-        @functools.wraps(compute)
-        def keep_1d(*args: Any, **kwargs: Any) -> Any:
-            value = wrapped(*args, **kwargs)
-            if self.reduction == "none" and isinstance(value, torch.Tensor) and value.dim() == 0:
-                value = value.reshape(1)
-            return value
-
-        return keep_1d
-
-    def _apply(self, fn, *args, **kwargs):
-        # ``.to(torch.bfloat16)`` (Lightning's "bf16-true") and ``set_dtype`` cast the network and,
-        # in torchmetrics, every state (``set_dtype`` even the integer count): the running sum stays
-        # float64, the count an integer and per-sample scores at least float32, so that a
-        # low-precision network never costs precision in the accumulation.
-        this = super()._apply(fn, *args, **kwargs)
-        assert isinstance(this, PerceptualMetric)  # Module._apply returns self
-        defaults: dict[str, Any] = this._defaults  # torchmetrics' state defaults; nn.Module says Tensor | Module
-        if "scores" in defaults:
-            this.scores = [s if s.dtype in _ACCUMULATE else s.float() for s in this.scores]
-        elif "sum_scores" in defaults:
-            for key, dtype in (("sum_scores", torch.float64), ("total", torch.long)):
-                setattr(this, key, getattr(this, key).to(dtype))
-                defaults[key] = defaults[key].to(dtype)
-        return this
 
     def _empty(self) -> torch.Tensor:
         return torch.tensor(float("nan"), device=self.sum_scores.device)

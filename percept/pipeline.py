@@ -399,6 +399,20 @@ def _with_ensemble(pipeline: Pipeline, ensemble: str | Ensemble | None) -> Pipel
     return pipeline
 
 
+def _readouts(parsed: Spec, infos: Sequence, readout) -> tuple[list[Readout], str]:
+    """One readout per tap from ``readout=`` (a name, a factory or one :class:`Readout` object) or the spec's, and
+    the readout's name for the pipeline's spec text."""
+    if isinstance(readout, Readout):
+        if len(infos) > 1:
+            raise SpecError("pass a readout name or factory, not one Readout object, when the spec has several taps")
+        return [readout], type(readout).__name__
+    from percept.registry import get_registry
+
+    name = readout if isinstance(readout, str) else parsed.readout_name
+    factory = get_registry().get("readout", name).factory if not callable(readout) else readout
+    return [factory(channels=info.channels) for info in infos], name
+
+
 def build_pipeline(
     spec: str | Spec = "vgg16:conv3",
     *,
@@ -439,7 +453,6 @@ def build_pipeline(
         kw = dict(weights=weights, readout=readout, distance=distance, layer_weights=layer_weights, **preset_kwargs)
         inner = dataclasses.replace(parsed, ensemble=None)
         return _with_ensemble(build_pipeline(inner, input_range=input_range, check_inputs=check_inputs, **kw), ensemble)
-    registry = get_registry()
     if parsed.preset:
         if readout is not None or distance is not None or layer_weights is not None:
             raise SpecError(f"preset {parsed.backbone!r} fixes its readout, distance and layer weights")
@@ -458,22 +471,12 @@ def build_pipeline(
     _refuse_one_layer_twice(infos, backbone.name, str(parsed))
     taps = [info.name for info in infos]
 
-    readout_name = parsed.readout_name
-    if isinstance(readout, Readout):
-        if len(infos) > 1:
-            raise SpecError("pass a readout name or factory, not one Readout object, when the spec has several taps")
-        readouts = [readout]
-        readout_name = type(readout).__name__
-    else:
-        if isinstance(readout, str):
-            readout_name = readout
-        factory = registry.get("readout", readout_name).factory if not callable(readout) else readout
-        readouts = [factory(channels=info.channels) for info in infos]
+    readouts, readout_name = _readouts(parsed, infos, readout)
     if isinstance(distance, Distance):
         dist, distance_name = distance, type(distance).__name__
     else:
         distance_name = distance if isinstance(distance, str) else parsed.distance_name
-        dist = registry.get("distance", distance_name).factory()
+        dist = get_registry().get("distance", distance_name).factory()
     weights_list = _layer_weights(parsed, taps, layer_weights)
     named_readout = readout_name if readout is not None or parsed.readout else None
     named_distance = distance_name if distance is not None or parsed.distance else None

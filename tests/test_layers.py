@@ -62,6 +62,7 @@ LAYERS: dict[str, int] = {
     "percept.distances": CONTRACTS,
     "percept.distances.base": CONTRACTS,
     "percept.pipeline": BUILDERS,
+    "percept.pipeline_keywords": BUILDERS,  # the one constructor of loss, metric and functional form
     "percept.ensemble": BUILDERS,
     "percept.backbones": BUILDERS,  # its __init__ re-exports create_backbone
     "percept.backbones.factory": BUILDERS,
@@ -70,6 +71,7 @@ LAYERS: dict[str, int] = {
     "percept.functional": API,
     "percept.loss": API,
     "percept.metric": API,
+    "percept.metric_compat": API,  # what PerceptualMetric needs from torchmetrics beyond its public API
     "percept.signature": API,
     "percept.plugin": API,
     "percept.__main__": APPS,
