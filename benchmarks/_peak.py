@@ -2,8 +2,8 @@
 
 ``peak_bytes(run, device)``: peak memory above the current level while ``run()`` executes (the CUDA
 allocator on a GPU; on Linux CPUs the process' peak resident set size, reset first).
-``in_fresh_process(module, function, *args)``: call ``benchmarks/<module>.<function>(*args)`` in a new
-Python process with glibc told to return freed memory at once, and return its JSON result.
+``in_fresh_process(module, function, *args, plain=False)``: call ``benchmarks/<module>.<function>(*args)`` in a
+new Python process (with glibc told to return freed memory at once unless ``plain``) and return its JSON result.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def peak_bytes(run: Callable[[], object], device: str) -> int:
     return _status("VmHWM") - base
 
 
-def in_fresh_process(module: str, function: str, *args):
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+def in_fresh_process(module: str, function: str, *args, plain: bool = False):
+    """``plain``: the environment as it is (timing what a user meets); otherwise glibc returns freed memory at once,
+    so that the peak resident set size measures what the call holds."""
+    env = dict(os.environ) if plain else dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     code = (
         f"import json, sys; sys.path.insert(0, 'benchmarks'); import {module}; "
         f"print(json.dumps({module}.{function}(*{args!r})))"

@@ -13,6 +13,13 @@ together): the op reads ``x`` and ``y`` and writes an ``(N, H, W)`` map forward;
 can at best match the copy.
 
     python benchmarks/bench_ops.py [--reps 7] [--device cpu|cuda] [--bandwidth] [--dtype float16]
+        [--shapes 4,64,128,128]
+
+The table above is the steady state (every implementation warmed up; the fused op compiled in the warm-up).
+``--run-seconds 30`` times runs as a user meets them: each in a fresh process with default settings, as many
+forward+backward calls as the unfused expression makes in about 30 s, interleaved repetitions:
+
+    python benchmarks/bench_ops.py --shapes 4,64,128,128 4,256,32,32 --run-seconds 30 --reps 5
 """
 
 from __future__ import annotations
@@ -161,6 +168,45 @@ def measure_memory(impl, shape, device):
     return in_fresh_process("bench_ops", "memory_case", impl, tuple(shape), device)
 
 
+def user_run(impl: str, shape, calls: int, device: str = "cpu") -> float:
+    """In a fresh process, default settings (``impl`` ``"fused"`` is ``feature_distance`` with no backend named, so
+    the op compiles only when its rule says so): seconds for ``calls`` forward+backward calls from the first."""
+    from percept.ops import feature_distance
+
+    x, y, w = inputs(shape, device)
+    fn = unfused if impl == "unfused" else lambda a, b, c: feature_distance(a, b, c, normalize=True, kind="sq")
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        step(fn, x, y, w, True)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def print_user_runs(shapes, seconds: float, reps: int, device: str) -> None:
+    """The ``--run-seconds`` table: runs as long as ``seconds`` of the unfused expression, fresh processes."""
+    print(f"# default settings, a fresh process per run of as many forward+backward calls as the unfused "
+          f"expression makes in about {seconds:.0f} s; total seconds median [min, max]; speed-up within one "
+          "repetition")  # fmt: skip
+    print("| shape | calls | impl | total s | x unfused |")
+    print("|---|---|---|---|---|")
+    for shape in shapes:
+        x, y, w = inputs(shape, device)
+        per_call = _median_seconds(lambda x=x, y=y, w=w: step(unfused, x, y, w, True), device, 3)
+        calls = max(1, round(seconds / per_call))
+        totals: dict[str, list[float]] = {"unfused": [], "fused": []}
+        for rep in range(reps):
+            for impl in ("unfused", "fused") if rep % 2 == 0 else ("fused", "unfused"):
+                totals[impl].append(
+                    in_fresh_process("bench_ops", "user_run", impl, tuple(shape), calls, device, plain=True)
+                )
+        for impl, runs in totals.items():
+            paired = [u / r for u, r in zip(totals["unfused"], runs, strict=True)]
+            spread = f"[{min(runs):.2f}, {max(runs):.2f}]"
+            speed = f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"
+            print(f"| {tuple(shape)} | {calls} | {impl} | {statistics.median(runs):.2f} {spread} | {speed} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
@@ -178,12 +224,24 @@ def main() -> None:
         choices=["float32", "float16", "bfloat16"],
         help="dtype of the bandwidth measurement",
     )
+    parser.add_argument("--shapes", nargs="+", help="N,C,H,W shapes (default: three LPIPS-like ones)")
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        help="time runs as a user meets them instead: fresh processes, default settings, as many calls as the "
+        "unfused expression makes in this many seconds",
+    )
     args = parser.parse_args()
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
+    if args.run_seconds:
+        print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, reps {args.reps}")
+        print_user_runs(shapes, args.run_seconds, args.reps, args.device)
+        return
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, reps {args.reps}")
     print(f"{'shape':>20} {'impl':>10} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x unfused':>10} {'peak MiB':>9} "
           f"{'x unfused':>10} {'first call s':>12}")  # fmt: skip
-    for shape in SHAPES:
+    for shape in shapes:
         med, first = time_cases(shape, args.device, args.reps)
         mem = {} if args.no_memory else {impl: measure_memory(impl, shape, args.device) for impl in IMPLS}
         for impl in IMPLS:
@@ -199,7 +257,7 @@ def main() -> None:
         backend = "compiled" if args.device == "cpu" else None
         print(f"\nfused op ({backend or 'default'}), {args.dtype}: achieved bandwidth against a copy of x and y")
         print(f"{'shape':>20} {'fwd GB/s':>9} {'% copy':>7} {'bwd GB/s':>9} {'% copy':>7} {'copy GB/s':>10}")
-        for shape in SHAPES:
+        for shape in shapes:
             bw = bandwidth(shape, args.device, args.reps, dtype, backend)
             print(f"{shape!s:>20} {bw['fwd']:9.1f} {bw['fwd'] / bw['copy']:7.0%} {bw['bwd']:9.1f} "
                   f"{bw['bwd'] / bw['copy']:7.0%} {bw['copy']:10.1f}")  # fmt: skip

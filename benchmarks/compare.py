@@ -23,6 +23,12 @@ precision, as training scripts do on a GPU).
 
     python benchmarks/compare.py [--sizes 8x256 1x1024] [--reps 5] [--cases lpips-vgg vgg16:conv3 ...]
         [--device cuda] [--autocast float16]
+
+The steady-state timings above warm every implementation up and let the fused op compile during the warm-up.
+``--user-steps`` times what a short run meets instead: each implementation in a fresh process with default
+settings, the total of its first ``STEPS`` forward+backward steps (construction apart), interleaved repetitions:
+
+    python benchmarks/compare.py --cases lpips-vgg --impls percept lpips --sizes 4x128:10 8x256:5 --user-steps 10
 """
 
 from __future__ import annotations
@@ -235,6 +241,52 @@ def time_case(
     return times
 
 
+def user_run(case: str, impl: str, n: int, size: int, steps: int, device: str = "cpu") -> float:
+    """In a fresh process, with default settings: seconds for ``steps`` forward+backward steps from the first
+    call on (construction apart), as a short training run meets them: nothing warmed, nothing forced to
+    compile."""
+    loss = build(case, impl).to(device)
+    x, y = inputs(n, size, device)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(loss, x, y, True)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def user_runs(case: str, n: int, size: int, steps: int, reps: int, impls: list[str], device: str):
+    """``impl -> [seconds per run]`` over ``reps`` interleaved repetitions, each run in a fresh process; the
+    order of the implementations alternates between repetitions."""
+    totals: dict[str, list[float]] = {impl: [] for impl in impls}
+    for rep in range(reps):
+        for impl in impls if rep % 2 == 0 else impls[::-1]:
+            totals[impl].append(in_fresh_process("compare", "user_run", case, impl, n, size, steps, device, plain=True))
+    return totals
+
+
+def print_user_runs(args) -> None:
+    """The ``--user-steps`` table: total seconds of short runs in fresh processes, default settings."""
+    print("# default settings, a fresh process per run; total seconds of the steps from the first call on: median "
+          "[min, max]; speed-up: impl / percept within one repetition, median [min, max]")  # fmt: skip
+    print("| case | N x size | steps | impl | total s | percept speed-up |")
+    print("|---|---|---|---|---|---|")
+    for size_text in args.sizes:
+        shape, _, steps_text = size_text.partition(":")
+        n, size = (int(v) for v in shape.split("x"))
+        steps = int(steps_text or args.user_steps)
+        for case in args.cases:
+            impls = [i for i in IMPLS[case] if (not args.impls or i in args.impls or i == "percept") and i != "floor"]
+            totals = user_runs(case, n, size, steps, args.reps, impls, args.device)
+            ours = totals["percept"]
+            for impl in impls:
+                paired = [t / o for t, o in zip(totals[impl], ours, strict=True)]
+                spread = f"[{min(totals[impl]):.2f}, {max(totals[impl]):.2f}]"
+                cells = [case, f"{n} x {size}", str(steps), impl, f"{statistics.median(totals[impl]):.2f} {spread}",
+                         f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"]  # fmt: skip
+                print("| " + " | ".join(cells) + " |")
+
+
 def memory_case(case: str, impl: str, n: int, size: int, device: str) -> int:
     """In a fresh process: peak bytes above the inputs during one forward+backward after warm-up."""
     loss = build(case, impl).to(device)
@@ -303,7 +355,18 @@ def main() -> None:
     parser.add_argument("--autocast", choices=["float16", "bfloat16"], help="run every implementation under autocast")
     parser.add_argument("--impls", nargs="+", help="only these implementations (percept is always timed)")
     parser.add_argument("--no-import", action="store_true", help="skip the import times and forward work")
+    parser.add_argument(
+        "--user-steps",
+        type=int,
+        help="time short runs as a user meets them instead: this many forward+backward steps (or NxSIZE:STEPS in "
+        "--sizes) from the first call, default settings, a fresh process per run",
+    )
     args = parser.parse_args()
+    if args.user_steps or any(":" in s for s in args.sizes):
+        args.user_steps = args.user_steps or 10
+        print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}")
+        print_user_runs(args)
+        return
     print(f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, reps {args.reps}, "
           f"autocast {args.autocast or 'off'}")  # fmt: skip
     if not args.no_import:
