@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from percept.cli.common import (
     EXIT_ERROR,
@@ -81,11 +81,7 @@ def register_commands(register: Callable[..., None]) -> None:
 def run(args: argparse.Namespace) -> int:
     """``percept score``: score every pair, print NAME<TAB>SCORE lines or JSON; 2 if a pair failed."""
     if args.signature:
-        from percept.pipeline import build_pipeline
-        from percept.signature import signature
-
-        print(signature(build_pipeline(args.spec, weights=weights_arg(args.weights))))
-        return EXIT_OK
+        return _print_signature(args)
     if args.ref is None or args.dist is None:
         error("percept score needs REF and DIST (two image files or two folders), or --signature alone")
         return EXIT_ERROR
@@ -105,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     device = device_arg(args.device)
     scores: list[dict] = []
     errors: list[dict] = []
-    interrupted: KeyboardInterrupt | None = None
     # Opened first: an output that cannot be written (missing or read-only folder, a folder named)
     # fails before the network is built; the file appears only once complete.
     # Names read from a non-UTF-8 file system are written back as their original bytes (surrogateescape).
@@ -118,24 +113,8 @@ def run(args: argparse.Namespace) -> int:
             errors.append({"ref": ref, "dist": dist, "error": message})
             error(message)
         runnable = pairs if args.json else _drop_untabulable(pairs, errors)
-        try:
-            for pair in runnable:
-                try:
-                    score = _score_pair(pipeline, pair, device)
-                except (PerceptError, RuntimeError, MemoryError) as exc:
-                    # RuntimeError/MemoryError: a failure inside the network (out of memory, a backend
-                    # error) stops this pair, not the run; the scores so far are kept.
-                    message = _pair_message(pair, exc)
-                    errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
-                    error(message)
-                    continue
-                scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
-                if not args.json:
-                    print(*header, f"{pair.name}\t{score:.6g}", sep="\n", file=out, flush=True)
-                    header = []
-        except KeyboardInterrupt as exc:
-            # The scores computed so far are still written out (a complete file), then the run stops.
-            interrupted = exc
+        lines = None if args.json else out
+        interrupted = _score_pairs(pipeline, runnable, device, scores, errors, lines, header)
         if args.json:
             result = {
                 "spec": pipeline.spec or args.spec,
@@ -150,14 +129,60 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
     if interrupted is not None:
         raise interrupted
-    if errors:
-        if len(pairs) + len(unpaired) > 1:
-            summary = f"{len(errors) - len(unpaired)} of {plural(len(pairs), 'pair')} could not be scored"
-            if unpaired:
-                summary += f" and {plural(len(unpaired), 'image')} had no partner"
-            error(f"{summary} (see above); {len(scores)} scored")
-        return EXIT_ERROR
+    return _exit_status(len(pairs), len(unpaired), len(scores), len(errors))
+
+
+def _print_signature(args: argparse.Namespace) -> int:
+    """``percept score --signature``: print what the scores of ``args.spec`` depend on."""
+    from percept.pipeline import build_pipeline
+    from percept.signature import signature
+
+    print(signature(build_pipeline(args.spec, weights=weights_arg(args.weights))))
     return EXIT_OK
+
+
+def _score_pairs(
+    pipeline,
+    pairs: list[ImagePair],
+    device: torch.device,
+    scores: list[dict],
+    errors: list[dict],
+    lines: IO[str] | None,
+    header: list[str],
+) -> KeyboardInterrupt | None:
+    """Score ``pairs`` in turn into ``scores`` (a failing pair into ``errors``), each written to ``lines`` as
+    NAME<TAB>SCORE as it comes (after ``header``) unless ``lines`` is None; a Ctrl-C stops the loop and is
+    returned, so the scores so far are still written out (a complete file) before the run stops."""
+    try:
+        for pair in pairs:
+            try:
+                score = _score_pair(pipeline, pair, device)
+            except (PerceptError, RuntimeError, MemoryError) as exc:
+                # RuntimeError/MemoryError: a failure inside the network (out of memory, a backend
+                # error) stops this pair, not the run; the scores so far are kept.
+                message = _pair_message(pair, exc)
+                errors.append({"ref": str(pair.ref), "dist": str(pair.dist), "error": message})
+                error(message)
+                continue
+            scores.append({"name": pair.name, "ref": str(pair.ref), "dist": str(pair.dist), "score": score})
+            if lines is not None:
+                print(*header, f"{pair.name}\t{score:.6g}", sep="\n", file=lines, flush=True)
+                header = []
+    except KeyboardInterrupt as exc:
+        return exc
+    return None
+
+
+def _exit_status(pairs: int, unpaired: int, scored: int, errors: int) -> int:
+    """``EXIT_OK`` without errors; else ``EXIT_ERROR``, after a summary line where there was more than one pair."""
+    if not errors:
+        return EXIT_OK
+    if pairs + unpaired > 1:
+        summary = f"{errors - unpaired} of {plural(pairs, 'pair')} could not be scored"
+        if unpaired:
+            summary += f" and {plural(unpaired, 'image')} had no partner"
+        error(f"{summary} (see above); {scored} scored")
+    return EXIT_ERROR
 
 
 _UNTABULABLE = ("\t", "\n", "\r")

@@ -98,6 +98,8 @@ def _no_duck_shapes():
     """Trace without duck shaping: by default, sizes equal at trace time (a square map's H and W) share one
     symbol and a guard, so the first non-square map would recompile."""
     try:
+        # torch's one private name percept reads, and only here: torch offers no public switch for duck shaping
+        # (torch.compiler.config and torch.compile's options have none); without it, it stays on (a recompile).
         from torch.fx.experimental import _config
     except ImportError:  # pragma: no cover - older torch
         return contextlib.nullcontext()
