@@ -25,7 +25,10 @@ def counter(monkeypatch) -> CompileCounter:
     count = CompileCounter()
     monkeypatch.setattr(fused_module, "_variants", {})
     monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(fused_module, "_compile", lambda fn: torch.compile(fn, dynamic=True, backend=count))
+    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
+    monkeypatch.setattr(
+        fused_module, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=count)
+    )
     return count
 
 
@@ -76,6 +79,42 @@ def test_chosen_backend_runs_eagerly_until_eager_calls_cost_a_compile(counter, m
     assert counter.frame_count == 2  # then forward and backward compile, once each
 
 
+def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_dynamic_one(counter, monkeypatch):
+    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 1e-9)  # every compile pays at once
+    monkeypatch.setattr(fused_module, "STATIC_SHAPES", 1)
+    first, second = SIZES[0], SIZES[1]
+
+    def check(shape):
+        x, y, w = torch.randn(shape, requires_grad=True), torch.randn(shape), torch.rand(shape[1])
+        got = feature_distance(x, y, w, normalize=True, backend="compiled")
+        got.sum().backward()
+        xr = x.detach().clone().requires_grad_()
+        want = feature_distance_reference(xr, y, w, normalize=True)
+        want.sum().backward()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
+
+    check(first)
+    assert counter.frame_count == 2  # forward and backward, dynamic
+    check(first)
+    assert counter.frame_count == 2  # its first call on the dynamic code, timed
+    check(first)
+    assert counter.frame_count == 4  # the shape came again: specialised forward and backward
+    check(first)
+    check(second)
+    check(second)
+    assert counter.frame_count == 4  # specialised code reused; the new size runs the dynamic code (at most 1 shape)
+    assert all(len(v.static) == 1 for v in fused_module._variants.values())
+    assert compile_count() == 4
+
+
+def test_the_budget_after_a_compile_is_what_it_cost(counter, monkeypatch):
+    monkeypatch.setattr(fused_module, "_last_compile_seconds", 0.25)
+    assert fused_module.compile_price() == 0.25
+    monkeypatch.setattr(fused_module, "_last_compile_seconds", 60.0)
+    assert fused_module.compile_price() == fused_module.COMPILE_AFTER_SECONDS  # never above the first budget
+
+
 def test_layouts_compile_once_each_and_odd_strides_run_eagerly(counter):
     x = torch.randn(3, 8, 6, 5)
     y = torch.randn(3, 8, 6, 5)
@@ -103,7 +142,10 @@ def test_concurrent_first_calls_compile_once(monkeypatch):
 
     monkeypatch.setattr(fused_module, "_variants", {})
     monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(fused_module, "_compile", lambda fn: torch.compile(fn, dynamic=True, backend=slow_backend))
+    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
+    monkeypatch.setattr(
+        fused_module, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=slow_backend)
+    )
     x, y, w = torch.randn(4, 16, 9, 7), torch.randn(4, 16, 9, 7), torch.rand(16)
     want = feature_distance_reference(x, y, w, normalize=True)
     barrier = threading.Barrier(8)
@@ -143,6 +185,7 @@ def test_inductor_compiles_once_for_every_size_without_recompile_warnings(monkey
 
     monkeypatch.setattr(fused_module, "_variants", {})
     monkeypatch.setattr(fused_module, "_compile_failed", False)
+    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
     before = counters["stats"]["unique_graphs"]
     weight = torch.nn.Parameter(torch.rand(8))
     collect = Collect()

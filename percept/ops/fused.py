@@ -9,7 +9,10 @@ Backends:
   ``auto`` or ``1`` rather than named, each function runs eagerly until its eager calls have taken
   :data:`COMPILE_AFTER_SECONDS`, about what a compile costs, and is compiled then: a short job (a first
   pass over a folder of mixed sizes) never waits for the compiler, a long one (training, a sweep) pays
-  for one compile, and neither costs more than twice the better choice. Concurrent calls compile once
+  for one compile, and neither costs more than twice the better choice. After the first compile the budget
+  is what that compile cost (:func:`compile_price`: with the compiler imported and torch's on-disk caches
+  warm, later compiles cost a fraction of the first). A shape whose calls keep coming (a training loop's
+  feature maps) gets code specialised to its sizes by the same rule. Concurrent calls compile once
   (the others run eagerly meanwhile). If compiling fails (no C++ compiler), it falls back to
   ``"eager"`` with one warning.
 * ``"eager"``: the same functions, uncompiled.
@@ -54,9 +57,26 @@ on-disk cache)."""
 LAZY_COMPILED = "compiled-when-paid"
 """Internal backend name: ``compiled`` after :data:`COMPILE_AFTER_SECONDS` of eager calls (``auto``, ``1``)."""
 
+STATIC_SHAPES = 8
+"""At most this many shapes per variant get code specialised to their sizes (see :class:`_Variant`)."""
+
 _variants: dict[tuple, _Variant] = {}
 _compile_failed = False
+_last_compile_seconds: float | None = None
 _lock = threading.Lock()
+
+
+def compile_price() -> float:
+    """What a compile is expected to cost, in seconds: the last one this process paid for (with the compiler
+    imported and its on-disk caches warm, often a fraction of the first), or :data:`COMPILE_AFTER_SECONDS`
+    before any.
+
+    Example:
+        >>> compile_price() > 0
+        True
+    """
+    last = _last_compile_seconds
+    return COMPILE_AFTER_SECONDS if last is None else min(COMPILE_AFTER_SECONDS, max(last, 1e-3))
 
 
 def _own_code(fn: Callable, name: str) -> Callable:
@@ -66,10 +86,11 @@ def _own_code(fn: Callable, name: str) -> Callable:
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
 
 
-def _compile(fn: Callable) -> Callable:
-    """``torch.compile`` with every size symbolic: one compiled function serves every image size."""
+def _compile(fn: Callable, dynamic: bool = True) -> Callable:
+    """``torch.compile`` with every size symbolic (one compiled function serves every image size), or, with
+    ``dynamic=False``, specialised to the sizes of its first call."""
     _import_cpp_extension_quietly()
-    return torch.compile(fn, dynamic=True)
+    return torch.compile(fn, dynamic=dynamic)
 
 
 def _import_cpp_extension_quietly() -> None:
@@ -114,6 +135,12 @@ class _Variant:
     is at most twice what the better of "never compile" and "compile at once" would have cost, without
     knowing how many calls will come. One thread compiles; calls from other threads run eagerly
     meanwhile instead of compiling again.
+
+    The same rule then applies per shape: once the calls of one exact shape have spent :func:`compile_price`
+    seconds in the dynamic code, that shape gets code specialised to its sizes (faster: known channel counts
+    and map sizes let the compiler unroll and vectorise), for at most :data:`STATIC_SHAPES` shapes per
+    variant. A training loop, whose feature maps repeat their shapes every step, ends on specialised code;
+    a folder of mixed sizes stays on the dynamic one.
     """
 
     def __init__(self, base: Callable, eager: Callable, name: str) -> None:
@@ -121,30 +148,78 @@ class _Variant:
         self.compiled: Callable | None = None
         self.eager_seconds = 0.0
         self.compiles = 0
+        self.static: dict[tuple, Callable] = {}
+        self.shape_seconds: dict[tuple, float] = {}
         self._count_lock = threading.Lock()
         self._compiling = threading.Lock()
 
     def __call__(self, args: tuple, budget: float):
         if self.compiled is not None:
-            return self.compiled(*args)
+            return self._compiled_call(args)
         if self.eager_seconds < budget or not self._compiling.acquire(blocking=False):
             # Not yet worth a compile, or another thread is compiling this variant: run eagerly.
-            start = time.perf_counter()
-            out = self.eager(*args)
-            with self._count_lock:
-                self.eager_seconds += time.perf_counter() - start
-            return out
+            return self._timed(self.eager, args, None)
         try:
             if self.compiled is None:
                 fn = _compile(_own_code(self.base, self.name))
-                self.compiles += 1
-                with _no_duck_shapes():
-                    out = fn(*args)  # compiles
+                out = self._first_call(fn, args)
                 self.compiled = fn
                 return out
         finally:
             self._compiling.release()
-        return self.compiled(*args)
+        return self._compiled_call(args)
+
+    def _timed(self, fn: Callable, args: tuple, shape: tuple | None):
+        """``fn(*args)``, its time added to the eager seconds (``shape`` None) or to that shape's seconds."""
+        start = time.perf_counter()
+        out = fn(*args)
+        spent = time.perf_counter() - start
+        with self._count_lock:
+            if shape is None:
+                self.eager_seconds += spent
+            else:
+                self.shape_seconds[shape] = self.shape_seconds.get(shape, 0.0) + spent
+        return out
+
+    def _first_call(self, fn: Callable, args: tuple):
+        """Call a newly compiled ``fn`` (which compiles it), and record what the compile cost."""
+        global _last_compile_seconds
+        start = time.perf_counter()
+        with _no_duck_shapes():
+            out = fn(*args)
+        _last_compile_seconds = time.perf_counter() - start
+        self.compiles += 1
+        return out
+
+    def _compiled_call(self, args: tuple):
+        shape = _shapes(args)
+        fn = self.static.get(shape)
+        if fn is not None:
+            return fn(*args)
+        assert self.compiled is not None
+        spent = self.shape_seconds.get(shape)  # None: the first call of this shape, which runs the dynamic code
+        due = spent is not None and spent >= compile_price() and len(self.static) < STATIC_SHAPES
+        if due and self._compiling.acquire(blocking=False):
+            try:
+                if shape not in self.static:
+                    fn = _compile(_own_code(self.base, f"{self.name}_static{len(self.static)}"), dynamic=False)
+                    out = self._first_call(fn, args)
+                    self.static[shape] = fn
+                    return out
+            finally:
+                self._compiling.release()
+        return self._timed(self.compiled, args, shape)
+
+
+def _shapes(args: tuple) -> tuple:
+    """The sizes of every tensor in ``args`` (tensors in tuples too): what a specialised compile fixes."""
+    out: list = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append(tuple(a.shape))
+        elif isinstance(a, tuple):
+            out.append(_shapes(a))
+    return tuple(out)
 
 
 def _layout(t: torch.Tensor | None) -> tuple | None:
@@ -298,7 +373,7 @@ def _run_fwd(backend: str, x, y, weight, normalize: bool, kind: str):
         variant = _variant("fwd", (kind, normalize, weight is not None), x.dtype, (x, y, weight))
         if variant is not None:
             try:
-                return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
+                return variant(args, compile_price() if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
                 _fall_back(exc)
     return eager_forward(*args)
@@ -316,7 +391,7 @@ def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str
         variant = _variant("bwd", flags, x.dtype, (grad, x, y, weight, *stats))
         if variant is not None:
             try:
-                return variant(args, COMPILE_AFTER_SECONDS if backend == LAZY_COMPILED else 0.0)
+                return variant(args, compile_price() if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - as above
                 _fall_back(exc)
     return eager_backward(*args)

@@ -16,9 +16,18 @@ every kind, flag and dtype, and gradcheck in float64). Notation as in :mod:`perc
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from percept.ops.reference import EPS, accumulation_dtype
+
+
+def _full_precision(device: torch.device):
+    """Autocast off where it is on: the matrix products below would otherwise run in half precision."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _inverse_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -62,13 +71,14 @@ def eager_forward(
     """
     acc = accumulation_dtype(x.dtype)
     x, y = x.to(acc), y.to(acc)
-    if kind == "cos":
-        return _cos_forward(x, y, weight, eps)
-    rx, ry = (_inverse_norm(x, eps), _inverse_norm(y, eps)) if normalize else (None, None)
-    d = _difference(x, y, rx, ry)
-    d = d.square_() if kind == "sq" else d.abs_()
-    saved = (rx, ry) if rx is not None and ry is not None else ()
-    return _channel_sum(d, weight), saved
+    with _full_precision(x.device):
+        if kind == "cos":
+            return _cos_forward(x, y, weight, eps)
+        rx, ry = (_inverse_norm(x, eps), _inverse_norm(y, eps)) if normalize else (None, None)
+        d = _difference(x, y, rx, ry)
+        d = d.square_() if kind == "sq" else d.abs_()
+        saved = (rx, ry) if rx is not None and ry is not None else ()
+        return _channel_sum(d, weight), saved
 
 
 def _cos_forward(x, y, weight, eps: float):
@@ -106,10 +116,11 @@ def eager_backward(
     acc = accumulation_dtype(x.dtype)
     in_dtype = x.dtype
     x, y, grad = x.to(acc), y.to(acc), grad.to(acc)
-    if kind == "cos":
-        gx, gy, gw = _cos_backward(grad, x, y, weight, saved, needs, eps)
-    else:
-        gx, gy, gw = _distance_backward(grad, x, y, weight, saved, normalize, kind, needs)
+    with _full_precision(x.device):
+        if kind == "cos":
+            gx, gy, gw = _cos_backward(grad, x, y, weight, saved, needs, eps)
+        else:
+            gx, gy, gw = _distance_backward(grad, x, y, weight, saved, normalize, kind, needs)
     return _cast(gx, in_dtype), _cast(gy, in_dtype), gw
 
 
