@@ -18,11 +18,15 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from percept.cli.common import add_device_option, add_weights_option, device_arg, resize_arg, split_list, weights_arg
 from percept.errors import InputError
 from percept.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from percept.eval.select import MapScores
+    from percept.eval.sweep import FeatureOptions
 
 
 def _at_least(args: argparse.Namespace, **minimum: int) -> None:
@@ -89,19 +93,21 @@ def _add_database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
-    """How ``sweep``, ``select`` and ``finetune`` compute features: taps, weights, resizes, batches, device,
-    progress."""
-    return {
-        "taps": split_list(args.taps),
-        "weights": weights_arg(args.weights),
-        "resize": resize_arg(args.resize),
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-        "device": str(device_arg(args.device)),
-        "progress": not args.no_progress,
-        "network_resize": args.network_resize,
-    }
+def _feature_options(args: argparse.Namespace) -> FeatureOptions:
+    """How ``sweep``, ``select`` and ``finetune`` compute features (taps, weights, resizes, batches, device,
+    progress), from their shared options: built once per command and passed whole."""
+    from percept.eval.sweep import FeatureOptions
+
+    return FeatureOptions(
+        taps=split_list(args.taps),
+        weights=weights_arg(args.weights),
+        resize=resize_arg(args.resize),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=str(device_arg(args.device)),
+        progress=not args.no_progress,
+        network_resize=args.network_resize,
+    )
 
 
 def _guard_outputs(args: argparse.Namespace, outputs: list, db=None, images: str | None = None) -> None:
@@ -127,7 +133,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``percept sweep``: every tap of the backbones, the tables and the plots."""
-    from percept.eval.sweep import run_sweep
+    from percept.eval.sweep import SweepOptions, merge_options, run_sweep
     from percept.io import ensure_output_folder
 
     backbones = split_list(args.backbones)
@@ -138,16 +144,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     db = _database(args)
     out = Path(args.out)
     _guard_outputs(args, [out / "pairs.csv", out / "scores.csv", out / "correlations.csv", out / "*.png"], db)
+    sweep = {"measures": split_list(args.measures) or ["flat-l2"], "shard": _shard(args.shard)}
+    options = merge_options(SweepOptions, _feature_options(args), sweep)
     result = run_sweep(
         db,
         backbones,
+        options,
         out_dir=args.out,
-        **_feature_options(args),
-        measures=split_list(args.measures) or ["flat-l2"],
         baselines=split_list(args.baselines) or (),
         bootstrap=args.bootstrap,
         plots=not args.no_plots,
-        shard=_shard(args.shard),
         group_by=args.group_by,
     )
     if args.shard:
@@ -247,17 +253,17 @@ def register_commands(register) -> None:
     )
 
 
-def _map_scores_config(args: argparse.Namespace, db, network: str) -> dict:
+def _map_scores_config(args: argparse.Namespace, db, network: str, options: FeatureOptions) -> dict:
     """What a cached map_scores.npz must have been computed from to be reused: database (name, pairs, first
     and last image), backbone, taps asked for, measure, weights (``network``: the checksum of the built
     network's weights, whatever they came from: a tag, a file, a random draw), image resize and network resize."""
     import json
 
-    weights = network
     table = db.table
+    taps = None if options.taps is None else list(options.taps)
     config = {"database": [db.name, len(db), str(table["dist"].iloc[0]), str(table["dist"].iloc[-1])],
-              "backbone": args.backbone, "taps": split_list(args.taps), "measure": args.measure, "weights": weights,
-              "resize": resize_arg(args.resize), "network_resize": bool(args.network_resize)}  # fmt: skip
+              "backbone": args.backbone, "taps": taps, "measure": args.measure, "weights": network,
+              "resize": options.resize, "network_resize": bool(options.network_resize)}  # fmt: skip
     return json.loads(json.dumps(config))  # as it reads back from the file
 
 
@@ -283,14 +289,33 @@ def _cached_map_scores(cache: Path, config: dict, pairs: int, maps: int):
     return scores
 
 
+def _select_map_scores(args: argparse.Namespace, db, cache: Path) -> MapScores:
+    """``percept select``'s per-map scores: those in ``cache`` when they were computed from the same settings
+    (unless ``--recompute``), else computed and saved there."""
+    from percept.backbones.weights import state_dict_checksum
+    from percept.eval.select import map_scores
+    from percept.eval.select.maps import map_channels
+    from percept.eval.sweep import build_backbone
+
+    options = _feature_options(args)
+    net = build_backbone(args.backbone, weights=options.weights, network_resize=options.network_resize)
+    config = _map_scores_config(args, db, state_dict_checksum(net), options)
+    if not args.recompute:
+        scores = _cached_map_scores(cache, config, len(db), sum(map_channels(net, options.taps)[1]))
+        if scores is not None:
+            return scores
+    scores = map_scores(db, net, options, measure=args.measure)
+    scores.backbone = args.backbone
+    scores.config = config
+    scores.save(cache)
+    return scores
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
 
-    from percept.backbones.weights import state_dict_checksum
     from percept.eval.plots import plot_selection_path
-    from percept.eval.select import cross_validate, forward_select, map_scores
-    from percept.eval.select.maps import map_channels
-    from percept.eval.sweep import build_backbone
+    from percept.eval.select import cross_validate, forward_select
     from percept.io import ensure_output_folder, save_csv
 
     _at_least(args, screen=0, folds=0, max_maps=1)
@@ -298,21 +323,9 @@ def cmd_select(args: argparse.Namespace) -> int:
         raise InputError(f"--tol must be a finite number >= 0, got {args.tol}")
     out = ensure_output_folder(args.out)
     db = _database(args)
-    cache = out / "map_scores.npz"
     names = ("map_scores.npz", "path.csv", "cv.csv", "selection.json", "path.png")
     _guard_outputs(args, [out / name for name in names], db)
-    net = build_backbone(args.backbone, weights=weights_arg(args.weights), network_resize=args.network_resize)
-    config = _map_scores_config(args, db, state_dict_checksum(net))
-    scores = (
-        None
-        if args.recompute
-        else _cached_map_scores(cache, config, len(db), sum(map_channels(net, config["taps"])[1]))
-    )
-    if scores is None:
-        scores = map_scores(db, net, measure=args.measure, **_feature_options(args))
-        scores.backbone = args.backbone
-        scores.config = config
-        scores.save(cache)
+    scores = _select_map_scores(args, db, out / "map_scores.npz")
     folds = args.folds
     references = db.table["ref_id"].nunique()
     if folds and folds > references:
@@ -379,7 +392,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     out = ensure_output_folder(args.out)
     db = _database(args)
     _guard_outputs(args, [out / "channel_errors.npz", out / "channel_weights.json"], db)
-    errors = channel_errors(db, args.backbone, **_feature_options(args))
+    errors = channel_errors(db, args.backbone, _feature_options(args))
     errors.save(out / "channel_errors.npz")
     result = finetune(errors, db, loss=args.loss, epochs=args.epochs, lr=args.lr, patience=args.patience,
                       seed=args.seed)  # fmt: skip

@@ -21,9 +21,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,21 @@ import torch
 from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
 from percept.eval.select import MapScores
+from percept.eval.sweep.options import FeatureOptions, merge_options
 
 FORMAT = "percept-channel-weights/1"
 
 
-def channel_errors(db: IQADatabase, backbone, *, taps: Sequence[str] | None = None, **kwargs) -> MapScores:
+def channel_errors(db: IQADatabase, backbone, options: FeatureOptions | None = None, **overrides: Any) -> MapScores:
     """Per-channel errors ``e[p, c] = mean_hw (x̂_c - ŷ_c)^2`` (unit-normalised channels) for every pair.
 
     Args:
         db: the database.
         backbone: a name or a built backbone.
-        taps: tap names (default: the backbone's canonical taps, the LPIPS ones for VGG/AlexNet).
-        **kwargs: ``weights``, ``resize``, ``batch_size``, ``workers``, ``device``, ``progress``,
-            ``network_resize`` as :func:`percept.eval.select.map_scores`.
+        options: a :class:`~percept.eval.sweep.FeatureOptions` (taps, weights, resize, batch_size, workers,
+            device, progress, network_resize, as :func:`percept.eval.select.map_scores`); ``taps=None``
+            means the backbone's canonical taps (the LPIPS ones for VGG/AlexNet). Default ``FeatureOptions()``.
+        **overrides: fields of :class:`~percept.eval.sweep.FeatureOptions`, applied over ``options``.
 
     Returns:
         :class:`~percept.eval.select.MapScores` with ``measure="unit-l2"`` (a distance per channel).
@@ -54,14 +57,16 @@ def channel_errors(db: IQADatabase, backbone, *, taps: Sequence[str] | None = No
     Example:
         >>> channel_errors(db, "alexnet", weights=None).matrix.shape  # doctest: +SKIP
         (3000, 1152)
+        >>> channel_errors(db, "alexnet", FeatureOptions(weights=None, resize=64))  # doctest: +SKIP
     """
     from percept.eval.select import map_scores
     from percept.eval.sweep import build_backbone
 
-    weights = kwargs.pop("weights", "imagenet")
-    net = build_backbone(backbone, weights=weights, network_resize=kwargs.pop("network_resize", False))
-    scores = map_scores(db, net, taps=list(taps) if taps else net.canonical_taps, measure="unit-l2", **kwargs)
-    scores.weights = _recorded(net, weights)
+    options = merge_options(FeatureOptions, options, overrides)
+    net = build_backbone(backbone, weights=options.weights, network_resize=options.network_resize)
+    taps = options.taps or net.canonical_taps
+    scores = map_scores(db, net, dataclasses.replace(options.features(), taps=taps), measure="unit-l2")
+    scores.weights = _recorded(net, options.weights)
     return scores
 
 

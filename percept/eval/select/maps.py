@@ -14,6 +14,7 @@ import torch
 
 from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
+from percept.eval.sweep.options import FeatureOptions, merge_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from percept.backbones.base import Backbone
@@ -139,16 +140,10 @@ def map_channels(backbone: Backbone, taps: Sequence[str] | None = None) -> tuple
 def map_scores(
     db: IQADatabase,
     backbone: str | Backbone,
+    options: FeatureOptions | None = None,
     *,
-    taps: Sequence[str] | None = None,
     measure: str = "ssim",
-    weights="imagenet",
-    resize=None,
-    batch_size: int = 8,
-    workers: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = False,
-    network_resize: bool = False,
+    **overrides: Any,
 ) -> MapScores:
     """Compare every feature map of ``taps`` between each pair's reference and distorted image.
 
@@ -157,11 +152,12 @@ def map_scores(
     Args:
         db: the database.
         backbone: a name or a built backbone.
-        taps: tap names; default :func:`default_taps`.
+        options: a :class:`~percept.eval.sweep.FeatureOptions`: taps (default :func:`default_taps`), weights,
+            resize, batch_size, workers, device, progress, network_resize; default ``FeatureOptions()``.
         measure: ``"ssim"`` (SSIM between the two maps, as the study), ``"mse"``, or ``"unit-l2"``
             (squared difference of unit-normalised channels, the per-channel term of LPIPS).
-        weights, resize, batch_size, workers, device, progress, network_resize: as
-            :func:`percept.eval.sweep.sweep_backbone`.
+        **overrides: fields of :class:`~percept.eval.sweep.FeatureOptions` (``taps=[...]``, ``resize=64``),
+            applied over ``options``.
 
     Returns:
         :class:`MapScores` with a ``(len(db), total channels)`` matrix.
@@ -170,49 +166,68 @@ def map_scores(
         >>> ms = map_scores(db, "alexnet", taps=["relu1", "relu2"], weights=None)  # doctest: +SKIP
         >>> ms.matrix.shape  # doctest: +SKIP
         (3000, 256)
+        >>> ms = map_scores(db, "alexnet", FeatureOptions(taps=["relu1", "relu2"], weights=None))  # doctest: +SKIP
     """
     from percept.backbones.weights import state_dict_checksum
-    from percept.eval.sweep.chunks import _progress, image_side, iterate_chunks, make_chunks
-    from percept.eval.sweep.measures import mse_per_map, ssim_per_map, unit_sq_per_map
-    from percept.eval.sweep.run import _check_sweep_memory
-    from percept.eval.sweep.taps import TapScorer, build_backbone
+    from percept.eval.sweep.taps import build_backbone
     from percept.signature import backbone_signature
 
+    options = merge_options(FeatureOptions, options, overrides)
     if measure not in PER_MAP:
         raise SpecError(f"per-map measure must be one of {list(PER_MAP)}, got {measure!r}")
     name = backbone if isinstance(backbone, str) else backbone.name
-    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
-    tap_list, channels = map_channels(net, taps)
-    fn = {"ssim": ssim_per_map, "mse": mse_per_map, "unit-l2": unit_sq_per_map}[measure]
-    scorer = TapScorer(net, tap_list, {measure: fn})
-    matrix = np.zeros((len(db), sum(channels)), dtype=np.float32)
-    offsets = np.cumsum([0, *channels])
-    chunks = make_chunks(db, batch_size)
-    current = None
-    if resize is not None:  # refused before any image is decoded at a size that cannot fit
-        _check_sweep_memory(net, tap_list, (1, 3, *image_side(resize)), batch_size, torch.device(device), name)
-    for _, ref_id, ref, dists, rows in _progress(
-        iterate_chunks(db, chunks, resize=resize, workers=workers), len(chunks), f"{name} maps", progress
-    ):
-        if ref_id != current:
-            scorer.set_reference(ref.to(device))
-            current = ref_id
-        out = scorer.score(dists.to(device))
-        for i, tap in enumerate(tap_list):
-            matrix[rows.numpy(), offsets[i] : offsets[i + 1]] = out[(tap.name, measure)].float().numpy()
+    net = build_backbone(backbone, weights=options.weights, network_resize=options.network_resize)
+    net = net.to(options.device).eval()
+    tap_list, channels = map_channels(net, options.taps)
+    matrix = _score_maps(db, net, tap_list, channels, measure, options, name)
     return MapScores(
         matrix,
         [t.name for t, c in zip(tap_list, channels, strict=True) for _ in range(c)],
         [ch for c in channels for ch in range(c)],
         measure,
         name,
-        _weights_text(net, weights),
-        resize,
+        _weights_text(net, options.weights),
+        options.resize,
         db.name,
         net.resize,
         weights_checksum=state_dict_checksum(net.model),
-        signature=backbone_signature(net, resize=resize),
+        signature=backbone_signature(net, resize=options.resize),
     )
+
+
+def _score_maps(
+    db: IQADatabase,
+    net: Backbone,
+    tap_list: list,
+    channels: list[int],
+    measure: str,
+    options: FeatureOptions,
+    name: str,
+) -> np.ndarray:
+    """The ``(pairs, sum(channels))`` matrix: each chunk's reference once, its distorted images in one pass."""
+    from percept.eval.sweep.budget import check_sweep_memory
+    from percept.eval.sweep.chunks import chunk_progress, image_side, iterate_chunks, make_chunks
+    from percept.eval.sweep.measures import mse_per_map, ssim_per_map, unit_sq_per_map
+    from percept.eval.sweep.taps import TapScorer
+
+    device = torch.device(options.device)
+    fn = {"ssim": ssim_per_map, "mse": mse_per_map, "unit-l2": unit_sq_per_map}[measure]
+    scorer = TapScorer(net, tap_list, {measure: fn})
+    matrix = np.zeros((len(db), sum(channels)), dtype=np.float32)
+    offsets = np.cumsum([0, *channels])
+    chunks = make_chunks(db, options.batch_size)
+    current = None
+    if options.resize is not None:  # refused before any image is decoded at a size that cannot fit
+        check_sweep_memory(net, tap_list, (1, 3, *image_side(options.resize)), options.batch_size, device, name)
+    batches = iterate_chunks(db, chunks, resize=options.resize, workers=options.workers)
+    for _, ref_id, ref, dists, rows in chunk_progress(batches, len(chunks), f"{name} maps", options.progress):
+        if ref_id != current:
+            scorer.set_reference(ref.to(device))
+            current = ref_id
+        out = scorer.score(dists.to(device))
+        for i, tap in enumerate(tap_list):
+            matrix[rows.numpy(), offsets[i] : offsets[i + 1]] = out[(tap.name, measure)].float().numpy()
+    return matrix
 
 
 def _weights_text(net: Any, weights: Any) -> str | None:

@@ -42,17 +42,30 @@ Example:
 """
 
 from percept.builtin.ssim import ssim_per_map
+from percept.eval.sweep.budget import check_sweep_memory
 from percept.eval.sweep.chunks import (
     ChunkDataset,
+    as_rgb,
+    chunk_file_name,
+    chunk_progress,
     file_signature,
     image_side,
     iterate_chunks,
     make_chunks,
+    valid_chunks,
     weights_key,
 )
 from percept.eval.sweep.measures import MEASURES, make_measure, mse_per_map, unit_sq_per_map
-from percept.eval.sweep.run import DEFAULT_MEASURES, SweepResult, run_sweep, sweep_backbone
-from percept.eval.sweep.shards import Shard, shard_chunks
+from percept.eval.sweep.options import DEFAULT_MEASURES, FeatureOptions, SweepOptions, merge_options
+from percept.eval.sweep.run import SweepResult, run_sweep, sweep_backbone
+from percept.eval.sweep.shards import (
+    Shard,
+    check_shard,
+    chunks_to_compute,
+    distributed_shard,
+    gather_objects,
+    shard_chunks,
+)
 from percept.eval.sweep.tables import (
     BASELINES,
     SIMILARITY_BASELINES,
@@ -70,20 +83,31 @@ __all__ = [
     "MEASURES",
     "SIMILARITY_BASELINES",
     "ChunkDataset",
+    "FeatureOptions",
     "Shard",
+    "SweepOptions",
     "SweepResult",
     "SweepTap",
     "TapScorer",
+    "as_rgb",
     "baseline_scores",
     "build_backbone",
+    "check_shard",
+    "check_sweep_memory",
+    "chunk_file_name",
+    "chunk_progress",
+    "chunks_to_compute",
     "correlation_table",
     "describe_taps",
+    "distributed_shard",
     "evaluate_2afc",
     "file_signature",
+    "gather_objects",
     "image_side",
     "iterate_chunks",
     "make_chunks",
     "make_measure",
+    "merge_options",
     "mse_per_map",
     "run_sweep",
     "shard_chunks",
@@ -91,5 +115,6 @@ __all__ = [
     "sweep_backbone",
     "sweep_taps",
     "unit_sq_per_map",
+    "valid_chunks",
     "weights_key",
 ]

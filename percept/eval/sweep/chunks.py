@@ -22,7 +22,13 @@ def _resize(image: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Te
     return image if size is None else resize_image(image, size)
 
 
-def _rgb(image: torch.Tensor) -> torch.Tensor:
+def as_rgb(image: torch.Tensor) -> torch.Tensor:
+    """A one-channel (grey) image ``(1, H, W)`` as three equal channels ``(3, H, W)``; others as they are.
+
+    Example:
+        >>> as_rgb(torch.zeros(1, 2, 2)).shape
+        torch.Size([3, 2, 2])
+    """
     return image.expand(3, -1, -1) if image.shape[0] == 1 else image
 
 
@@ -47,10 +53,10 @@ class ChunkDataset(torch.utils.data.Dataset):
         from percept.images import load_image
 
         _, rows = self.chunks[i]
-        ref = _rgb(_resize(load_image(self.table.at[rows[0], "ref"]), self.resize))
+        ref = as_rgb(_resize(load_image(self.table.at[rows[0], "ref"]), self.resize))
         dists = []
         for row in rows:
-            image = _rgb(_resize(load_image(self.table.at[row, "dist"]), self.resize))
+            image = as_rgb(_resize(load_image(self.table.at[row, "dist"]), self.resize))
             if image.shape != ref.shape:
                 raise InputError(
                     f"'{self.table.at[row, 'dist']}' is {tuple(image.shape[1:])} pixels but its reference "
@@ -96,7 +102,13 @@ def iterate_chunks(
         yield i, chunks[i][0], ref[None], dists, rows
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool):
+def chunk_progress(iterable, total: int, desc: str, enabled: bool):
+    """``iterable`` behind a tqdm progress bar counting ``total`` chunks (``enabled``), else as it is.
+
+    Example:
+        >>> list(chunk_progress(range(2), 2, "alexnet", False))
+        [0, 1]
+    """
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
@@ -104,9 +116,15 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, unit="chunk")
 
 
-def _chunk_file(db: IQADatabase, chunks: list[tuple[str, list[int]]], index: int) -> str:
-    """``c<index>-<images>.csv``: ``<images>`` hashes the chunk's image files (path, size, modification time),
-    so a chunk computed from images that have changed since is not taken for this one."""
+def chunk_file_name(db: IQADatabase, chunks: list[tuple[str, list[int]]], index: int) -> str:
+    """The name of chunk ``index``'s result file, ``c<index>-<images>.csv``: ``<images>`` hashes the chunk's
+    image files (path, size, modification time), so a chunk computed from images that have changed since is not
+    taken for this one.
+
+    Example:
+        >>> chunk_file_name(db, make_chunks(db, 8), 0)  # doctest: +SKIP
+        'c000000-3f2a9c1b7e.csv'
+    """
     table = db.table
     _, rows = chunks[index]
     parts = []
@@ -115,7 +133,7 @@ def _chunk_file(db: IQADatabase, chunks: list[tuple[str, list[int]]], index: int
     return f"c{index:06d}-{hashlib.sha1(chr(10).join(parts).encode()).hexdigest()[:10]}.csv"
 
 
-def _valid_chunks(
+def valid_chunks(
     partial: Path,
     chunks: list[tuple[str, list[int]]],
     mine: set[int],
@@ -125,7 +143,13 @@ def _valid_chunks(
 ) -> set[int]:
     """The chunks of ``mine`` whose file in ``partial`` is whole and current: computed from the images as they
     are now, every (tap, measure) for every pair of the chunk, finite distances. Any other file (stale,
-    truncated, empty, garbage, a stray name) is named in a warning and its chunk computed again."""
+    truncated, empty, garbage, a stray name) is named in a warning and its chunk computed again.
+
+    Example:
+        >>> everything = set(range(len(chunks)))  # doctest: +SKIP
+        >>> valid_chunks(Path("out/partial/alexnet-0123"), chunks, everything, db, taps, ["mse"])  # doctest: +SKIP
+        {0, 1, 2}
+    """
     import numpy as np
     import pandas as pd
 
@@ -141,7 +165,7 @@ def _valid_chunks(
             continue
         if index not in mine:
             continue
-        if path.name != _chunk_file(db, chunks, index):
+        if path.name != chunk_file_name(db, chunks, index):
             warnings.warn(
                 f"'{path}' was computed from images that have changed since; computing it again", stacklevel=3
             )

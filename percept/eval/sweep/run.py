@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from percept.backbones.weights import state_dict_checksum
 from percept.errors import InputError
 from percept.eval.datasets import IQADatabase
+from percept.eval.sweep.budget import check_sweep_memory
 from percept.eval.sweep.chunks import (
-    _chunk_file,
-    _progress,
-    _valid_chunks,
+    chunk_file_name,
+    chunk_progress,
     image_side,
     iterate_chunks,
     make_chunks,
+    valid_chunks,
     weights_key,
 )
 from percept.eval.sweep.measures import make_measure
-from percept.eval.sweep.shards import Shard, _check_shard, _distributed, _gather, _my_chunks
+from percept.eval.sweep.options import SweepOptions, merge_options
+from percept.eval.sweep.shards import Shard, chunks_to_compute, distributed_shard, gather_objects
 from percept.eval.sweep.tables import BASELINES, baseline_scores, correlation_table
 from percept.eval.sweep.taps import SweepTap, TapScorer, build_backbone, sweep_taps
 from percept.io import save_csv
@@ -36,9 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from percept.backbones.base import Backbone
-
-
-DEFAULT_MEASURES = ("flat-l2",)
 
 
 @dataclass
@@ -57,7 +55,9 @@ class SweepResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize, batch_size, network_resize) -> str:
+def _config_key(
+    db: IQADatabase, backbone: str, weights: str, taps: Sequence[SweepTap], options: SweepOptions, network_resize: bool
+) -> str:
     """The partial-results folder's key. ``weights`` is the network's checksum (``state_dict_checksum``), not how
     the weights were asked for: random weights or a built backbone never share chunks with another network."""
     weights = weights_key(weights)
@@ -70,9 +70,9 @@ def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize,
             backbone,
             str(weights),
             [t.name for t in taps],
-            list(measures),
-            resize,
-            batch_size,
+            list(options.measures),
+            options.resize,
+            options.batch_size,
             *(["network_resize"] if network_resize else []),
         ],
         default=str,
@@ -83,82 +83,75 @@ def _config_key(db: IQADatabase, backbone: str, weights, taps, measures, resize,
 def sweep_backbone(
     db: IQADatabase,
     backbone: str | Backbone,
+    options: SweepOptions | None = None,
     *,
-    taps: Sequence[str] | None = None,
-    measures: Sequence[str] = DEFAULT_MEASURES,
-    weights="imagenet",
-    resize=None,
-    batch_size: int = 8,
-    workers: int = 0,
-    device: str | torch.device = "cpu",
     partial_dir: str | os.PathLike | None = None,
-    progress: bool = False,
-    shard: Shard | None = None,
-    network_resize: bool = False,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Distances at every tap of one backbone for every pair of ``db``: a tidy DataFrame.
 
     Args:
         db: the database.
         backbone: a registered name or a built :class:`~percept.backbones.base.Backbone`.
-        taps: tap names or module paths; ``None`` for the input and every stage.
-        measures: names (see the module docstring).
-        weights: backbone weights when ``backbone`` is a name (``None``: random, with a warning).
-        resize: ``None`` (native resolution), a side, or ``(height, width)``.
-        batch_size: distorted images per forward pass.
-        workers: DataLoader worker processes decoding images.
-        device: where the network runs.
+        options: a :class:`~percept.eval.sweep.SweepOptions`: taps (``None``: the input and every stage),
+            measures (names, see the module docstring), weights (when ``backbone`` is a name; ``None``:
+            random, with a warning), resize, batch_size, workers, device, progress, network_resize (see
+            :func:`build_backbone`) and shard (below); default ``SweepOptions()``.
         partial_dir: folder for per-chunk results; chunks already there are not recomputed.
-        progress: show a tqdm progress bar.
-        shard: ``(rank, world)``: compute only this shard's references (:func:`shard_chunks`) and
-            return only their rows; with ``partial_dir`` shared by the shards, a later call without
-            ``shard`` finds every chunk done and merges them (one job per shard on a cluster). When
-            ``None`` and ``torch.distributed`` is initialised with several processes, each rank
-            computes its shard and the rows are gathered: every rank returns the whole table, in the
-            order one process would give.
-        network_resize: see :func:`build_backbone` (a fixed-size network resizes every image to its size).
+        **overrides: fields of :class:`~percept.eval.sweep.SweepOptions` (``batch_size=4``, ``measures=[...]``),
+            applied over ``options``; an unknown name fails with the nearest ones.
+
+    ``options.shard`` ``(rank, world)``: compute only this shard's references (:func:`shard_chunks`) and
+    return only their rows; with ``partial_dir`` shared by the shards, a later call without ``shard`` finds
+    every chunk done and merges them (one job per shard on a cluster). When ``None`` and
+    ``torch.distributed`` is initialised with several processes, each rank computes its shard and the rows
+    are gathered: every rank returns the whole table, in the order one process would give.
 
     Returns:
         Columns ``backbone, tap, module, depth, canonical, measure, pair, distance``.
 
     Example:
         >>> sweep_backbone(db, "alexnet", weights=None, measures=["flat-l2", "ssim"]).head()  # doctest: +SKIP
+        >>> options = SweepOptions(weights=None, measures=["flat-l2", "ssim"])  # the same, as an object
+        >>> sweep_backbone(db, "alexnet", options).head()  # doctest: +SKIP
     """
     import pandas as pd
 
+    options = merge_options(SweepOptions, options, overrides)
     name = backbone if isinstance(backbone, str) else backbone.name
-    net = build_backbone(backbone, weights=weights, network_resize=network_resize).to(device).eval()
-    tap_list = sweep_taps(net, taps)
-    scorer = TapScorer(net, tap_list, {m: make_measure(m) for m in measures})
-    chunks = make_chunks(db, batch_size)
-    mine, gather = _my_chunks(chunks, shard)
+    device = torch.device(options.device)
+    net = build_backbone(backbone, weights=options.weights, network_resize=options.network_resize).to(device).eval()
+    tap_list = sweep_taps(net, options.taps)
+    scorer = TapScorer(net, tap_list, {m: make_measure(m) for m in options.measures})
+    chunks = make_chunks(db, options.batch_size)
+    mine, gather = chunks_to_compute(chunks, options.shard)
     partial, done = None, set()
     if partial_dir is not None:
-        key = _config_key(db, name, state_dict_checksum(net), tap_list, measures, resize, batch_size, net.resize)
+        key = _config_key(db, name, state_dict_checksum(net), tap_list, options, net.resize)
         partial = Path(partial_dir) / f"{name}-{key}"
         partial.mkdir(parents=True, exist_ok=True)
-        done = _valid_chunks(partial, chunks, mine, db, tap_list, measures)
-    if resize is not None:  # known before any image is decoded at that size
-        _check_sweep_memory(net, tap_list, (1, 3, *image_side(resize)), batch_size, torch.device(device), name)
+        done = valid_chunks(partial, chunks, mine, db, tap_list, options.measures)
+    if options.resize is not None:  # known before any image is decoded at that size
+        check_sweep_memory(net, tap_list, (1, 3, *image_side(options.resize)), options.batch_size, device, name)
     skip = done | (set(range(len(chunks))) - mine)
-    iterator = iterate_chunks(db, chunks, resize=resize, workers=workers, skip=skip)
-    iterator = _progress(iterator, len(chunks) - len(skip), name, progress)
+    iterator = iterate_chunks(db, chunks, resize=options.resize, workers=options.workers, skip=skip)
+    iterator = chunk_progress(iterator, len(chunks) - len(skip), name, options.progress)
 
     def save(index: int, frame: pd.DataFrame) -> None:  # each chunk as it is done: a rerun resumes from it
         if partial is not None:
-            save_csv(frame, partial / _chunk_file(db, chunks, index), index=False)
+            save_csv(frame, partial / chunk_file_name(db, chunks, index), index=False)
 
-    frames = _score_chunks(scorer, iterator, name, batch_size, torch.device(device), resize, save)
+    frames = _score_chunks(scorer, iterator, name, options, save)
     if partial is not None:
         for index in done:
-            frames[index] = pd.read_csv(partial / _chunk_file(db, chunks, index))
+            frames[index] = pd.read_csv(partial / chunk_file_name(db, chunks, index))
     if gather:
         everyone: dict[int, pd.DataFrame] = {}
-        for part in _gather(frames):
+        for part in gather_objects(frames):
             everyone.update(part)
         frames = everyone
-    table = _backbone_table(frames, tap_list, name, measures)
-    table.attrs["signatures"] = {name: backbone_signature(net, resize=resize)}  # what these distances depend on
+    table = _backbone_table(frames, tap_list, name, options.measures)
+    table.attrs["signatures"] = {name: backbone_signature(net, resize=options.resize)}  # what these depend on
     return table
 
 
@@ -166,19 +159,18 @@ def _score_chunks(
     scorer: TapScorer,
     iterator: Iterable[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor]],
     name: str,
-    batch_size: int,
-    device: torch.device,
-    resize,
+    options: SweepOptions,
     save: Callable[[int, pd.DataFrame], None],
 ) -> dict[int, pd.DataFrame]:
     """Run ``scorer`` over ``(index, ref_id, ref, dists, rows)`` chunks: ``{chunk index: tidy frame}`` with
     columns ``tap, measure, pair, distance``, each frame passed to ``save`` as it is done. Each new reference
     runs once; each new image size is checked against the taps' minimum size and the memory free."""
     net, tap_list = scorer.backbone, scorer.taps
+    device = torch.device(options.device)
     modules = [t.module for t in tap_list if t.module]
     min_size = net.min_size(modules) if modules else 1
     current_ref = None
-    checked: tuple[int, ...] | None = None if resize is None else (1, 3, *image_side(resize))
+    checked: tuple[int, ...] | None = None if options.resize is None else (1, 3, *image_side(options.resize))
     frames: dict[int, pd.DataFrame] = {}
     for index, ref_id, ref, dists, rows in iterator:
         if min(ref.shape[-2:]) < min_size:
@@ -187,7 +179,7 @@ def _score_chunks(
                 f"the taps of {name} need; resize them up (resize=) or ask for shallower taps"
             )
         if checked != tuple(ref.shape):
-            _check_sweep_memory(net, tap_list, tuple(ref.shape), batch_size, device, name)
+            check_sweep_memory(net, tap_list, tuple(ref.shape), options.batch_size, device, name)
             checked = tuple(ref.shape)
         if ref_id != current_ref:
             scorer.set_reference(ref.to(device))
@@ -233,29 +225,6 @@ def _backbone_table(
     return scores[["backbone", "tap", "module", "depth", "canonical", "measure", "pair", "distance"]]
 
 
-def _check_sweep_memory(
-    net: Backbone, taps: Sequence[SweepTap], shape: tuple[int, ...], batch: int, device: torch.device, name: str
-) -> None:
-    """Refuse image sizes whose pass cannot fit in memory: a batch's pass plus the reference's kept taps."""
-    from percept.memory import _size, available_bytes, estimate_pass_bytes
-
-    stages = [t.depth - 1 for t in taps if t.module]
-    if not stages:
-        return
-    size = tuple(net.input_size) if net.resize and net.input_size is not None else tuple(shape[-2:])
-    shapes = net._trace_shapes()
-    last = max(stages)
-    need = (batch + 1) * 3 * shape[-2] * shape[-1] * 4  # the decoded images
-    need += estimate_pass_bytes(shapes, last, (batch, 3, *size), 4, graph=False)
-    need += sum(estimate_pass_bytes([shapes[i]], 0, (1, 3, *size), 4, graph=True) for i in stages)
-    free = available_bytes(device)
-    if free is not None and need > free:
-        raise InputError(
-            f"images of {shape[-2]}x{shape[-1]} pixels need at least {_size(need)} to sweep {name} in batches of "
-            f"{batch}, but {_size(free)} is free: resize them down (resize=, CLI --resize) or lower the batch size"
-        )
-
-
 def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
     """Rows ``cat:<tap>``: flat L2 over the concatenation of every canonical tap up to ``<tap>``."""
     import pandas as pd
@@ -288,76 +257,68 @@ def _cumulative(scores: pd.DataFrame) -> pd.DataFrame:
 
 def run_sweep(
     db: IQADatabase,
-    backbones: Sequence[str],
+    backbones: Sequence[str | Backbone],
+    options: SweepOptions | None = None,
     *,
     out_dir: str | os.PathLike | None = None,
-    taps: Sequence[str] | None = None,
-    measures: Sequence[str] = DEFAULT_MEASURES,
-    weights="imagenet",
-    resize=None,
-    batch_size: int = 8,
-    workers: int = 0,
-    device: str | torch.device = "cpu",
     baselines: Sequence[str] = BASELINES,
     bootstrap: int = 0,
     plots: bool = True,
-    progress: bool = False,
-    shard: Shard | None = None,
-    network_resize: bool = False,
     group_by: str = "training",
+    **overrides: Any,
 ) -> SweepResult:
     """Sweep every tap of each backbone over ``db``, correlate with the scores, write tables and plots.
 
     Args:
         db: the database.
-        backbones: registered backbone names; ``@seed46`` stands for a named set of configurations
-            (:mod:`percept.eval.configs`).
+        backbones: registered backbone names (``@seed46`` stands for a named set of configurations,
+            :mod:`percept.eval.configs`) or built backbones.
+        options: a :class:`~percept.eval.sweep.SweepOptions`, passed whole to each :func:`sweep_backbone`
+            (taps, measures, weights, resize, batch_size, workers, device, progress, network_resize, shard);
+            default ``SweepOptions()``. ``options.shard`` ``(rank, world)`` makes this call one job of several
+            (a cluster array job): it computes this shard's references into ``out_dir/partial`` and returns
+            their rows, without baselines, correlations or plots; a final run without ``shard`` on the same
+            ``out_dir`` merges the shards (no network pass is repeated) and adds the rest. Under
+            ``torch.distributed`` (several processes initialised) sharding and gathering are automatic and
+            only rank 0 writes files.
         out_dir: where ``pairs.csv``, ``scores.csv``, ``correlations.csv``, ``partial/`` and the plots go
             (``None``: nothing written, nothing resumed).
-        taps, measures, weights, resize, batch_size, workers, device, network_resize: see
-            :func:`sweep_backbone`.
         baselines: reference metrics (see :func:`baseline_scores`); ``()`` for none.
         bootstrap: resamples of references for SROCC intervals (0: none).
         plots: draw ``depth_<measure>.png`` (all backbones), ``depth_<backbone>.png`` and
             ``study_<measure>_by_<group_by>.png`` (every backbone a line, coloured by its group).
-        progress: tqdm progress bars.
-        shard: ``(rank, world)``: one job of several (a cluster array job): computes this shard's
-            references into ``out_dir/partial`` and returns their rows, without baselines,
-            correlations or plots; a final run without ``shard`` on the same ``out_dir`` merges
-            the shards (no network pass is repeated) and adds the rest. Under ``torch.distributed``
-            (several processes initialised) sharding and gathering are automatic and only rank 0
-            writes files.
         group_by: colour of the study figure's lines: ``"training"``, ``"data"`` or ``"architecture"``.
+        **overrides: fields of :class:`~percept.eval.sweep.SweepOptions` (``batch_size=4``, ``progress=True``),
+            applied over ``options``: ``run_sweep(db, nets, batch_size=4)`` is
+            ``run_sweep(db, nets, SweepOptions(batch_size=4))``.
 
     Returns:
         A :class:`SweepResult` (a shard's: its scores and an empty correlation table).
 
     Example:
         >>> run_sweep(db, ["alexnet"], weights=None, out_dir="out", measures=["flat-l2"])  # doctest: +SKIP
-        >>> run_sweep(db, ["alexnet"], out_dir="out", shard=(0, 4))  # job 0 of 4  # doctest: +SKIP
+        >>> run_sweep(db, ["alexnet"], SweepOptions(shard=(0, 4)), out_dir="out")  # job 0 of 4  # doctest: +SKIP
     """
     import pandas as pd
 
+    options = merge_options(SweepOptions, options, overrides)
     nets = _expand(backbones, group_by)
-    shard = None if shard is None else _check_shard(shard)
-    out = _out_folder(out_dir, shard)
-    distributed = _distributed()
+    out = _out_folder(out_dir, options.shard)
+    distributed = distributed_shard()
     writer = out is not None and (distributed is None or distributed[0] == 0)
     files: list[Path] = []
-    if out is not None and writer and shard is None:
+    if out is not None and writer and options.shard is None:
         save_csv(db.table.rename_axis("pair"), out / "pairs.csv")
         files.append(out / "pairs.csv")
     partial_dir = None if out is None else out / "partial"
-    sweep = functools.partial(sweep_backbone, db, taps=taps, measures=measures, weights=weights, resize=resize,
-                              batch_size=batch_size, workers=workers, device=device, progress=progress,
-                              shard=shard, network_resize=network_resize, partial_dir=partial_dir)  # fmt: skip
-    frames = [sweep(backbone) for backbone in nets]
-    if shard is not None:
+    frames = [sweep_backbone(db, backbone, options, partial_dir=partial_dir) for backbone in nets]
+    if options.shard is not None:
         scores = pd.concat(frames, ignore_index=True)
         scores.insert(0, "database", db.name)
         return SweepResult(scores, pd.DataFrame(), out, [])
     if baselines:
-        frames.append(baseline_scores(db, baselines, resize=resize, weights=weights, device=device))
+        frames.append(baseline_scores(db, baselines, resize=options.resize, weights=options.weights,
+                                      device=options.device))  # fmt: skip
     scores = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     scores.attrs["signatures"] = {key: text for f in frames for key, text in f.attrs.get("signatures", {}).items()}
     scores.insert(0, "database", db.name)

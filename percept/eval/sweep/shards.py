@@ -24,7 +24,7 @@ def shard_chunks(chunks: list[tuple[str, list[int]]], rank: int, world: int) -> 
         >>> sorted(shard_chunks(chunks, 0, 2)), sorted(shard_chunks(chunks, 1, 2))
         ([0, 1], [2, 3])
     """
-    rank, world = _check_shard((rank, world))
+    rank, world = check_shard((rank, world))
     groups: dict[str, list[int]] = {}
     sizes: dict[str, int] = {}
     for i, (ref_id, rows) in enumerate(chunks):
@@ -40,8 +40,13 @@ def shard_chunks(chunks: list[tuple[str, list[int]]], rank: int, world: int) -> 
     return mine
 
 
-def _distributed() -> Shard | None:
-    """``(rank, world)`` when torch.distributed is initialised with more than one process, else ``None``."""
+def distributed_shard() -> Shard | None:
+    """``(rank, world)`` when torch.distributed is initialised with more than one process, else ``None``.
+
+    Example:
+        >>> distributed_shard() is None  # a single process
+        True
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -49,7 +54,20 @@ def _distributed() -> Shard | None:
     return None
 
 
-def _check_shard(shard) -> Shard:
+def check_shard(shard) -> Shard:
+    """``shard`` as ``(rank, world)`` integers with ``0 <= rank < world``.
+
+    Raises:
+        InputError: not a pair of integers, or out of range.
+
+    Example:
+        >>> check_shard(("1", 4))
+        (1, 4)
+        >>> check_shard((4, 4))
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: shard must be (rank, world) with 0 <= rank < world, got (4, 4)
+    """
     try:
         rank, world = (int(v) for v in shard)
     except (TypeError, ValueError):
@@ -59,19 +77,29 @@ def _check_shard(shard) -> Shard:
     return rank, world
 
 
-def _my_chunks(chunks: list[tuple[str, list[int]]], shard) -> tuple[set[int], bool]:
+def chunks_to_compute(chunks: list[tuple[str, list[int]]], shard: Shard | None) -> tuple[set[int], bool]:
     """The chunks this process computes and whether rows are then gathered from every rank: ``shard``
-    given, its share; else under torch.distributed the rank's share (gathered); else all of them."""
+    given, its share; else under torch.distributed the rank's share (gathered); else all of them.
+
+    Example:
+        >>> chunks_to_compute([("a", [0, 1]), ("b", [2])], None)
+        ({0, 1}, False)
+    """
     if shard is not None:
-        return shard_chunks(chunks, *_check_shard(shard)), False
-    ranks = _distributed()
+        return shard_chunks(chunks, *check_shard(shard)), False
+    ranks = distributed_shard()
     if ranks is None:
         return set(range(len(chunks))), False
     return shard_chunks(chunks, *ranks), True
 
 
-def _gather(obj):
-    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+def gather_objects(obj):
+    """Every rank's ``obj`` (picklable), in rank order, on every rank (``torch.distributed`` initialised).
+
+    Example:
+        >>> gather_objects({"rows": 3})  # on each of 2 ranks  # doctest: +SKIP
+        [{'rows': 3}, {'rows': 3}]
+    """
     import torch.distributed as dist
 
     objects: list = [None] * dist.get_world_size()

@@ -11,13 +11,8 @@ import torch
 
 from percept.errors import install_hint
 from percept.eval.datasets import IQADatabase
-from percept.eval.sweep.chunks import (
-    _progress,
-    _rgb,
-    iterate_chunks,
-    make_chunks,
-)
-from percept.eval.sweep.shards import _gather, _my_chunks
+from percept.eval.sweep.chunks import as_rgb, chunk_progress, iterate_chunks, make_chunks
+from percept.eval.sweep.shards import chunks_to_compute, gather_objects
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -73,7 +68,7 @@ def baseline_scores(
                 warnings.warn(f"baseline {name!r} left out: {exc}", stacklevel=2)
     records: list[tuple[int, str, int, float]] = []
     chunks = make_chunks(db, 16)
-    mine, gather = _my_chunks(chunks, shard)
+    mine, gather = chunks_to_compute(chunks, shard)
     skip = set(range(len(chunks))) - mine
     for index, _, ref, dists, rows in iterate_chunks(db, chunks, resize=resize, skip=skip):
         ref, dists = ref.to(device), dists.to(device)
@@ -90,7 +85,7 @@ def baseline_scores(
             records += [(index, name, int(p), float(v)) for p, v in pairs]
     if gather:
         # A baseline that failed on any rank is left out on every rank; rows in one process's order.
-        parts = _gather((records, set(fns)))
+        parts = gather_objects((records, set(fns)))
         kept = set.intersection(*(done for _, done in parts))
         order = {name: k for k, name in enumerate(names)}
         records = sorted((r for part, _ in parts for r in part if r[1] in kept), key=lambda r: (r[0], order[r[1]]))
@@ -263,9 +258,9 @@ def evaluate_2afc(
     d0 = np.zeros(len(table))
     d1 = np.zeros(len(table))
     starts = range(0, len(table), batch_size)
-    for start in _progress(starts, len(starts), "2afc", progress):
+    for start in chunk_progress(starts, len(starts), "2afc", progress):
         rows = table.iloc[start : start + batch_size]
-        images = {k: torch.stack([_rgb(load_image(p)) for p in rows[k]]).to(device) for k in ("ref", "p0", "p1")}
+        images = {k: torch.stack([as_rgb(load_image(p)) for p in rows[k]]).to(device) for k in ("ref", "p0", "p1")}
         with torch.no_grad():
             d0[start : start + len(rows)] = pipe(images["p0"], images["ref"]).double().cpu().numpy()
             d1[start : start + len(rows)] = pipe(images["p1"], images["ref"]).double().cpu().numpy()
