@@ -45,14 +45,8 @@ Model = Any
 # torchvision states no licence per weight file: its code is BSD-3-Clause, and its README adds: "The pre-trained
 # models provided in this library may have their own licenses or terms and conditions derived from the dataset
 # used for training." Where a weight enum names a licence (the SWAG sets: a link), that one is given instead.
+# `percept list` prints the whole note once (percept.cli.listing.TORCHVISION_LICENCE_NOTE).
 LICENSE = "torchvision's BSD-3-Clause; dataset terms may apply"
-LICENSE_NOTE = (
-    "torchvision's weights: torchvision states no licence per weight file; its code is BSD-3-Clause "
-    "(https://github.com/pytorch/vision/blob/main/LICENSE), and its README says: 'The pre-trained models provided "
-    "in this library may have their own licenses or terms and conditions derived from the dataset used for "
-    "training. It is your responsibility to determine whether you have permission to use the models for your use "
-    "case.' Where the weights name a licence (the SWAG sets), it is shown instead."
-)
 # The family files whose FAMILIES tables all_families() gathers, in this order.
 FAMILY_MODULES = (
     "alexnet", "vgg", "dists", "squeezenet", "resnet", "densenet", "mobilenet", "mnasnet", "shufflenet",

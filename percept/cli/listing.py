@@ -14,6 +14,14 @@ from percept.cli.common import EXIT_NOTHING, EXIT_OK, PROG, print_table
 from percept.errors import PluginWarning, RandomWeightsWarning, SpecError, shorten
 from percept.hookspecs import hookimpl
 
+# Printed once below a listing that holds torchvision's weights (see LICENSE in percept.builtin._torchvision).
+TORCHVISION_LICENCE_NOTE = (
+    "torchvision's weights: torchvision states no licence per weight file; its code is BSD-3-Clause "
+    "(https://github.com/pytorch/vision/blob/main/LICENSE), and its README says: 'The pre-trained models provided "
+    "in this library may have their own licenses or terms and conditions derived from the dataset used for "
+    "training. It is your responsibility to determine whether you have permission to use the models for your use "
+    "case.' Where the weights name a licence (the SWAG sets), it is shown instead."
+)
 _KINDS = {"backbones": "backbone", "readouts": "readout", "distances": "distance", "presets": "preset"}
 
 
@@ -127,9 +135,7 @@ def _print_licence_note(names: list[str]) -> None:
     from percept.backbones.catalogue import weight_sets
 
     if any(cfg.source == "torchvision" for name in names for cfg in weight_sets(name)):
-        from percept.builtin._torchvision import LICENSE_NOTE
-
-        print("\nnote: " + textwrap.fill(LICENSE_NOTE, width=110, subsequent_indent="      "))
+        print("\nnote: " + textwrap.fill(TORCHVISION_LICENCE_NOTE, width=110, subsequent_indent="      "))
 
 
 def _print_preset_files() -> None:
