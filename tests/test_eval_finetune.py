@@ -65,10 +65,10 @@ def test_finetuned_metric_reproduces_the_fitted_distance(db, tmp_path):
     assert state_dict_checksum(pipe.backbone.model) == saved["weights_checksum"]
     pipe.backbone.load_state_dict(net.state_dict())
     from percept.cli import load_image
-    from percept.eval.sweep.chunks import _resize
+    from percept.images import resize_image
 
-    ref = _resize(load_image(db.table["ref"][0]), 64)[None]
-    dist = _resize(load_image(db.table["dist"][0]), 64)[None]
+    ref = resize_image(load_image(db.table["ref"][0]), 64)[None]
+    dist = resize_image(load_image(db.table["dist"][0]), 64)[None]
     with torch.no_grad():
         d = float(pipe(ref, dist))
     assert d == pytest.approx(float(errors.matrix[0] @ result.weights["relu1"]), rel=1e-3)
