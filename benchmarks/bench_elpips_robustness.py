@@ -133,7 +133,7 @@ def main() -> None:
     agree = float((before_plain == before_ens).float().mean())
     print(f"before any attack, E-LPIPS's 2AFC decisions agree with plain LPIPS's on {agree:.3f} of the triplets")
     print()
-    print("| eps (L_inf) | attack | flipped: plain lpips-alex | flipped: E-LPIPS (n draws) |")
+    print(f"| eps (L_inf) | attack | flipped: plain lpips-alex | flipped: E-LPIPS (n = {args.n}) |")
     print("|---|---|---|---|")
     for eps in args.eps:
         attacks = [("PGD vs lpips-alex", plain)] + (

@@ -126,16 +126,17 @@ def main() -> None:
     judge = torch.tensor(train.table["judge"].to_numpy(dtype=np.float32))
     theirs = lpips_run(trainer, images, judge, options)
     trainer.net.eval()
-    rows = [("percept train_heads", ours, score(result.pipeline(), val, args.size)),
-            ("lpips.Trainer", theirs, score(trainer.forward, val, args.size, pm1=True))]  # fmt: skip
+    rows = [("percept `train_heads`", ours, score(result.pipeline(), val, args.size)),
+            ("`lpips.Trainer`", theirs, score(trainer.forward, val, args.size, pm1=True))]  # fmt: skip
     before = score(build_pipeline("alexnet:conv1,conv2,conv3,conv4,conv5/unit/l2", weights=f"random:{args.seed}"),
                    val, args.size)  # fmt: skip
     print(f"AlexNet (random weights, seed {args.seed}), {args.triplets} triplets at {args.size} px, {args.epochs} "
           f"epochs, batch 50, {torch.get_num_threads()} threads; 2AFC on {args.val} held-out triplets "
           f"(before learning, alexnet/unit/l2: {before:.4f})")  # fmt: skip
-    print(f"{'trainer':22s} {'seconds':>9s} {'2afc_val':>9s}")
+    print("\n| trainer | seconds | 2AFC (held out) |\n|---|---|---|")
     for name, seconds, agreement in rows:
-        print(f"{name:22s} {seconds:9.1f} {agreement:9.4f}")
+        print(f"| {name} | {seconds:.1f} | {agreement:.4f} |")
+    print()
     print(f"speed-up {theirs / ours:.1f}x; 2AFC difference {abs(rows[0][2] - rows[1][2]):.4f}")
 
 

@@ -88,17 +88,17 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
     rows = []
-    print(f"{'backbone':28s} {'taps':20s} {'unit/l2':>8s} {'learned':>8s} {'observer':>8s} {'seconds':>8s}")
+    print("| backbone | taps | unit/l2 | learned | observer | seconds |\n|---|---|---|---|---|---|")
     for name, taps in FAMILIES:
         if not percept.registry.get_registry().has("backbone", name):
-            print(f"{name:28s} (not installed)")
+            print(f"| {name} | {','.join(taps)} | not installed | - | - | - |")
             continue
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             before, after, ceiling = family(name, taps, args.train, args.val, Path(folder))
         rows.append((name, before, after, ceiling))
-        print(f"{name:28s} {','.join(taps):20s} {before:8.3f} {after:8.3f} {ceiling:8.3f} "
-              f"{time.perf_counter() - start:8.1f}", flush=True)  # fmt: skip
+        print(f"| {name} | {','.join(taps)} | {before:.3f} | {after:.3f} | {ceiling:.3f} | "
+              f"{time.perf_counter() - start:.1f} |", flush=True)  # fmt: skip
     if args.plot:
         plot(rows, args.plot)
         print(f"wrote {args.plot}")

@@ -239,8 +239,8 @@ def main() -> None:
         return
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, reps {args.reps}")
-    print(f"{'shape':>20} {'impl':>10} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x unfused':>10} {'peak MiB':>9} "
-          f"{'x unfused':>10} {'first call s':>12}")  # fmt: skip
+    print("| shape | impl | fwd ms | fwd+bwd ms | x unfused | peak MiB | memory / unfused | first call s |")
+    print("|---|---|---|---|---|---|---|---|")
     for shape in shapes:
         med, first = time_cases(shape, args.device, args.reps)
         mem = {} if args.no_memory else {impl: measure_memory(impl, shape, args.device) for impl in IMPLS}
@@ -250,8 +250,8 @@ def main() -> None:
             peak = mem.get(impl)
             mem_ratio = f"{peak / mem['unfused']:.2f}" if peak is not None and mem.get("unfused") else "-"
             peak_text = f"{peak / 2**20:.0f}" if peak is not None else "-"
-            print(f"{shape!s:>20} {impl:>10} {fwd:9.1f} {both:11.1f} {speed:9.2f}x {peak_text:>9} {mem_ratio:>10} "
-                  f"{first[(impl, False)] + first[(impl, True)]:12.2f}")  # fmt: skip
+            print(f"| {shape!s} | {impl} | {fwd:.1f} | {both:.1f} | {speed:.2f}x | {peak_text} | {mem_ratio} | "
+                  f"{first[(impl, False)] + first[(impl, True)]:.2f} |")  # fmt: skip
     if args.bandwidth if args.bandwidth is not None else args.device == "cuda":
         dtype = getattr(torch, args.dtype)
         backend = "compiled" if args.device == "cpu" else None

@@ -119,16 +119,16 @@ def main() -> None:
           f"{'forward+backward' if args.grad else 'no grad'}, {args.repeats} fresh processes each, "
           f"{'shared' if args.disk_cache else 'empty'} compile cache on disk")  # fmt: skip
     print(f"sizes: {sizes}")
-    header = f"{'setting':>8} {'first pass s':>13} {'(min..max)':>14} {'second s':>9} {'third s':>8}"
-    print(f"{header} {'recompile warning':>18}")
+    print("\n| setting | first pass s (min..max) | second s | third s | recompile warning |\n|---|---|---|---|---|")
     med = {}
     for name, rs in runs.items():
         firsts = [r["first"] for r in rs]
         med[name] = statistics.median(firsts)
         second, third = (statistics.median(r[k] for r in rs) for k in ("second", "third"))
         warned = any(r["recompile_warning"] for r in rs)
-        print(f"{name:>8} {med[name]:13.2f} {f'({min(firsts):.2f}..{max(firsts):.2f})':>14} {second:9.2f} {third:8.2f} "
-              f"{'yes' if warned else 'no':>18}")  # fmt: skip
+        print(f"| {name} | {med[name]:.2f} ({min(firsts):.2f}..{max(firsts):.2f}) | {second:.2f} | {third:.2f} | "
+              f"{'yes' if warned else 'no'} |")  # fmt: skip
+    print()
     ratios = [d["first"] / e["first"] for d, e in zip(runs["default"], runs["eager"], strict=True)]
     print(f"first pass, default / eager: {med['default'] / med['eager']:.2f}x (paired per repeat: median "
           f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}..{max(ratios):.2f}; goal <= 1.2x)")  # fmt: skip
