@@ -190,6 +190,7 @@ class Claim:
         smoke: the command with tiny arguments (``--smoke``), or None to run it as it is.
         cuda: needs a GPU.
         ok_codes: exit statuses that still carry a report (gpu_check exits 1 when a section failed).
+        outputs: files (from the repository root) the command writes; a check without ``--write`` puts them back.
     """
 
     name: str
@@ -201,6 +202,7 @@ class Claim:
     smoke: tuple[str, ...] | None = None
     cuda: bool = False
     ok_codes: tuple[int, ...] = (0,)
+    outputs: tuple[str, ...] = ()
 
     @property
     def command(self) -> str:
@@ -283,7 +285,7 @@ CLAIMS: dict[str, Claim] = {
             "compare-8x256",
             "benchmarks/compare.py --sizes 8x256 --reps 5",
             "docs/benchmarks.md",
-            35,
+            30,
             "benchmarks/compare.py --sizes 1x64 --reps 1",
             labels=3,
             keys={**COMPARE_KEYS, **IMPORT_KEYS},
@@ -292,7 +294,7 @@ CLAIMS: dict[str, Claim] = {
             "compare-1x1024",
             "benchmarks/compare.py --sizes 1x1024 --reps 3 --cases lpips-vgg dists",
             "docs/benchmarks.md",
-            35,
+            30,
             "benchmarks/compare.py --sizes 1x64 --reps 1 --cases lpips-vgg dists",
             labels=3,
             keys=COMPARE_KEYS,
@@ -305,7 +307,7 @@ CLAIMS: dict[str, Claim] = {
             "benchmarks/compare.py --cases lpips-vgg vgg16:conv3 --sizes 8x256 --reps 5 --no-memory --no-import "
             "--impls percept percept-fast lpips",
             "docs/benchmarks.md",
-            12,
+            6,
             "benchmarks/compare.py --cases lpips-vgg vgg16:conv3 --sizes 1x64 --reps 1 --no-memory --no-import "
             "--impls percept percept-fast lpips",
             labels=3,
@@ -320,7 +322,7 @@ CLAIMS: dict[str, Claim] = {
             "benchmarks/compare.py --cases lpips-vgg --impls percept lpips --sizes 4x128:10 8x256:5 --user-steps 10 "
             "--reps 5",
             "docs/benchmarks.md",
-            20,
+            14,
             "benchmarks/compare.py --cases lpips-vgg --impls percept lpips --sizes 1x64:2 --user-steps 2 --reps 1",
             labels=4,
             keys={
@@ -414,7 +416,7 @@ CLAIMS: dict[str, Claim] = {
             "bench-learn",
             "benchmarks/bench_learn.py --triplets 2000 --val 500 --epochs 10 --threads 1",
             "README.md",
-            13,
+            14,
             "benchmarks/bench_learn.py --triplets 50 --val 20 --epochs 2 --threads 1",
             keys={
                 "speed-up": line(r"^speed-up (" + NUMBER + ")x"),
@@ -429,6 +431,7 @@ CLAIMS: dict[str, Claim] = {
             "benchmarks/bench_learn_families.py --train 20 --val 10",
             labels=2,
             keys={"seconds": column_sum("seconds")},
+            outputs=("docs/images/learn_families.png",),
         ),
         _compare(
             "demo",
@@ -754,7 +757,12 @@ def smoke(claims: Iterable[Claim]) -> int:
 def measure(claim: Claim, state: Pages, host: str, write: bool, root: Path = ROOT) -> list[Row]:
     """Runs one claim, compares it with what the pages (under ``root``) state, and (``write``) rewrites its block
     and spans there."""
-    result = run(claim.argv, timeout=max(600.0, claim.minutes * 60 * 4))
+    kept = {path: (root / path).read_bytes() for path in claim.outputs if (root / path).exists() and not write}
+    try:
+        result = run(claim.argv, timeout=max(600.0, claim.minutes * 60 * 4))
+    finally:
+        for path, data in kept.items():  # a check leaves the files the command wrote as they were
+            (root / path).write_bytes(data)
     if result.returncode not in claim.ok_codes:
         return [Row(claim.name, "command", claim.command, f"exit {result.returncode}", None, "FAILED")]
     body = render(claim, result, host)

@@ -6,6 +6,7 @@ replaced where a command would run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import doctest
 import re
@@ -236,3 +237,20 @@ def test_no_stale_figure_outside_blocks_in_the_benchmarks_page():
     text = claims.SPAN.sub("", claims.BLOCK.sub("", text))
     figure = r"\d+ ms\b|(?<!goal )(?<!at least )(?<!at most )\b\d\.\d+x\b"  # a goal is no measured figure
     assert not [ln for ln in text.splitlines() if "|" not in ln and re.search(figure, ln)]
+
+
+def test_a_check_puts_back_the_files_the_command_writes(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    (root / "docs" / "figure.png").write_bytes(b"old")
+
+    def fake_run(argv, timeout):
+        (root / "docs" / "figure.png").write_bytes(b"new")
+        return claims.Run(STUDY, 1.0, (0.5, 0.7), 0, WHEN)
+
+    monkeypatch.setattr(claims, "run", fake_run)
+    claim = dataclasses.replace(claims.CLAIMS["bench-study"], outputs=("docs/figure.png",))
+    claims.measure(claim, claims.Pages.read(root), "CPU", write=False, root=root)
+    assert (root / "docs" / "figure.png").read_bytes() == b"old"
+    assert (root / "docs" / "benchmarks.md").read_text(encoding="utf-8") == PAGE
+    claims.measure(claim, claims.Pages.read(root), "CPU", write=True, root=root)
+    assert (root / "docs" / "figure.png").read_bytes() == b"new"
