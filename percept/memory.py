@@ -17,6 +17,7 @@ import math
 import threading
 import weakref
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
@@ -26,6 +27,56 @@ from percept.validation import reads_synchronise
 _fitted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> signatures that fit
 _fitted_lock = threading.Lock()
 _FITTED_KEYS = 256  # signatures remembered per pipeline
+
+
+class StageIndexed(Protocol):
+    """A tap as :func:`check_memory` reads it: the index of its stage (a :class:`~percept.backbones.base.TapInfo`).
+
+    Example:
+        >>> create_backbone("alexnet", weights=None).tap_info("conv2").index  # doctest: +SKIP
+        4
+    """
+
+    @property
+    def index(self) -> int: ...
+
+
+class ProbedBackbone(Protocol):
+    """What :func:`check_memory` reads of a backbone; a :class:`~percept.backbones.base.Backbone` has it all.
+
+    ``stage_shapes()`` is the public shape probe (:mod:`percept.backbones.probe`): ``(channels, reduction)``
+    of every stage output. Declared here, not imported, because this module sits below the backbones.
+
+    Example:
+        >>> create_backbone("alexnet", weights=None).stage_shapes()[0]  # doctest: +SKIP
+        StageShape(channels=64, reduction=4)
+    """
+
+    @property
+    def input_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def resize(self) -> bool: ...
+
+    def tap_info(self, name: str) -> StageIndexed: ...
+
+    def stage_shapes(self) -> Sequence[tuple[int, int]]: ...
+
+
+class ProbedPipeline(Protocol):
+    """What :func:`check_memory` reads of a pipeline (a :class:`~percept.pipeline.Pipeline`): backbone and taps.
+
+    Example:
+        >>> pipeline = build_pipeline("alexnet:conv1,conv2/raw/l2", weights=None)  # doctest: +SKIP
+        >>> pipeline.taps, pipeline.backbone.input_size  # doctest: +SKIP
+        (['conv1', 'conv2'], None)
+    """
+
+    @property
+    def backbone(self) -> ProbedBackbone: ...
+
+    @property
+    def taps(self) -> Sequence[str]: ...
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -51,7 +102,7 @@ def estimate_pass_bytes(
     """Lower bound of the activation memory of one backbone pass.
 
     Args:
-        stage_shapes: ``(channels, reduction)`` of every stage output (``Backbone._trace_shapes()``).
+        stage_shapes: ``(channels, reduction)`` of every stage output (``Backbone.stage_shapes()``).
         last: index of the deepest stage that runs.
         shape: input shape ``(N, C, H, W)``.
         element_size: bytes per element of the activations.
@@ -68,7 +119,7 @@ def estimate_pass_bytes(
     return max(a + b for a, b in zip([0, *sizes[:-1]], sizes, strict=True))
 
 
-def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
+def check_memory(pipeline: ProbedPipeline, x: torch.Tensor, y: torch.Tensor) -> None:
     """Raise :class:`InputError` if a pipeline pass over ``x`` and ``y`` cannot fit in memory.
 
     The message says how many pairs of this size would fit, so the caller can split the batch
@@ -90,12 +141,13 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
         return
     backbone = pipeline.backbone
     last = max(backbone.tap_info(t).index for t in pipeline.taps)
-    shapes = backbone._trace_shapes()
+    shapes = backbone.stage_shapes()
     element = x.element_size() if x.is_floating_point() else 4
 
     def run_shape(n: int, t: torch.Tensor) -> tuple[int, ...]:
         """``n`` images of ``t``'s kind as the network sees them: a resizing backbone runs at its input size."""
-        return (n, t.shape[1], *(backbone.input_size if backbone.resize else t.shape[2:]))
+        size = backbone.input_size if backbone.resize and backbone.input_size is not None else t.shape[2:]
+        return (n, t.shape[1], *size)
 
     def need(n: int, graph: bool) -> int:
         return estimate_pass_bytes(shapes, last, run_shape(n, x), element, graph=graph) + estimate_pass_bytes(
@@ -121,11 +173,17 @@ def check_memory(pipeline, x: torch.Tensor, y: torch.Tensor) -> None:
         fit = "1 pair fits" if without_graph == 1 else f"{without_graph} pairs fit"
         advice += f"; without a graph (under torch.no_grad()) {fit}"
     raise InputError(
-        f"scoring images of shape {tuple(x.shape)} needs at least {_size(total)} for the network's "
-        f"activations ({'with' if grad else 'without'} a graph), and {_size(free)} are available on "
+        f"scoring images of shape {tuple(x.shape)} needs at least {format_bytes(total)} for the network's "
+        f"activations ({'with' if grad else 'without'} a graph), and {format_bytes(free)} are available on "
         f"{x.device}: {advice}"
     )
 
 
-def _size(n: int) -> str:
+def format_bytes(n: int) -> str:
+    """A byte count as people read it: GiB from 1 GiB up, else MiB, one decimal.
+
+    Example:
+        >>> format_bytes(3 * 2**30), format_bytes(512 * 2**20)
+        ('3.0 GiB', '512.0 MiB')
+    """
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

@@ -6,26 +6,55 @@ A *tap* is the output of one stage. Each backbone declares its taps in ``feature
 names (``conv1``..``conv5`` for VGG/AlexNet, the taps LPIPS uses), finer names (``relu3_1``,
 ``pool2``), and module paths work as a fallback. A forward pass runs only up to the deepest tap
 asked for.
+
+The class is put together from one part per concern, each in its own module (as timm keeps feature
+extraction apart from building):
+
+- :mod:`percept.backbones.preprocessing`: the input contract and the mapping of images to the network's
+  input (:class:`~percept.backbones.preprocessing.Preprocessing`, :func:`resize_images`);
+- :mod:`percept.backbones.runner`: the stages and their run (:class:`~percept.backbones.runner.StageRunner`,
+  :func:`flatten_stages`);
+- :mod:`percept.backbones.probe`: the traced stage shapes and the minimum-size search
+  (:class:`~percept.backbones.probe.ShapeProbe`, :func:`~percept.backbones.probe.stage_shapes`);
+- here: the taps and their names, and the one way every part of percept reads them (:meth:`Backbone.iter_taps`).
+
+The names each part defines stay importable from here (``from percept.backbones.base import flatten_stages``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from percept.errors import InputError, SpecError, TapError, unknown_name
+from percept.backbones.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATIONS,
+    Preprocessing,
+    check_interpolation,
+    resize_images,
+)
+from percept.backbones.probe import SHAPE_ERRORS, ShapeProbe, StageShape
+from percept.backbones.runner import StageFn, ToMap, flatten_stages
+from percept.errors import SpecError, unknown_name
 from percept.validation import check_images
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# What a network raises when it cannot run at an input size: PyTorch's shape errors, timm's assertions.
-SHAPE_ERRORS = (RuntimeError, AssertionError, ValueError, IndexError)
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INTERPOLATIONS",
+    "SHAPE_ERRORS",
+    "Backbone",
+    "PretrainedCfg",
+    "StageShape",
+    "TapInfo",
+    "check_interpolation",
+    "flatten_stages",
+    "resize_images",
+]
 
 
 @dataclass(frozen=True)
@@ -59,17 +88,7 @@ class PretrainedCfg:
     aliases: tuple[str, ...] = ()  # other tags that load this set ("imagenet" for a library's default)
 
 
-def flatten_stages(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    """Expand nested ``nn.Sequential`` containers into an ordered list of ``(path, leaf)``."""
-    if isinstance(module, nn.Sequential):
-        out: list[tuple[str, nn.Module]] = []
-        for name, child in module.named_children():
-            out.extend(flatten_stages(child, f"{prefix}.{name}" if prefix else name))
-        return out
-    return [(prefix, module)]
-
-
-class Backbone(nn.Module):
+class Backbone(ShapeProbe, Preprocessing):
     """A network run stage by stage, returning the outputs of the taps asked for.
 
     Args:
@@ -81,6 +100,7 @@ class Backbone(nn.Module):
         input_range: the range of the images users pass (``(0, 1)`` or ``(-1, 1)``).
         arch: a function building the same architecture without weights (for shape tracing on the
             meta device); defaults to none, in which case shapes are traced on a CPU copy.
+        stage_fn: the ``stages`` of a model ``arch`` builds (with ``arch``: tracing on the meta device).
         pretrained_cfg: where the weights came from.
         to_map: ``to_map(stage index, stage output, input (H, W))`` gives a tap's ``(N, C, h, w)`` map
             when stages pass something else along (a transformer's tokens, channels-last maps); a
@@ -95,11 +115,12 @@ class Backbone(nn.Module):
 
     Inputs to :meth:`forward` are ``(N, C, H, W)`` with ``C`` 1 (grey, repeated) or 3, values in
     ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``
-    (with ``resize``, ``H, W`` are those of ``input_size``).
+    (with ``resize``, ``H, W`` are those of ``input_size``). The input side (:meth:`preprocess`,
+    :meth:`set_normalization`) comes from :class:`~percept.backbones.preprocessing.Preprocessing`, the
+    run from :class:`~percept.backbones.runner.StageRunner`, the shapes (:meth:`stage_shapes`,
+    :meth:`runs_at`) from :class:`~percept.backbones.probe.ShapeProbe`.
     """
 
-    mean: torch.Tensor  # buffers, (1, 3, 1, 1)
-    std: torch.Tensor
     random_seed: int | None = None  # the seed of random weights (set by create_backbone), else None
 
     def __init__(
@@ -113,35 +134,23 @@ class Backbone(nn.Module):
         std: Sequence[float] = IMAGENET_STD,
         input_range: tuple[float, float] = (0.0, 1.0),
         arch: Callable[[], nn.Module] | None = None,
-        stage_fn: Callable[[nn.Module], Sequence[tuple[str, nn.Module]]] | None = None,
+        stage_fn: StageFn | None = None,
         pretrained_cfg: PretrainedCfg | None = None,
-        to_map: Callable[[int, torch.Tensor, tuple[int, int]], torch.Tensor] | None = None,
+        to_map: ToMap | None = None,
         input_size: tuple[int, int] | None = None,
         resize: bool = False,
         interpolation: str = "bilinear",
         fixed_size: bool = False,
     ) -> None:
         super().__init__()
-        if (resize or fixed_size) and input_size is None:
-            raise ValueError(f"backbone {name!r}: resize and fixed_size need an input_size")
-        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
-        self.resize = bool(resize)
-        self.interpolation = check_interpolation(interpolation)
-        self.fixed_size = bool(fixed_size)
         self.name = name
-        self.model = model
-        self._stages = list(stages)
-        self._paths = [p for p, _ in self._stages]
-        self.input_range = _check_range(input_range)
-        self.norm_domain = (0.0, 1.0)
+        self._init_preprocessing(
+            name, mean=mean, std=std, input_range=input_range, input_size=input_size, resize=resize,
+            interpolation=interpolation, fixed_size=fixed_size,
+        )  # fmt: skip
+        self._init_stages(model, stages, arch=arch, stage_fn=stage_fn, to_map=to_map)
         self.pretrained_cfg = pretrained_cfg
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self._arch = arch
-        self._stage_fn = stage_fn
-        self._to_map = to_map
-        self._shapes: list[tuple[int, int]] | None = None
-        self._min_size_cache: dict[int, int] = {}
+        self._init_probe()
         shapes = self._trace_shapes()
         self.feature_info: list[TapInfo] = []
         for tap_name, path, canonical in taps:
@@ -162,11 +171,6 @@ class Backbone(nn.Module):
     def tap_names(self) -> list[str]:
         """Every named tap, canonical and finer, shallow to deep."""
         return [t.name for t in self.feature_info]
-
-    @property
-    def module_paths(self) -> list[str]:
-        """Every stage path, usable as a tap name when no finer name exists."""
-        return list(self._paths)
 
     def tap_info(self, name: str) -> TapInfo:
         """Describe the tap ``name`` (a tap name or a module path); ``SpecError`` if unknown.
@@ -192,122 +196,17 @@ class Backbone(nn.Module):
             names = self.canonical_taps
         return [self.tap_info(n) for n in names]
 
-    def _path_index(self, path: str) -> int | None:
-        if path in self._paths:
-            return self._paths.index(path)
-        inside = [i for i, p in enumerate(self._paths) if p.startswith(path + ".")]
-        return inside[-1] if inside else None
-
-    # -- shapes ------------------------------------------------------------------------------------
-
-    def _network(self, trace: bool = False) -> tuple[Any, torch.device]:
-        """What :meth:`_run` runs: the stage modules (``trace``: copies on the meta device where the
-        backbone knows how to build one, for shape tracing without weights) and their device."""
-        if trace and self._arch is not None and self._stage_fn is not None:
-            # Built once: a size search runs the network a dozen times, and building it is the slow part.
-            if self.__dict__.get("_meta_stages") is None:
-                with torch.device("meta"):
-                    model = self._arch()
-                self.__dict__["_meta_stages"] = [m.eval() for _, m in self._stage_fn(model)]
-            return self.__dict__["_meta_stages"], torch.device("meta")
-        return [m for _, m in self._stages], torch.device("cpu")
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_meta_stages", None)  # rebuilt on demand; holds no data
-        return state
-
-    def _iter_run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> Iterator[tuple[int, Any]]:
-        """Run ``net`` (see :meth:`_network`) on a preprocessed batch up to stage ``last``, yielding
-        ``(stage index, raw output)`` for the stages in ``wanted`` as each finishes, shallow to deep.
-        Subclasses that run their network otherwise override this and :meth:`_network`."""
-        for i in range(last + 1):
-            x = net[i](x)
-            if i in wanted:
-                # An in-place activation next would overwrite this tap's output.
-                yield i, (x.clone() if i < last and getattr(net[i + 1], "inplace", False) else x)
-
-    def _run(self, net: Any, x: torch.Tensor, last: int, wanted: set[int]) -> dict[int, Any]:
-        """:meth:`_iter_run` collected: ``{stage index: raw output}``."""
-        return dict(self._iter_run(net, x, last, wanted))
-
-    def _trace_shapes(self) -> list[tuple[int, int]]:
-        """(channels, reduction) of every stage output, traced once at ``input_size`` (else 224)."""
-        if self._shapes is None:
-            self._shapes = self._trace(max(self.input_size) if self.input_size else 224)
-        return self._shapes
-
-    def _trace(self, size: int) -> list[tuple[int, int]]:
-        net, device = self._network(trace=True)
-        last = len(self._stages) - 1
-        was_training = [m.training for _, m in self._stages]
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                outputs = self._run(net, torch.zeros(1, 3, size, size, device=device), last, set(range(last + 1)))
-        finally:
-            for (_, m), t in zip(self._stages, was_training, strict=True):
-                m.train(t)
-        out: list[tuple[int, int]] = []
-        for i in range(last + 1):
-            y = self._tap_map(i, outputs[i], (size, size))
-            reduction = 2 ** round(math.log2(size / max(y.shape[-1], 1)))
-            out.append((int(y.shape[1]), int(reduction)))
-        return out
-
-    def runs_at(self, size: int | tuple[int, int], last: int | None = None) -> bool:
-        """Whether the network runs on a ``size`` input up to stage ``last`` (default: every stage) and
-        every stage gives at least one pixel; tried without weights where possible (meta device).
-
-        Example:
-            >>> create_backbone("alexnet", weights=None).runs_at(8)  # doctest: +SKIP
-            False
-        """
-        height, width = (size, size) if isinstance(size, int) else size
-        last = len(self._stages) - 1 if last is None else last
-        net, device = self._network(trace=True)
-        try:
-            with torch.no_grad():
-                x = torch.zeros(1, 3, height, width, device=device)
-                outputs = self._run(net, x, last, set(range(last + 1)))
-                for i, y in outputs.items():
-                    y = self._tap_map(i, y, (height, width))
-                    if y.dim() < 4 or min(y.shape[-2:]) < 1:
-                        return False
-            return True
-        except SHAPE_ERRORS:
-            return False
-
     def min_size(self, taps: Sequence[str] | None = None) -> int:
         """Smallest height/width of input for which every tap in ``taps`` has at least one pixel.
 
         With ``resize`` every size runs (1); a ``fixed_size`` network without it needs ``input_size``.
+        Otherwise found once per deepest stage by a search over sizes (:mod:`percept.backbones.probe`).
         """
         if self.resize:
             return 1
         if self.fixed_size and self.input_size is not None:  # __init__ gives every fixed-size network one
             return max(self.input_size)
-        last = max(t.index for t in self.resolve_taps(taps))
-        if last not in self._min_size_cache:
-            self._min_size_cache[last] = self._search_min_size(last)
-        return self._min_size_cache[last]
-
-    def _search_min_size(self, last: int) -> int:
-        low, high = 1, 16
-        while not self.runs_at(high, last):
-            low, high = high, high * 2
-            if high > 8192:
-                raise RuntimeError(f"backbone {self.name!r}: found no input size up to 8192 that reaches stage {last}")
-        while low < high:
-            mid = (low + high) // 2
-            if self.runs_at(mid, last):
-                high = mid
-            else:
-                low = mid + 1
-        return high
-
-    def _tap_map(self, index: int, output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return output if self._to_map is None else self._to_map(index, output, size)
+        return self._min_size_to(max(t.index for t in self.resolve_taps(taps)))
 
     # -- forward -----------------------------------------------------------------------------------
 
@@ -316,47 +215,11 @@ class Backbone(nn.Module):
         # the module holding it does.
         return super().train(False)
 
-    def set_normalization(
-        self, mean: Sequence[float], std: Sequence[float], domain: tuple[float, float] = (0.0, 1.0)
-    ) -> Backbone:
-        """Use ``(x - mean) / std`` on images mapped to ``domain`` (LPIPS: shift/scale on [-1, 1]), in the
-        reference implementation's own arithmetic: float32 results identical to it, not just equal up to rounding."""
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.mean.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.std.device).view(1, -1, 1, 1)
-        self.norm_domain = _check_range(domain)
-        return self
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """Map images in ``input_range`` to the network's input: grey to colour, range, mean/std, and with
-        ``resize`` the size the network expects."""
-        (low, high), (d_low, d_high) = self.input_range, self.norm_domain
-        if self.resize and self.input_size is not None:  # as fixed_size, resize comes with an input_size
-            x = resize_images(x, self.input_size, self.interpolation)
-        if (low, high) != (d_low, d_high):
-            if (low, high) == (0.0, 1.0):
-                x = x * (d_high - d_low) + d_low
-            else:
-                x = (x - low) * ((d_high - d_low) / (high - low)) + d_low
-        if x.shape[1] == 1 and self.mean.shape[1] == 3:
-            x = x.expand(-1, 3, -1, -1)
-        mean = self.mean.to(dtype=x.dtype)
-        std = self.std.to(dtype=x.dtype)
-        return (x - mean) / std
-
     def check_input(self, x: torch.Tensor, taps: Sequence[str] | None = None, name: str = "x") -> torch.Tensor:
         """Validate an image batch for this backbone and the given taps (see :func:`check_images`)."""
         if isinstance(x, torch.Tensor) and x.dim() == 4:
             self._check_size(x, name)  # before the size check of check_images: it names the resize option
         return check_images(x, name, input_range=self.input_range, min_size=self.min_size(taps))
-
-    def _check_size(self, x: torch.Tensor, name: str = "x") -> None:
-        if self.fixed_size and not self.resize and self.input_size and tuple(x.shape[-2:]) != self.input_size:
-            h, w = self.input_size
-            raise InputError(
-                f"backbone {self.name!r} runs at {h}x{w} only, got {name} of size {x.shape[-2]}x{x.shape[-1]}: crop "
-                f"or resize your images to {h}x{w}, or build it with resize=True to resize them to {h}x{w} "
-                f"({self.interpolation}, antialiased) on the way in"
-            )
 
     def iter_taps(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
         """Run ``x`` once up to the deepest of ``taps``, yielding each tap's map as its stage finishes.
@@ -397,28 +260,7 @@ class Backbone(nn.Module):
             names = wanted.setdefault(info.index, [])
             if info.name not in names:
                 names.append(info.name)
-        h = self.preprocess(x)
-        size = (int(h.shape[-2]), int(h.shape[-1]))
-        seen: set[int] = set()
-        for i, output in self._iter_run(self._network()[0], h, max(wanted), set(wanted)):
-            if i not in wanted or i in seen:
-                continue
-            seen.add(i)
-            feature = self._tap_map(i, output, size)
-            if not isinstance(feature, torch.Tensor) or feature.dim() != 4:
-                got = tuple(feature.shape) if isinstance(feature, torch.Tensor) else type(feature).__name__
-                raise TapError(
-                    f"backbone {self.name!r}: tap {wanted[i][0]!r} (stage {self._paths[i]!r}) gave {got}, not an "
-                    "(N, C, h, w) map"
-                )
-            for tap_name in wanted[i]:
-                yield tap_name, feature
-        missing = [n for i, names in sorted(wanted.items()) if i not in seen for n in names]
-        if missing:
-            raise TapError(
-                f"backbone {self.name!r} ran without producing tap(s) {missing}: its network never reached those "
-                "stages (a plugin's _iter_run must yield every stage asked for)"
-            )
+        yield from self._stage_maps(self.preprocess(x), wanted)
 
     def forward(self, x: torch.Tensor, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Run ``x`` up to the deepest of ``taps`` and return each tap's output (:meth:`iter_taps`, collected).
@@ -442,56 +284,6 @@ class Backbone(nn.Module):
         infos = self.resolve_taps(taps)
         found = dict(self._iter_taps(x, infos))
         return {info.name: found[info.name] for info in infos}
-
-
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area")
-_INTERPOLATION_ALIASES = {"lanczos": "bicubic", "hamming": "bicubic", "box": "area", "random": "bicubic"}
-
-
-def check_interpolation(mode: str) -> str:
-    """The :func:`torch.nn.functional.interpolate` mode for a PIL/timm interpolation name.
-
-    PIL's ``lanczos`` and ``hamming`` (which ``interpolate`` lacks) become ``bicubic``, the closest
-    antialiased kernel it has; ``box`` becomes ``area``.
-
-    Example:
-        >>> check_interpolation("bicubic"), check_interpolation("lanczos")
-        ('bicubic', 'bicubic')
-    """
-    mode = str(mode).lower()
-    mode = _INTERPOLATION_ALIASES.get(mode, mode)
-    if mode not in INTERPOLATIONS:
-        raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {mode!r}")
-    return mode
-
-
-def resize_images(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """Resize ``(N, C, H, W)`` images to ``size = (h, w)``, differentiably; unchanged if already that size.
-
-    ``bilinear`` and ``bicubic`` are antialiased (as PIL's); values keep their range up to bicubic overshoot.
-
-    Example:
-        >>> resize_images(torch.rand(2, 3, 64, 48), (32, 32), "bicubic").shape
-        torch.Size([2, 3, 32, 32])
-    """
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    mode = check_interpolation(mode)
-    if mode in ("bilinear", "bicubic"):
-        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False, antialias=True)
-    return F.interpolate(x, size=tuple(size), mode=mode)
-
-
-def _check_range(input_range: Sequence[float]) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in input_range)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"input_range must be a pair (low, high) such as (0, 1) or (-1, 1), got {input_range!r}"
-        ) from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise InputError(f"input_range must be finite with low < high, got {input_range!r}")
-    return (low, high)
 
 
 def _paths_hint(backbone: Backbone) -> str:
