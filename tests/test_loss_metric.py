@@ -203,7 +203,7 @@ def test_metric_flags() -> None:
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_metric_sum_and_count_states(reduction: str) -> None:
     metric = make_metric(reduction=reduction)
-    assert set(metric.metric_state) == {"sum_scores", "total"}  # (and the hidden compute-group guard)
+    assert set(metric.metric_state) == {"sum_scores", "total"}  # (and the hidden compute-group state)
     assert metric._reductions["sum_scores"] is dim_zero_sum and metric._reductions["total"] is dim_zero_sum
     batches = [(images(n), images(n)) for n in (2, 1, 3)]
     for x, y in batches:
