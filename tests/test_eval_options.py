@@ -1,8 +1,9 @@
-"""The toolkit's options objects: defaults, checks with clear errors, and the keyword form equal to the object form."""
+"""The toolkit's options objects (sweep, features, selection): defaults, checks, keyword form equal to object form."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,10 @@ import torch
 from _eval_fakes import make_tid
 
 from percept import RandomWeightsWarning, create_backbone
-from percept.errors import InputError
+from percept.errors import InputError, SpecError
 from percept.eval.datasets import load_database
 from percept.eval.finetune import channel_errors
-from percept.eval.select import map_scores
+from percept.eval.select import CRITERIA, MapScores, SelectOptions, cross_validate, forward_select, map_scores
 from percept.eval.sweep import DEFAULT_MEASURES, FeatureOptions, SweepOptions, merge_options, run_sweep, sweep_backbone
 
 pytestmark = pytest.mark.filterwarnings("ignore::percept.RandomWeightsWarning")
@@ -23,7 +24,7 @@ TAPS = ["relu1", "relu2"]
 
 @pytest.fixture(scope="module")
 def tid(tmp_path_factory):
-    return load_database("tid2013", make_tid(tmp_path_factory.mktemp("tid"), refs=2, types=1, levels=3))
+    return load_database("tid2013", make_tid(tmp_path_factory.mktemp("tid"), refs=4, types=1, levels=2))
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,47 @@ def test_select_and_finetune_keyword_form_equals_options_form(tid, alexnet):
     default_taps = channel_errors(tid, alexnet, FeatureOptions(resize=64))  # taps=None: the canonical taps
     assert list(dict.fromkeys(default_taps.taps)) == alexnet.canonical_taps
     assert torch.isfinite(torch.from_numpy(default_taps.matrix)).all()
+
+
+def _matrix(db, maps=12, seed=0):
+    """Per-map scores for ``db``: noise, with map 3 following the scores."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.uniform(0, 1, (len(db), maps)).astype(np.float32)
+    matrix[:, 3] = (db.table["score"].to_numpy() / 10).astype(np.float32)
+    return MapScores(matrix, ["t"] * maps, list(range(maps)), "ssim")
+
+
+def test_select_options_defaults_and_checks():
+    options = SelectOptions()
+    assert (options.criterion, options.tol, options.max_maps, options.min_maps, options.screen) == (
+        "plcc", 1e-4, None, 1, 64
+    )  # fmt: skip
+    assert CRITERIA == ("plcc", "srocc") and SelectOptions(tol=-math.inf).tol == -math.inf
+    with pytest.raises(SpecError, match="criterion must be 'plcc' .* or 'srocc', got 'krocc'"):
+        SelectOptions(criterion="krocc")
+    for kwargs, message in [
+        ({"tol": math.nan}, "tol must be a number (not NaN), got nan"),
+        ({"tol": "0.1"}, "tol must be a number (not NaN), got '0.1'"),
+        ({"max_maps": 0}, "max_maps must be None or an integer >= 1, got 0"),
+        ({"screen": 0}, "screen must be None or an integer >= 1, got 0"),
+        ({"min_maps": -1}, "min_maps must be an integer >= 0, got -1"),
+    ]:
+        with pytest.raises(InputError) as caught:
+            SelectOptions(**kwargs)
+        assert message in str(caught.value)
+    with pytest.raises(InputError, match="Did you mean 'max_maps'"):
+        merge_options(SelectOptions, None, {"max_map": 3})
+
+
+def test_select_keyword_form_equals_options_form(tid):
+    scores = _matrix(tid)
+    by_keywords = forward_select(scores, tid, criterion="srocc", max_maps=3, tol=-1.0)
+    options = SelectOptions(criterion="srocc", max_maps=3, tol=-1.0)
+    by_options = forward_select(scores, tid, options)
+    assert by_keywords.maps == by_options.maps and len(by_options.maps) == 3 and by_options.maps[0] == 3
+    pd.testing.assert_frame_equal(by_keywords.path, by_options.path)
+    overridden = forward_select(scores, tid, options, max_maps=2)  # a keyword over the object
+    assert overridden.maps == by_options.maps[:2]
+    cv_keywords = cross_validate(scores, tid, folds=2, criterion="srocc", max_maps=3, tol=-1.0)
+    cv_options = cross_validate(scores, tid, options, folds=2)
+    pd.testing.assert_frame_equal(cv_keywords, cv_options)

@@ -293,8 +293,7 @@ def _select_map_scores(args: argparse.Namespace, db, cache: Path) -> MapScores:
     """``percept select``'s per-map scores: those in ``cache`` when they were computed from the same settings
     (unless ``--recompute``), else computed and saved there."""
     from percept.backbones.weights import state_dict_checksum
-    from percept.eval.select import map_scores
-    from percept.eval.select.maps import map_channels
+    from percept.eval.select import map_channels, map_scores
     from percept.eval.sweep import build_backbone
 
     options = _feature_options(args)
@@ -315,7 +314,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     """``percept select``: per-map scores once, greedy forward selection, path, baseline, CV, saved selection."""
 
     from percept.eval.plots import plot_selection_path
-    from percept.eval.select import cross_validate, forward_select
+    from percept.eval.select import SelectOptions, cross_validate, forward_select
     from percept.io import ensure_output_folder, save_csv
 
     _at_least(args, screen=0, folds=0, max_maps=1)
@@ -332,10 +331,10 @@ def cmd_select(args: argparse.Namespace) -> int:
         folds = references if references >= 2 else 0
         print(f"{references} reference image(s): cross-validation with {folds} folds instead of {args.folds}"
               + ("" if folds else " (none: it needs 2 references)"), file=sys.stderr)  # fmt: skip
-    options = dict(criterion=args.criterion, tol=args.tol, max_maps=args.max_maps, screen=args.screen or None)
-    selection = forward_select(scores, db, **options)
+    options = SelectOptions(criterion=args.criterion, tol=args.tol, max_maps=args.max_maps, screen=args.screen or None)
+    selection = forward_select(scores, db, options)
     if folds:
-        selection.cv = cross_validate(scores, db, folds=folds, seed=args.seed, **options)
+        selection.cv = cross_validate(scores, db, options, folds=folds, seed=args.seed)
         save_csv(selection.cv, out / "cv.csv", index=False)
     save_csv(selection.path.assign(signature=scores.signature), out / "path.csv", index=False)  # what it depends on
     selection.save(out / "selection.json")

@@ -48,15 +48,19 @@ from percept.eval.select.files import (
     read_json_file,
     selection_pipeline,
 )
-from percept.eval.select.forward import cross_validate, forward_select
-from percept.eval.select.maps import PER_MAP, MapScores, default_taps, map_scores
+from percept.eval.select.forward import CRITERIA, SelectOptions, cross_validate, forward_select
+from percept.eval.select.maps import PER_MAP, MapScores, default_taps, map_channels, map_scores
+from percept.eval.sweep.options import FeatureOptions
 
 __all__ = [
+    "CRITERIA",
     "FORMAT",
     "PER_MAP",
+    "FeatureOptions",
     "MapSSIMDistance",
     "MapScores",
     "MapSubsetReadout",
+    "SelectOptions",
     "Selection",
     "check_recorded_source",
     "check_selection",
@@ -64,6 +68,7 @@ __all__ = [
     "default_taps",
     "forward_select",
     "load_selection",
+    "map_channels",
     "map_scores",
     "read_json_file",
     "selection_pipeline",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,9 +14,63 @@ from percept.errors import InputError, SpecError
 from percept.eval.datasets import IQADatabase
 from percept.eval.select.files import Selection
 from percept.eval.select.maps import MapScores
+from percept.eval.sweep.options import merge_options
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+
+CRITERIA = ("plcc", "srocc")
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """How :func:`forward_select` selects maps, and each fold of :func:`cross_validate` the same way.
+
+    Attributes:
+        criterion: ``"plcc"`` (Pearson after the 5-parameter logistic) or ``"srocc"``; both oriented so that
+            agreement is positive.
+        tol: stop at the first step whose best candidate raises the criterion by ``tol`` or less; any number
+            but NaN (``-inf``: never stop before ``max_maps``).
+        max_maps: cap on the number of maps, ``>= 1`` (``None``: no cap).
+        min_maps: keep adding until this many maps even if the criterion does not rise (benchmarks), ``>= 0``.
+        screen: candidates considered per step, ``>= 1``: the best ``screen`` by linear Pearson (exact for all
+            candidates from running sums); ``None`` considers all. Among them SROCC is exact (ranks of every
+            candidate's pooled score); PLCC after the logistic is approximated per candidate (best amplitude,
+            linear term and offset solved exactly on a grid of logistic shapes) and fitted exactly for the one
+            chosen, whose exact value drives the stopping rule and the path.
+
+    Raises:
+        SpecError: an unknown criterion.
+        InputError: another field out of range, naming it.
+
+    Example:
+        >>> SelectOptions(criterion="srocc", max_maps=20).screen
+        64
+        >>> SelectOptions(max_maps=0)
+        Traceback (most recent call last):
+        ...
+        percept.errors.InputError: max_maps must be None or an integer >= 1, got 0
+    """
+
+    criterion: str = "plcc"
+    tol: float = 1e-4
+    max_maps: int | None = None
+    min_maps: int = 1
+    screen: int | None = 64
+
+    def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise SpecError(f"criterion must be 'plcc' (after the logistic fit) or 'srocc', got {self.criterion!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or math.isnan(self.tol):
+            raise InputError(f"tol must be a number (not NaN), got {self.tol!r}")
+        for name, low, optional in (("max_maps", 1, True), ("screen", 1, True), ("min_maps", 0, False)):
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                kind = f"None or an integer >= {low}" if optional else f"an integer >= {low}"
+                raise InputError(f"{name} must be {kind}, got {value!r}")
 
 
 def _oriented_target(db_or_target, higher_is_better: bool | None) -> tuple[np.ndarray, bool]:
@@ -93,32 +148,22 @@ def _logistic_screen(x: torch.Tensor, y: np.ndarray, sign: float, start=None) ->
 def forward_select(
     scores: MapScores,
     target: IQADatabase | Sequence[float],
+    options: SelectOptions | None = None,
     *,
-    criterion: str = "plcc",
     higher_is_better: bool | None = None,
-    tol: float = 1e-4,
-    max_maps: int | None = None,
-    min_maps: int = 1,
-    screen: int | None = 64,
     rows: np.ndarray | None = None,
+    **overrides: Any,
 ) -> Selection:
     """Greedy forward selection of maps whose mean score agrees best with the subjective scores.
 
     Args:
         scores: the ``(pairs, maps)`` matrix (:func:`map_scores`).
         target: the database (its scores and kind), or a score array with ``higher_is_better``.
-        criterion: ``"plcc"`` (Pearson after the 5-parameter logistic) or ``"srocc"``; both oriented so
-            that agreement is positive.
+        options: a :class:`SelectOptions` (criterion, tol, max_maps, min_maps, screen); default ``SelectOptions()``.
         higher_is_better: the kind of a plain score array.
-        tol: stop at the first step whose best candidate raises the criterion by ``tol`` or less.
-        max_maps: cap on the number of maps (``None``: no cap).
-        min_maps: keep adding until this many maps even if the criterion does not rise (benchmarks).
-        screen: candidates considered per step: the best ``screen`` by linear Pearson (exact for all
-            candidates from running sums); ``None`` considers all. Among them SROCC is exact (ranks of
-            every candidate's pooled score); PLCC after the logistic is approximated per candidate (best
-            amplitude, linear term and offset solved exactly on a grid of logistic shapes) and fitted
-            exactly for the one chosen, whose exact value drives the stopping rule and the path.
         rows: restrict to these pairs (cross-validation).
+        **overrides: fields of :class:`SelectOptions` (``criterion="srocc"``, ``max_maps=20``), applied over
+            ``options``.
 
     Returns:
         A :class:`Selection` with the path and the all-maps baseline.
@@ -130,11 +175,11 @@ def forward_select(
     """
     import pandas as pd
 
-    if criterion not in ("plcc", "srocc"):
-        raise SpecError(f"criterion must be 'plcc' (after the logistic fit) or 'srocc', got {criterion!r}")
+    options = merge_options(SelectOptions, options, overrides)
+    criterion, tol, screen = options.criterion, options.tol, options.screen
     matrix, y, hib = _checked_matrix(scores, target, higher_is_better, rows)
     n_maps = matrix.shape[1]
-    cap = n_maps if max_maps is None else max(1, min(max_maps, n_maps))
+    cap = n_maps if options.max_maps is None else min(options.max_maps, n_maps)
     # Orientation: a similarity should rise with quality; quality is the score for MOS, minus it for DMOS.
     sign = 1.0 if scores.similarity == hib else -1.0
     run = _RunningSum(matrix, y)
@@ -145,7 +190,7 @@ def forward_select(
     while len(chosen) < cap:
         best_j = _best_candidate(run, y, sign, criterion, screen, start)
         best_value, best_params = _criterion_value((run.u + run.columns[:, best_j]).numpy(), y, criterion, sign, start)
-        if best_j < 0 or (best_value <= current + tol and len(chosen) >= min_maps):
+        if best_j < 0 or (best_value <= current + tol and len(chosen) >= options.min_maps):
             gain = f"the best next map changed {criterion} by {best_value - current:+.2g}, not more than tol={tol:g}"
             stopped = "no candidate map left" if best_j < 0 else gain
             break
@@ -256,10 +301,11 @@ def _baseline(
 def cross_validate(
     scores: MapScores,
     db: IQADatabase,
+    options: SelectOptions | None = None,
     *,
     folds: int = 5,
     seed: int = 0,
-    **select_kwargs,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Select on the pairs of some reference images, measure on the pairs of the others.
 
@@ -268,7 +314,8 @@ def cross_validate(
         db: the database (its ``ref_id`` column defines the folds).
         folds: number of folds (at most the number of references).
         seed: shuffles the references before splitting.
-        **select_kwargs: passed to :func:`forward_select`.
+        options: a :class:`SelectOptions`, each fold's :func:`forward_select` (default ``SelectOptions()``).
+        **overrides: fields of :class:`SelectOptions`, applied over ``options``.
 
     Returns:
         One row per fold: ``fold, train_refs, test_refs, maps, train_criterion, test_srocc,
@@ -283,6 +330,7 @@ def cross_validate(
 
     from percept.eval.stats import correlations
 
+    options = merge_options(SelectOptions, options, overrides)
     refs = np.array(db.references)
     if not 2 <= folds <= len(refs):
         raise InputError(f"folds must be between 2 and the number of references ({len(refs)}), got {folds}")
@@ -295,7 +343,7 @@ def cross_validate(
     for k, test_refs in enumerate(groups):
         test = np.isin(ref_ids, test_refs)
         train_rows, test_rows = np.flatnonzero(~test), np.flatnonzero(test)
-        sel = forward_select(scores, db, rows=train_rows, **select_kwargs)
+        sel = forward_select(scores, db, options, rows=train_rows)
         lower = not scores.similarity
         chosen = correlations(scores.matrix[test_rows][:, sel.maps].mean(1), y[test_rows],
                               higher_is_better=db.higher_is_better, lower_is_better_metric=lower)  # fmt: skip

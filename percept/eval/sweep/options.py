@@ -125,14 +125,15 @@ class SweepOptions(FeatureOptions):
             object.__setattr__(self, "shard", check_shard(self.shard))
 
 
-Options = TypeVar("Options", bound=FeatureOptions)
+Options = TypeVar("Options")
 
 
-def merge_options(kind: type[Options], options: FeatureOptions | None, overrides: Mapping[str, Any]) -> Options:
+def merge_options(kind: type[Options], options: Any, overrides: Mapping[str, Any]) -> Options:
     """``options`` (default ``kind()``) with the keyword ``overrides`` applied, as a ``kind``, checked.
 
-    A :class:`FeatureOptions` given where a :class:`SweepOptions` is wanted keeps its feature settings and
-    takes the sweep's defaults for the rest.
+    ``kind`` is an options dataclass (:class:`FeatureOptions`, :class:`SweepOptions`,
+    :class:`~percept.eval.select.SelectOptions`). Options of a base class given where a subclass is wanted
+    (a :class:`FeatureOptions` for a :class:`SweepOptions`) keep their fields and take the defaults for the rest.
 
     Raises:
         InputError: an override that is no field of ``kind`` (with the nearest names), ``options`` of another
@@ -147,16 +148,18 @@ progress=False, network_resize=False, measures=('flat-l2',), shard=None)
         ...
         percept.errors.InputError: unknown option 'batch_szie'. Did you mean 'batch_size'? ...
     """
-    names = [f.name for f in dataclasses.fields(kind)]
+    make: Any = kind
+    names = [f.name for f in dataclasses.fields(make)]
     for key in overrides:
         if key not in names:
             raise InputError(unknown_name("option", key, names))
     if options is None:
-        return kind(**overrides)
+        return make(**overrides)
+    given: Any = options  # a dataclass instance when it is a ``kind``
     if isinstance(options, kind):
-        return dataclasses.replace(options, **overrides)
-    if isinstance(options, FeatureOptions) and issubclass(kind, type(options)):
-        return kind(**{**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)}, **overrides})
+        return dataclasses.replace(given, **overrides)
+    if dataclasses.is_dataclass(options) and not isinstance(options, type) and issubclass(kind, type(options)):
+        return make(**{**{f.name: getattr(options, f.name) for f in dataclasses.fields(options)}, **overrides})
     raise InputError(f"options must be a {kind.__name__}, got {type(options).__name__}")
 
 
