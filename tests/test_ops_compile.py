@@ -80,7 +80,7 @@ def test_chosen_backend_runs_eagerly_until_eager_calls_cost_a_compile(counter, m
 
 
 def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_dynamic_one(counter, monkeypatch):
-    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 1e-9)  # every compile pays at once
+    monkeypatch.setattr(fused_module, "compile_price", lambda: 0.0)  # every compile pays at once
     monkeypatch.setattr(fused_module, "STATIC_SHAPES", 1)
     first, second = SIZES[0], SIZES[1]
 
@@ -109,10 +109,12 @@ def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_
 
 
 def test_the_budget_after_a_compile_is_what_it_cost(counter, monkeypatch):
+    assert fused_module.compile_price() == fused_module._eager_budget() == fused_module.COMPILE_AFTER_SECONDS
     monkeypatch.setattr(fused_module, "_last_compile_seconds", 0.25)
-    assert fused_module.compile_price() == 0.25
+    assert fused_module.compile_price() == fused_module._eager_budget() == 0.25
     monkeypatch.setattr(fused_module, "_last_compile_seconds", 60.0)
-    assert fused_module.compile_price() == fused_module.COMPILE_AFTER_SECONDS  # never above the first budget
+    assert fused_module.compile_price() == 60.0  # what a specialised compile is expected to cost
+    assert fused_module._eager_budget() == fused_module.COMPILE_AFTER_SECONDS  # never above the first budget
 
 
 def test_layouts_compile_once_each_and_odd_strides_run_eagerly(counter):

@@ -67,16 +67,22 @@ _lock = threading.Lock()
 
 
 def compile_price() -> float:
-    """What a compile is expected to cost, in seconds: the last one this process paid for (with the compiler
-    imported and its on-disk caches warm, often a fraction of the first), or :data:`COMPILE_AFTER_SECONDS`
-    before any.
+    """What a compile is expected to cost, in seconds: what the last one this process paid for took (with the
+    compiler imported and its on-disk caches warm, often a fraction of the first), or
+    :data:`COMPILE_AFTER_SECONDS` before any.
 
     Example:
-        >>> compile_price() > 0
+        >>> compile_price() >= 0
         True
     """
     last = _last_compile_seconds
-    return COMPILE_AFTER_SECONDS if last is None else min(COMPILE_AFTER_SECONDS, max(last, 1e-3))
+    return COMPILE_AFTER_SECONDS if last is None else max(last, 1e-3)
+
+
+def _eager_budget() -> float:
+    """Eager seconds a chosen (not named) compiled backend spends before compiling: at most
+    :data:`COMPILE_AFTER_SECONDS`, less once a compile has shown what it costs."""
+    return min(COMPILE_AFTER_SECONDS, compile_price())
 
 
 def _own_code(fn: Callable, name: str) -> Callable:
@@ -373,7 +379,7 @@ def _run_fwd(backend: str, x, y, weight, normalize: bool, kind: str):
         variant = _variant("fwd", (kind, normalize, weight is not None), x.dtype, (x, y, weight))
         if variant is not None:
             try:
-                return variant(args, compile_price() if backend == LAZY_COMPILED else 0.0)
+                return variant(args, _eager_budget() if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
                 _fall_back(exc)
     return eager_forward(*args)
@@ -391,7 +397,7 @@ def _run_bwd(backend: str, grad, x, y, weight, stats, normalize: bool, kind: str
         variant = _variant("bwd", flags, x.dtype, (grad, x, y, weight, *stats))
         if variant is not None:
             try:
-                return variant(args, compile_price() if backend == LAZY_COMPILED else 0.0)
+                return variant(args, _eager_budget() if backend == LAZY_COMPILED else 0.0)
             except Exception as exc:  # noqa: BLE001 - as above
                 _fall_back(exc)
     return eager_backward(*args)
