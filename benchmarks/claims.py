@@ -473,14 +473,19 @@ def machine() -> str:
 
 
 def run(argv: Sequence[str], timeout: float) -> Run:
-    """Runs ``python argv`` from the repository root (its stderr passes through); ``{tmp}`` is a fresh folder."""
+    """Runs ``python argv`` from the repository root (its stderr passes through); ``{tmp}`` is a fresh folder.
+    A command still running after ``timeout`` seconds is stopped and gets the exit status 124."""
     with tempfile.TemporaryDirectory(prefix="claims-") as tmp:
         args = [sys.executable, *(a.replace("{tmp}", str(Path(tmp) / "out")) for a in argv)]
         before, start = os.getloadavg()[0], time.perf_counter()
         when = datetime.datetime.now(datetime.timezone.utc)
-        out = subprocess.run(args, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False)
+        try:
+            out = subprocess.run(args, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False)
+            stdout, code = out.stdout, out.returncode
+        except subprocess.TimeoutExpired as exc:  # reported as a failed command, the other claims still run
+            stdout, code = exc.stdout if isinstance(exc.stdout, str) else "", 124
         seconds = time.perf_counter() - start
-    return Run(out.stdout, seconds, (before, os.getloadavg()[0]), out.returncode, when)
+    return Run(stdout, seconds, (before, os.getloadavg()[0]), code, when)
 
 
 def render(claim: Claim, result: Run, host: str) -> str:

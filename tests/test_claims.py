@@ -254,3 +254,11 @@ def test_a_check_puts_back_the_files_the_command_writes(tmp_path, monkeypatch):
     assert (root / "docs" / "benchmarks.md").read_text(encoding="utf-8") == PAGE
     claims.measure(claim, claims.Pages.read(root), "CPU", write=True, root=root)
     assert (root / "docs" / "figure.png").read_bytes() == b"new"
+
+
+def test_run_records_output_status_and_a_timeout():
+    done = claims.run(["-c", "print('| a |'); print('|---|'); print('| 1 |')"], timeout=60)
+    assert done.returncode == 0 and claims.Body.parse(done.stdout).tables[0].rows == [["1"]]
+    assert done.when.tzinfo is not None and len(done.load) == 2
+    late = claims.run(["-c", "import time; print('started', flush=True); time.sleep(30)"], timeout=2)
+    assert late.returncode == 124 and late.seconds < 20
