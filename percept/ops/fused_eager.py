@@ -135,7 +135,7 @@ def _distance_backward(grad, x, y, weight, saved, normalize: bool, kind: str, ne
     a = d.mul_(2).mul_(g) if kind == "sq" else d.sign_().mul_(g)  # dE/d(x^) without the channel weight
     if weight is not None:
         a.mul_(weight.to(a.dtype).view(1, -1, 1, 1))
-    if not normalize:
+    if rx is None or ry is None:  # not normalised
         return (a if need_x else None), (-a if need_y else None), gw
     gx = _through_norm(a, x, rx, need_y) if need_x else None
     gy = _through_norm(a, y, ry, False).neg_() if need_y else None
