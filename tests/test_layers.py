@@ -70,6 +70,8 @@ LAYERS: dict[str, int] = {
     "percept.discovery": CONTRACTS,
     "percept.registry": CONTRACTS,
     "percept.registration": CONTRACTS,
+    "percept.registry_tables": CONTRACTS,
+    "percept.plugin_loader": CONTRACTS,
     "percept.spec": CONTRACTS,
     "percept.backbones.base": CONTRACTS,
     "percept.backbones.weights": CONTRACTS,
@@ -125,8 +127,6 @@ KERNEL_DECORATORS = ("triton.jit", "triton.autotune", "triton.heuristics")  # Tr
 # session are rewriting, as (rule, file, name). The real-tree tests skip these and nothing else.
 PENDING: frozenset[tuple[str, str, str]] = frozenset(
     {
-        # issue 24 item 4 (engineer A): Backbone split along its concerns
-        ("g", "percept/backbones/base.py", "Backbone"),
         # issue 24 item 6, the sweep's shared helpers (engineer B): public names in percept.eval.sweep
         ("h", "percept/eval/sweep/run.py", "_chunk_file"),
         ("h", "percept/eval/sweep/run.py", "_progress"),
@@ -142,8 +142,6 @@ PENDING: frozenset[tuple[str, str, str]] = frozenset(
         ("h", "percept/eval/sweep/tables.py", "_my_chunks"),
         ("h", "percept/eval/select/maps.py", "_progress"),
         ("h", "percept/eval/select/maps.py", "_check_sweep_memory"),
-        # Not yet anyone's item in this session: the registry's one class (staging, discovery, lookups, listing)
-        ("g", "percept/registry.py", "Registry"),
     }
 )
 

@@ -115,10 +115,7 @@ class Backbone(ShapeProbe, Preprocessing):
 
     Inputs to :meth:`forward` are ``(N, C, H, W)`` with ``C`` 1 (grey, repeated) or 3, values in
     ``input_range``. Outputs are a dict tap name -> ``(N, channels, H / reduction, W / reduction)``
-    (with ``resize``, ``H, W`` are those of ``input_size``). The input side (:meth:`preprocess`,
-    :meth:`set_normalization`) comes from :class:`~percept.backbones.preprocessing.Preprocessing`, the
-    run from :class:`~percept.backbones.runner.StageRunner`, the shapes (:meth:`stage_shapes`,
-    :meth:`runs_at`) from :class:`~percept.backbones.probe.ShapeProbe`.
+    (with ``resize``, ``H, W`` are those of ``input_size``). Its parts: see the module docstring.
     """
 
     random_seed: int | None = None  # the seed of random weights (set by create_backbone), else None
