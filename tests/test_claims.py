@@ -262,3 +262,12 @@ def test_run_records_output_status_and_a_timeout():
     assert done.when.tzinfo is not None and len(done.load) == 2
     late = claims.run(["-c", "import time; print('started', flush=True); time.sleep(30)"], timeout=2)
     assert late.returncode == 124 and late.seconds < 20
+
+
+def test_a_command_that_reports_its_own_failure_is_failed(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    failed_study = STUDY.replace("exit code 0;", "exit code 2;")
+    monkeypatch.setattr(claims, "run", lambda argv, timeout: claims.Run(failed_study, 1.0, (0.5, 0.7), 0, WHEN))
+    rows = claims.measure(claims.CLAIMS["bench-study"], claims.Pages.read(root), "CPU", write=True, root=root)
+    assert [(r.status, r.measured) for r in rows] == [("FAILED", "no '^exit code 0;'")]
+    assert (root / "docs" / "benchmarks.md").read_text(encoding="utf-8") == PAGE
