@@ -6,7 +6,9 @@ size, in what batches, where): :func:`~percept.eval.select.map_scores` and
 (the measures) and which share of the references this job computes (the shard):
 :func:`~percept.eval.sweep.run_sweep` and :func:`~percept.eval.sweep.sweep_backbone` take it. Every
 function that takes an options object also takes its fields as keywords, merged into it by
-:func:`merge_options` (``run_sweep(db, nets, batch_size=4)`` is ``run_sweep(db, nets, SweepOptions(batch_size=4))``).
+:func:`merge_options` (``run_sweep(db, nets, batch_size=4)`` is ``run_sweep(db, nets, SweepOptions(batch_size=4))``),
+and so do :func:`~percept.eval.select.forward_select` and :func:`~percept.eval.select.cross_validate` with
+their :class:`~percept.eval.select.SelectOptions`.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ progress=False, network_resize=False)
 @dataclass(frozen=True)
 class SweepOptions(FeatureOptions):
     """What a layer sweep shares between :func:`~percept.eval.sweep.run_sweep` and each
-    :func:`~percept.eval.sweep.sweep_backbone`: the feature settings of :class:`FeatureOptions`, and
+    :func:`~percept.eval.sweep.sweep_backbone`: the feature settings of :class:`FeatureOptions` (inherited)
+    and the two below.
 
     Attributes:
         measures: measure names (see :mod:`percept.eval.sweep`), at least one, kept as a tuple; an unknown
