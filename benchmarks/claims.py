@@ -402,7 +402,7 @@ CLAIMS: dict[str, Claim] = {
             "benchmarks/bench_study.py --size 128 --refs 3 --per-ref 4",
             "docs/benchmarks.md",
             3,
-            "benchmarks/bench_study.py --size 96 --refs 1 --per-ref 1",
+            "benchmarks/bench_study.py --size 96 --refs 1 --per-ref 3",
             expect=r"^exit code 0;",
             keys={
                 "wall": line(r"wall time (" + NUMBER + ") s"),
