@@ -101,9 +101,9 @@ def main() -> None:
         # Warm-up on one reference: the fused distance compiles once per process (a few seconds, paid
         # once per sweep of thousands of images), as the plain forward's warm-up above. By default it
         # compiles after some seconds of eager calls, which could land in the timed sweep: here, at once.
-        from percept.ops import fused
+        from percept.ops import compiling
 
-        fused.COMPILE_AFTER_SECONDS = 0.0
+        compiling.COMPILE_AFTER_SECONDS = 0.0
         first = db.subset(db.table["ref_id"] == db.table["ref_id"].iloc[0])
         start = time.perf_counter()
         sweep_backbone(first, net, measures=["flat-l2"], batch_size=args.batch_size)

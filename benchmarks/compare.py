@@ -210,10 +210,10 @@ def step(loss: Loss, x, y, backward: bool, autocast: str | None = None) -> None:
 
 def warm_compiles() -> None:
     """Steady-state timings: on the CPU the fused op compiles at its first call (in the warm-up) instead of
-    after :data:`percept.ops.fused.COMPILE_AFTER_SECONDS` of eager calls, which could land in a timed step."""
-    from percept.ops import fused
+    after :data:`percept.ops.compiling.COMPILE_AFTER_SECONDS` of eager calls, which could land in a timed step."""
+    from percept.ops import compiling
 
-    fused.COMPILE_AFTER_SECONDS = 0.0
+    compiling.COMPILE_AFTER_SECONDS = 0.0
 
 
 def time_case(

@@ -21,7 +21,7 @@ def _stderr(code: str, tmp_path) -> str:
 def test_percept_imports_cpp_extension_without_the_cuda_home_notice(tmp_path):
     assert NOTICE in _stderr("import torch.utils.cpp_extension", tmp_path)  # what users saw
     code = (
-        "import logging, percept.ops.fused as f; f._import_cpp_extension_quietly(); "
+        "import logging, percept.ops.compiling as f; f._import_cpp_extension_quietly(); "
         "import torch.utils.cpp_extension; "
         "assert logging.getLogger('torch.utils.cpp_extension').level == logging.NOTSET"  # level put back
     )

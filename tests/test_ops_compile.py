@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
 
-from percept.ops import compile_count, feature_distance, feature_distance_reference
-from percept.ops import fused as fused_module
+from percept.ops import compile_count, compiling, feature_distance, feature_distance_reference
 
 # Every size at least 2 (dynamo specialises sizes 0 and 1: a batch of one is its own variant), square
 # and non-square maps (duck shaping would tie H to W), channel counts that differ.
@@ -23,11 +22,11 @@ SIZES = [(2, 8, 6, 6), (3, 8, 5, 9), (2, 16, 7, 4), (4, 3, 11, 13), (2, 64, 3, 2
 def counter(monkeypatch) -> CompileCounter:
     """A fresh set of variants, compiled by dynamo with a counting backend (no inductor: fast)."""
     count = CompileCounter()
-    monkeypatch.setattr(fused_module, "_variants", {})
-    monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
+    monkeypatch.setattr(compiling, "_variants", {})
+    monkeypatch.setattr(compiling, "_compile_failed", False)
+    monkeypatch.setattr(compiling, "_last_compile_seconds", None)
     monkeypatch.setattr(
-        fused_module, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=count)
+        compiling, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=count)
     )
     return count
 
@@ -69,19 +68,19 @@ def test_compiled_values_match_the_reference_at_every_size(counter):
 
 def test_chosen_backend_runs_eagerly_until_eager_calls_cost_a_compile(counter, monkeypatch):
     monkeypatch.setenv("PERCEPT_FUSED", "1")  # the compiled op, chosen rather than named
-    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 3600.0)
+    monkeypatch.setattr(compiling, "COMPILE_AFTER_SECONDS", 3600.0)
     for shape in SIZES * 3:
         run(shape, backend=None)
     assert counter.frame_count == 0  # a short job never waits for the compiler
-    monkeypatch.setattr(fused_module, "COMPILE_AFTER_SECONDS", 1e-9)
+    monkeypatch.setattr(compiling, "COMPILE_AFTER_SECONDS", 1e-9)
     for shape in SIZES:
         run(shape, backend=None)
     assert counter.frame_count == 2  # then forward and backward compile, once each
 
 
 def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_dynamic_one(counter, monkeypatch):
-    monkeypatch.setattr(fused_module, "compile_price", lambda: 0.0)  # every compile pays at once
-    monkeypatch.setattr(fused_module, "STATIC_SHAPES", 1)
+    monkeypatch.setattr(compiling, "compile_price", lambda: 0.0)  # every compile pays at once
+    monkeypatch.setattr(compiling, "STATIC_SHAPES", 1)
     first, second = SIZES[0], SIZES[1]
 
     def check(shape):
@@ -104,17 +103,17 @@ def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_
     check(second)
     check(second)
     assert counter.frame_count == 4  # specialised code reused; the new size runs the dynamic code (at most 1 shape)
-    assert all(len(v.static) == 1 for v in fused_module._variants.values())
+    assert all(len(v.static) == 1 for v in compiling._variants.values())
     assert compile_count() == 4
 
 
 def test_the_budget_after_a_compile_is_what_it_cost(counter, monkeypatch):
-    assert fused_module.compile_price() == fused_module._eager_budget() == fused_module.COMPILE_AFTER_SECONDS
-    monkeypatch.setattr(fused_module, "_last_compile_seconds", 0.25)
-    assert fused_module.compile_price() == fused_module._eager_budget() == 0.25
-    monkeypatch.setattr(fused_module, "_last_compile_seconds", 60.0)
-    assert fused_module.compile_price() == 60.0  # what a specialised compile is expected to cost
-    assert fused_module._eager_budget() == fused_module.COMPILE_AFTER_SECONDS  # never above the first budget
+    assert compiling.compile_price() == compiling.eager_budget() == compiling.COMPILE_AFTER_SECONDS
+    monkeypatch.setattr(compiling, "_last_compile_seconds", 0.25)
+    assert compiling.compile_price() == compiling.eager_budget() == 0.25
+    monkeypatch.setattr(compiling, "_last_compile_seconds", 60.0)
+    assert compiling.compile_price() == 60.0  # what a specialised compile is expected to cost
+    assert compiling.eager_budget() == compiling.COMPILE_AFTER_SECONDS  # never above the first budget
 
 
 def test_layouts_compile_once_each_and_odd_strides_run_eagerly(counter):
@@ -142,11 +141,11 @@ def test_concurrent_first_calls_compile_once(monkeypatch):
         time.sleep(0.5)
         return count(gm, example_inputs)
 
-    monkeypatch.setattr(fused_module, "_variants", {})
-    monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
+    monkeypatch.setattr(compiling, "_variants", {})
+    monkeypatch.setattr(compiling, "_compile_failed", False)
+    monkeypatch.setattr(compiling, "_last_compile_seconds", None)
     monkeypatch.setattr(
-        fused_module, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=slow_backend)
+        compiling, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=slow_backend)
     )
     x, y, w = torch.randn(4, 16, 9, 7), torch.randn(4, 16, 9, 7), torch.rand(16)
     want = feature_distance_reference(x, y, w, normalize=True)
@@ -185,9 +184,9 @@ def test_inductor_compiles_once_for_every_size_without_recompile_warnings(monkey
         def emit(self, record):
             self.messages.append(record.getMessage())
 
-    monkeypatch.setattr(fused_module, "_variants", {})
-    monkeypatch.setattr(fused_module, "_compile_failed", False)
-    monkeypatch.setattr(fused_module, "_last_compile_seconds", None)
+    monkeypatch.setattr(compiling, "_variants", {})
+    monkeypatch.setattr(compiling, "_compile_failed", False)
+    monkeypatch.setattr(compiling, "_last_compile_seconds", None)
     before = counters["stats"]["unique_graphs"]
     weight = torch.nn.Parameter(torch.rand(8))
     collect = Collect()
@@ -200,7 +199,7 @@ def test_inductor_compiles_once_for_every_size_without_recompile_warnings(monkey
                 torch.testing.assert_close(got, feature_distance_reference(x, y, weight, normalize=True))
     finally:
         logging.getLogger("torch._dynamo").removeHandler(collect)
-    if fused_module._compile_failed:
+    if compiling._compile_failed:
         pytest.skip("torch.compile does not work here (no C++ compiler?)")
     assert counters["stats"]["unique_graphs"] - before == 1
     assert not [m for m in collect.messages if "recompil" in m.lower()], collect.messages

@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 
 from percept.errors import InputError
+from percept.ops.compiling import compile_count
 from percept.ops.fused import (
     BACKENDS,
     LAZY_COMPILED,
     SETTINGS,
     FeatureDistanceFunction,
     choose_backend,
-    compile_count,
     fused_feature_distance,
     fused_setting,
 )

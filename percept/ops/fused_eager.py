@@ -5,7 +5,7 @@ into one loop); run eagerly, each of its expressions is a pass over an ``N x C x
 one allocated. The functions here compute the same values, with the same outputs and per-pixel statistics,
 the way eager torch runs them fastest:
 
-* ``x^ - y^`` in one buffer (``mul`` then an in-place ``addcmul``), squared or made absolute in place;
+* ``x^ - y^`` computed in place in the buffer of ``x^``, squared or made absolute in place;
 * the weighted channel sum as one matrix product ``w @ e`` over ``(N, C, H*W)`` (a single read, as LPIPS'
   1x1 convolution does), the unweighted one as a plain sum;
 * in backward, at most two ``N x C x H x W`` buffers, updated in place.
@@ -50,7 +50,9 @@ def _difference(x, y, rx, ry) -> torch.Tensor:
     """A new buffer ``x rx - y ry`` (``rx``, ``ry`` per pixel, or ``None`` for no normalisation)."""
     if rx is None:
         return torch.sub(x, y)
-    return torch.mul(x, rx.unsqueeze(1)).addcmul_(y, ry.unsqueeze(1), value=-1)
+    # Two products, then the difference: a fused multiply-add (addcmul) would round x^ and y^ differently, and
+    # an image's distance to itself would no longer be exactly 0.
+    return torch.mul(x, rx.unsqueeze(1)).sub_(torch.mul(y, ry.unsqueeze(1)))
 
 
 def eager_forward(
