@@ -313,10 +313,10 @@ CLAIMS: dict[str, Claim] = {
         _overhead("vgg16:conv3", 2),
         _compare(
             "fast-mode",
-            "benchmarks/compare.py --cases lpips-vgg vgg16:conv3 --sizes 8x256 --reps 5 --no-memory --no-import "
+            "benchmarks/compare.py --cases lpips-vgg vgg16:conv3 --sizes 4x192 --reps 5 --no-memory --no-import "
             "--impls percept percept-fast lpips",
             "docs/benchmarks.md",
-            6,
+            4,
             "benchmarks/compare.py --cases lpips-vgg vgg16:conv3 --sizes 1x64 --reps 1 --no-memory --no-import "
             "--impls percept percept-fast lpips",
             labels=3,
