@@ -53,16 +53,21 @@ def test_one_compile_per_direction_over_many_sizes(counter):
     assert compile_count() == 5
 
 
+def check_compiled(shape) -> None:
+    """The compiled op's value and input gradient at ``shape`` equal the reference's."""
+    x, y, w = torch.randn(shape, requires_grad=True), torch.randn(shape), torch.rand(shape[1])
+    got = feature_distance(x, y, w, normalize=True, backend="compiled")
+    got.sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    want = feature_distance_reference(xr, y, w, normalize=True)
+    want.sum().backward()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
+
+
 def test_compiled_values_match_the_reference_at_every_size(counter):
     for shape in SIZES:
-        x, y, w = torch.randn(shape, requires_grad=True), torch.randn(shape), torch.rand(shape[1])
-        got = feature_distance(x, y, w, normalize=True, backend="compiled")
-        got.sum().backward()
-        xr = x.detach().clone().requires_grad_()
-        want = feature_distance_reference(xr, y, w, normalize=True)
-        want.sum().backward()
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
+        check_compiled(shape)
     assert counter.frame_count == 2
 
 
@@ -83,25 +88,15 @@ def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_
     monkeypatch.setattr(compiling, "STATIC_SHAPES", 1)
     first, second = SIZES[0], SIZES[1]
 
-    def check(shape):
-        x, y, w = torch.randn(shape, requires_grad=True), torch.randn(shape), torch.rand(shape[1])
-        got = feature_distance(x, y, w, normalize=True, backend="compiled")
-        got.sum().backward()
-        xr = x.detach().clone().requires_grad_()
-        want = feature_distance_reference(xr, y, w, normalize=True)
-        want.sum().backward()
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
-
-    check(first)
+    check_compiled(first)
     assert counter.frame_count == 2  # forward and backward, dynamic
-    check(first)
+    check_compiled(first)
     assert counter.frame_count == 2  # its first call on the dynamic code, timed
-    check(first)
+    check_compiled(first)
     assert counter.frame_count == 4  # the shape came again: specialised forward and backward
-    check(first)
-    check(second)
-    check(second)
+    check_compiled(first)
+    check_compiled(second)
+    check_compiled(second)
     assert counter.frame_count == 4  # specialised code reused; the new size runs the dynamic code (at most 1 shape)
     assert all(len(v.static) == 1 for v in compiling._variants.values())
     assert compile_count() == 4
