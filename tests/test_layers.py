@@ -36,8 +36,6 @@ a public name (:func:`size_findings`, :func:`private_import_findings`):
     may not. Dunder names (``__version__``) are not private; strings naming a module (``"percept.x:f"``)
     are not imports here; shims (rule (c)) are exempt; names from other projects (``torch``) are not
     percept's to rename.
-
-:data:`PENDING` lists, by rule, file and name, the findings of (e)-(h) being removed in this session.
 """
 
 from __future__ import annotations
@@ -123,28 +121,6 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60  # lines of code: from `def` to the last line, the docstring aside
 MAX_CLASS_LINES = 200  # from `class` to the last line
 KERNEL_DECORATORS = ("triton.jit", "triton.autotune", "triton.heuristics")  # Triton kernels: exempt from (f)
-# Being removed in this session (issue 24): today's findings of rules (e)-(h) in files that other changes of this
-# session are rewriting, as (rule, file, name). The real-tree tests skip these and nothing else.
-PENDING: frozenset[tuple[str, str, str]] = frozenset(
-    {
-        # issue 24 item 6, the sweep's shared helpers (engineer B): public names in percept.eval.sweep
-        ("h", "percept/eval/sweep/run.py", "_chunk_file"),
-        ("h", "percept/eval/sweep/run.py", "_progress"),
-        ("h", "percept/eval/sweep/run.py", "_valid_chunks"),
-        ("h", "percept/eval/sweep/run.py", "_check_shard"),
-        ("h", "percept/eval/sweep/run.py", "_distributed"),
-        ("h", "percept/eval/sweep/run.py", "_gather"),
-        ("h", "percept/eval/sweep/run.py", "_my_chunks"),
-        ("h", "percept/eval/sweep/run.py", "_size"),  # percept.memory's (A), imported by the sweep (B)
-        ("h", "percept/eval/sweep/tables.py", "_progress"),
-        ("h", "percept/eval/sweep/tables.py", "_rgb"),
-        ("h", "percept/eval/sweep/tables.py", "_gather"),
-        ("h", "percept/eval/sweep/tables.py", "_my_chunks"),
-        ("h", "percept/eval/select/maps.py", "_progress"),
-        ("h", "percept/eval/select/maps.py", "_check_sweep_memory"),
-    }
-)
-
 
 # The checks run on percept and on copies of it with one file planted: each file's text is parsed once per run.
 _REFERENCES: dict[tuple[str, str, bool], list[Reference]] = {}
@@ -465,11 +441,6 @@ def private_import_findings(root: Path = PACKAGE) -> list[Finding]:
     return found
 
 
-def unsettled(findings: list[Finding]) -> list[str]:
-    """The messages of ``findings`` that are not :data:`PENDING`."""
-    return [str(f) for f in findings if (f.rule, f.path, f.name) not in PENDING]
-
-
 # -- the rules on percept itself -------------------------------------------------------------------
 
 
@@ -479,12 +450,12 @@ def test_no_upward_import_and_no_cycle():
 
 
 def test_no_module_over_500_lines_no_function_over_60_no_class_over_200():
-    problems = unsettled(size_findings())
+    problems = size_violations()
     assert not problems, "too large:\n" + "\n".join(problems)
 
 
 def test_no_private_name_imported_from_another_module():
-    problems = unsettled(private_import_findings())
+    problems = [str(f) for f in private_import_findings()]
     assert not problems, "private names imported:\n" + "\n".join(problems)
 
 
