@@ -1146,16 +1146,17 @@ def test_concurrent_first_calls_build_one_pipeline(monkeypatch):
     import time
 
     import percept.functional
+    import percept.pipeline_keywords  # the one constructor get_pipeline builds through
 
     built = []
-    real = percept.functional.build_pipeline
+    real = percept.pipeline_keywords.build_pipeline
 
     def slow_build(spec, **kwargs):
         time.sleep(0.2)  # long enough for every thread to arrive while the first builds
         built.append(spec)
         return real(spec, **kwargs)
 
-    monkeypatch.setattr(percept.functional, "build_pipeline", slow_build)
+    monkeypatch.setattr(percept.pipeline_keywords, "build_pipeline", slow_build)
     percept.functional.clear_cache()
     got, start = [], threading.Barrier(8)
 
