@@ -2,7 +2,8 @@
 
 :class:`MetricBase` is a ``torchmetrics.Metric`` with three promises torchmetrics does not make, each kept with as
 little of torchmetrics' inside as can be, and each tested against the oldest and the newest torchmetrics percept
-supports (``tests/test_metric_compat.py``; CONTRIBUTING says how to run it against another release):
+supports (``tests/test_metric_compat.py``, whose docstring says how to run it against another release; CI runs it
+against torchmetrics 1.0.0 too, in ``.ci/run``):
 
 1. **A compute group of its own.** In a ``MetricCollection``, torchmetrics puts metrics whose states look the same
    after the first update into one compute group, updates only the first and shows its value for all. Two

@@ -177,8 +177,10 @@ class Variant:
         if fn is not None:
             return fn(*args)
         assert self.compiled is not None
+        if len(self.static) >= STATIC_SHAPES:  # no more specialisations: nothing left to time or count
+            return self.compiled(*args)
         spent = self.shape_seconds.get(shape)  # None: the first call of this shape, which runs the dynamic code
-        due = spent is not None and spent >= compile_price() and len(self.static) < STATIC_SHAPES
+        due = spent is not None and spent >= compile_price()
         if due and self._compiling.acquire(blocking=False):
             try:
                 if shape not in self.static:
@@ -300,5 +302,5 @@ def _fall_back(exc: Exception) -> None:
         f"percept: torch.compile of the fused op failed ({type(exc).__name__}: {str(exc)[:200]}); "
         "running it eagerly from now on (set PERCEPT_FUSED=eager to skip compiling)",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,  # past run_compiled and fused's _run_fwd/_run_bwd: where it pointed before the split
     )
