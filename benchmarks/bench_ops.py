@@ -29,7 +29,7 @@ import statistics
 import time
 
 import torch
-from _peak import in_fresh_process, peak_bytes
+from _peak import fresh_runs, in_fresh_process, paired_speedup, peak_bytes, spread
 
 SHAPES = [(8, 64, 256, 256), (8, 256, 64, 64), (8, 512, 16, 16)]
 IMPLS = ["unfused", "reference", "eager", "fused"]
@@ -194,17 +194,10 @@ def print_user_runs(shapes, seconds: float, reps: int, device: str) -> None:
         x, y, w = inputs(shape, device)
         per_call = _median_seconds(lambda x=x, y=y, w=w: step(unfused, x, y, w, True), device, 3)
         calls = max(1, round(seconds / per_call))
-        totals: dict[str, list[float]] = {"unfused": [], "fused": []}
-        for rep in range(reps):
-            for impl in ("unfused", "fused") if rep % 2 == 0 else ("fused", "unfused"):
-                totals[impl].append(
-                    in_fresh_process("bench_ops", "user_run", impl, tuple(shape), calls, device, plain=True)
-                )
+        run = (tuple(shape), calls, device)
+        totals = fresh_runs("bench_ops", "user_run", ["unfused", "fused"], reps, lambda impl, run=run: (impl, *run))
         for impl, runs in totals.items():
-            paired = [u / r for u, r in zip(totals["unfused"], runs, strict=True)]
-            spread = f"[{min(runs):.2f}, {max(runs):.2f}]"
-            speed = f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"
-            print(f"| {tuple(shape)} | {calls} | {impl} | {statistics.median(runs):.2f} {spread} | {speed} |")
+            print(f"| {tuple(shape)} | {calls} | {impl} | {spread(runs)} | {paired_speedup(totals['unfused'], runs)} |")
 
 
 def main() -> None:

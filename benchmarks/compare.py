@@ -46,7 +46,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import torch
-from _peak import in_fresh_process, peak_bytes
+from _peak import fresh_runs, in_fresh_process, paired_speedup, peak_bytes, spread
 
 warnings.filterwarnings("ignore")
 
@@ -256,13 +256,8 @@ def user_run(case: str, impl: str, n: int, size: int, steps: int, device: str = 
 
 
 def user_runs(case: str, n: int, size: int, steps: int, reps: int, impls: list[str], device: str):
-    """``impl -> [seconds per run]`` over ``reps`` interleaved repetitions, each run in a fresh process; the
-    order of the implementations alternates between repetitions."""
-    totals: dict[str, list[float]] = {impl: [] for impl in impls}
-    for rep in range(reps):
-        for impl in impls if rep % 2 == 0 else impls[::-1]:
-            totals[impl].append(in_fresh_process("compare", "user_run", case, impl, n, size, steps, device, plain=True))
-    return totals
+    """``impl -> [seconds per run]`` over ``reps`` interleaved repetitions, each run in a fresh process."""
+    return fresh_runs("compare", "user_run", impls, reps, lambda impl: (case, impl, n, size, steps, device))
 
 
 def print_user_runs(args) -> None:
@@ -280,10 +275,8 @@ def print_user_runs(args) -> None:
             totals = user_runs(case, n, size, steps, args.reps, impls, args.device)
             ours = totals["percept"]
             for impl in impls:
-                paired = [t / o for t, o in zip(totals[impl], ours, strict=True)]
-                spread = f"[{min(totals[impl]):.2f}, {max(totals[impl]):.2f}]"
-                cells = [case, f"{n} x {size}", str(steps), impl, f"{statistics.median(totals[impl]):.2f} {spread}",
-                         f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"]  # fmt: skip
+                speed = paired_speedup(totals[impl], ours)
+                cells = [case, f"{n} x {size}", str(steps), impl, spread(totals[impl]), speed]
                 print("| " + " | ".join(cells) + " |")
 
 
@@ -398,8 +391,7 @@ def main() -> None:
                 ratio = f"{mem[impls[0]] / peak:.2f}" if peak else "-"
                 fwd, both = (statistics.median(times[(impl, b)]) * 1e3 for b in (False, True))
                 peak_text = f"{peak / 2**20:.0f}" if peak else "-"
-                paired = [t / o for t, o in zip(times[(impl, True)], ours, strict=True)]
-                speed = f"{statistics.median(paired):.2f}x [{min(paired):.2f}, {max(paired):.2f}]"
+                speed = paired_speedup(times[(impl, True)], ours)
                 cells = [case, f"{n} x {size}", impl, f"{fwd:.0f}", f"{both:.0f}", speed, peak_text, ratio]
                 print("| " + " | ".join(cells) + " |")
 
