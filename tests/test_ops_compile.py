@@ -25,6 +25,7 @@ def counter(monkeypatch) -> CompileCounter:
     monkeypatch.setattr(compiling, "_variants", {})
     monkeypatch.setattr(compiling, "_compile_failed", False)
     monkeypatch.setattr(compiling, "_last_compile_seconds", None)
+    monkeypatch.setattr(compiling, "_eager_seconds", 0.0)
     monkeypatch.setattr(
         compiling, "_compile", lambda fn, dynamic=True: torch.compile(fn, dynamic=dynamic, backend=count)
     )
@@ -81,6 +82,45 @@ def test_chosen_backend_runs_eagerly_until_eager_calls_cost_a_compile(counter, m
     for shape in SIZES:
         run(shape, backend=None)
     assert counter.frame_count == 2  # then forward and backward compile, once each
+
+
+def test_before_the_first_compile_every_variant_counts_against_one_budget(counter, monkeypatch):
+    """The compiler's import and set-up are paid once for all: a forward and its backward reach the budget
+    together, and after that first compile each variant counts its own calls against its own price."""
+    monkeypatch.setenv("PERCEPT_FUSED", "1")
+    monkeypatch.setattr(compiling, "COMPILE_AFTER_SECONDS", 3600.0)
+    run(SIZES[0], backend=None)
+    forward, backward = (v.eager_seconds for v in compiling._variants.values())
+    assert forward > 0 and backward > 0 and counter.frame_count == 0
+    assert compiling._eager_seconds == pytest.approx(forward + backward)
+    # a budget that neither function reached alone, but the two did together: the next call compiles
+    monkeypatch.setattr(compiling, "COMPILE_AFTER_SECONDS", (forward + backward) * 0.99)
+    assert max(forward, backward) < compiling.eager_budget()
+    # once that first compile is paid, the backward's own price (say nothing) is due at once
+    price = {"after": 0.0}
+    monkeypatch.setattr(
+        compiling,
+        "compile_price",
+        lambda: compiling.COMPILE_AFTER_SECONDS if compiling._last_compile_seconds is None else price["after"],
+    )
+    run(SIZES[0], backend=None)
+    assert counter.frame_count == 2
+    # a new variant (no weight) after the first compile: its own eager seconds against the price
+    price["after"] = 3600.0
+    run(SIZES[0], backend=None, weight="none")
+    assert counter.frame_count == 2
+    price["after"] = 0.0
+    run(SIZES[0], backend=None, weight="none")
+    assert counter.frame_count == 4
+
+
+def test_the_compilers_import_is_timed_apart_from_the_price(monkeypatch):
+    monkeypatch.setattr(compiling, "_import_seconds", None)
+    compiling._import_compiler()
+    first = compiling.import_seconds()
+    assert first is not None and first >= 0
+    compiling._import_compiler()
+    assert compiling.import_seconds() == first  # paid once per process
 
 
 def test_a_shape_that_keeps_coming_gets_specialised_code_and_new_sizes_keep_the_dynamic_one(counter, monkeypatch):

@@ -4,7 +4,7 @@
 ``torch.compile`` of :mod:`percept.ops.fused_torch` once the rule says so, eagerly
 (:mod:`percept.ops.fused_eager`) before that, and eagerly for good, with one warning, if compiling fails.
 The rule (see :class:`Variant`): named (``backend="compiled"``), a function compiles at its first call;
-chosen (``auto``, ``1``), after its eager calls have cost :func:`eager_budget` seconds; a shape whose calls
+chosen (``auto``, ``1``), after eager calls have cost :func:`eager_budget` seconds; a shape whose calls
 keep coming gets code specialised to its sizes once they have cost :func:`compile_price`.
 """
 
@@ -32,13 +32,19 @@ STATIC_SHAPES = 8
 _variants: dict[tuple, Variant] = {}
 _compile_failed = False
 _last_compile_seconds: float | None = None
+_import_seconds: float | None = None
+_eager_seconds = 0.0  # every variant's eager calls in all, until the first compile of the process
 _lock = threading.Lock()
 
 
 def compile_price() -> float:
-    """What a compile is expected to cost, in seconds: what the last one this process paid for took (with the
-    compiler imported and its on-disk caches warm, often a fraction of the first), or
+    """What a compile is expected to cost, in seconds: what the last one this process paid for took, or
     :data:`COMPILE_AFTER_SECONDS` before any.
+
+    The compiler's import (dynamo and inductor, 2 to 3 s on a 2-core CPU), which the first compile of a
+    process pays once, is timed apart (:func:`import_seconds`) and not part of the price: the calls that
+    come after it never pay it again. With the import done and torch's on-disk caches warm, a compile
+    often costs a fraction of the first.
 
     Example:
         >>> compile_price() >= 0
@@ -59,6 +65,30 @@ def eager_budget() -> float:
     return min(COMPILE_AFTER_SECONDS, compile_price())
 
 
+def import_seconds() -> float | None:
+    """What importing the compiler cost this process (paid by its first compile), or ``None`` before that.
+
+    Example:
+        >>> import_seconds() is None or import_seconds() >= 0
+        True
+    """
+    return _import_seconds
+
+
+def _import_compiler() -> None:
+    """Import what a compile's first call imports (dynamo, inductor's entry point), once, and time it."""
+    global _import_seconds
+    if _import_seconds is not None:
+        return
+    start = time.perf_counter()
+    _import_cpp_extension_quietly()
+    # What torch.compile imports at its first call; imported here so that its time is known apart.
+    import torch._dynamo
+    import torch._inductor.compile_fx  # noqa: F401
+
+    _import_seconds = time.perf_counter() - start
+
+
 def _own_code(fn: Callable, name: str) -> Callable:
     """A copy of ``fn`` with its own code object: dynamo caches compiled code per code object, so each
     copy gets its own cache instead of all variants competing for one (``cache_size_limit``)."""
@@ -69,7 +99,7 @@ def _own_code(fn: Callable, name: str) -> Callable:
 def _compile(fn: Callable, dynamic: bool = True) -> Callable:
     """``torch.compile`` with every size symbolic (one compiled function serves every image size), or, with
     ``dynamic=False``, specialised to the sizes of its first call."""
-    _import_cpp_extension_quietly()
+    _import_compiler()
     return torch.compile(fn, dynamic=dynamic)
 
 
@@ -110,11 +140,14 @@ def _no_duck_shapes():
 class Variant:
     """One function of the fused op (forward or backward) for one set of flags, dtype and layout class.
 
-    Compiled once, with dynamic shapes, when its eager calls have taken ``budget`` seconds in all (0: at
-    the first call). This is the ski-rental rule: with a budget about what a compile costs, the total
-    is at most twice what the better of "never compile" and "compile at once" would have cost, without
-    knowing how many calls will come. One thread compiles; calls from other threads run eagerly
-    meanwhile instead of compiling again.
+    Named (``lazy`` false), compiled at its first call. Chosen (``lazy``), compiled once, with dynamic
+    shapes, when eager calls have taken :func:`eager_budget` seconds. This is the ski-rental rule: with a
+    budget about what a compile costs, the total is at most twice what the better of "never compile" and
+    "compile at once" would have cost, without knowing how many calls will come. Most of the first compile
+    of a process is paid once for every variant (importing and setting up the compiler), so until then the
+    eager seconds of all variants count together (a forward and its backward reach the budget in half the
+    time); after it, each variant's own count against what a compile has since cost. One thread compiles;
+    calls from other threads run eagerly meanwhile instead of compiling again.
 
     The same rule then applies per shape: once the calls of one exact shape have spent :func:`compile_price`
     seconds in the dynamic code, that shape gets code specialised to its sizes (faster: known channel counts
@@ -133,10 +166,10 @@ class Variant:
         self._count_lock = threading.Lock()
         self._compiling = threading.Lock()
 
-    def __call__(self, args: tuple, budget: float):
+    def __call__(self, args: tuple, lazy: bool):
         if self.compiled is not None:
             return self._compiled_call(args)
-        if self.eager_seconds < budget or not self._compiling.acquire(blocking=False):
+        if (lazy and self._spent() < eager_budget()) or not self._compiling.acquire(blocking=False):
             # Not yet worth a compile, or another thread is compiling this variant: run eagerly.
             return self._timed(self.eager, args, None)
         try:
@@ -149,14 +182,22 @@ class Variant:
             self._compiling.release()
         return self._compiled_call(args)
 
+    def _spent(self) -> float:
+        """The eager seconds that the budget is held against: before the process's first compile, those of
+        every variant (the compiler's import and set-up, most of that compile's cost, are paid once for all);
+        after it, this variant's own (what remains is its own compile)."""
+        return _eager_seconds if _last_compile_seconds is None else self.eager_seconds
+
     def _timed(self, fn: Callable, args: tuple, shape: tuple | None):
         """``fn(*args)``, its time added to the eager seconds (``shape`` None) or to that shape's seconds."""
         start = time.perf_counter()
         out = fn(*args)
         spent = time.perf_counter() - start
+        global _eager_seconds
         with self._count_lock:
             if shape is None:
                 self.eager_seconds += spent
+                _eager_seconds += spent
             else:
                 self.shape_seconds[shape] = self.shape_seconds.get(shape, 0.0) + spent
         return out
@@ -282,7 +323,7 @@ def run_compiled(which: str, flags: tuple, dtype: torch.dtype, tensors: tuple, a
     if variant is None:
         return eager(*args)
     try:
-        return variant(args, eager_budget() if lazy else 0.0)
+        return variant(args, lazy)
     except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the same math, eagerly
         _fall_back(exc)
     return eager(*args)
