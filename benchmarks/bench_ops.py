@@ -17,7 +17,8 @@ can at best match the copy.
 
 The table above is the steady state (every implementation warmed up; the fused op compiled in the warm-up).
 ``--run-seconds 30`` times runs as a user meets them: each in a fresh process with default settings, as many
-forward+backward calls as the unfused expression makes in about 30 s, interleaved repetitions:
+forward+backward calls as the unfused expression makes in 30 s from its first call in a fresh process (counted
+once per shape, before the timed runs), interleaved repetitions:
 
     python benchmarks/bench_ops.py --shapes 4,64,128,128 4,256,32,32 --run-seconds 30 --reps 5
 """
@@ -183,17 +184,27 @@ def user_run(impl: str, shape, calls: int, device: str = "cpu") -> float:
     return time.perf_counter() - t0
 
 
+def calls_in(shape, seconds: float, device: str = "cpu") -> int:
+    """In a fresh process: how many forward+backward calls of the unfused expression fit in ``seconds`` from the
+    first (a sustained run, as the timed runs are: a median of warm calls would count more)."""
+    x, y, w = inputs(shape, device)
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step(unfused, x, y, w, True)
+        sync(device)
+        calls += 1
+    return calls
+
+
 def print_user_runs(shapes, seconds: float, reps: int, device: str) -> None:
     """The ``--run-seconds`` table: runs as long as ``seconds`` of the unfused expression, fresh processes."""
     print(f"# default settings, a fresh process per run of as many forward+backward calls as the unfused "
-          f"expression makes in about {seconds:.0f} s; total seconds median [min, max]; speed-up within one "
-          "repetition")  # fmt: skip
+          f"expression makes in {seconds:.0f} s from its first call (counted in a fresh process); total seconds "
+          "median [min, max]; speed-up within one repetition")  # fmt: skip
     print("| shape | calls | impl | total s | x unfused |")
     print("|---|---|---|---|---|")
     for shape in shapes:
-        x, y, w = inputs(shape, device)
-        per_call = _median_seconds(lambda x=x, y=y, w=w: step(unfused, x, y, w, True), device, 3)
-        calls = max(1, round(seconds / per_call))
+        calls = max(1, in_fresh_process("bench_ops", "calls_in", tuple(shape), seconds, device, plain=True))
         run = (tuple(shape), calls, device)
         totals = fresh_runs("bench_ops", "user_run", ["unfused", "fused"], reps, lambda impl, run=run: (impl, *run))
         for impl, runs in totals.items():

@@ -340,6 +340,21 @@ CLAIMS: dict[str, Claim] = {
             },
         ),
         _compare(
+            "compare-floor",
+            "benchmarks/compare.py --cases lpips-vgg --impls percept lpips floor --sizes 4x128 --reps 5 --no-memory "
+            "--no-import",
+            "docs/benchmarks.md",
+            1,
+            "benchmarks/compare.py --cases lpips-vgg --impls percept lpips floor --sizes 1x64 --reps 1 --no-memory "
+            "--no-import",
+            labels=3,
+            keys={
+                "vs-lpips": _peer("lpips-vgg", "lpips"),
+                "vs-floor": _inverse(_peer("lpips-vgg", "floor")),
+                "bound": ratio(_ms("lpips-vgg", "lpips"), _ms("lpips-vgg", "floor")),
+            },
+        ),
+        _compare(
             "bench-sizes",
             "benchmarks/bench_sizes.py --repeats 4",
             "docs/benchmarks.md",

@@ -131,7 +131,7 @@ def _budget(pipeline, pairs: int, shape=(3, 48, 48)) -> int:
     from percept.memory import estimate_pass_bytes
 
     last = max(pipeline.backbone.tap_info(t).index for t in pipeline.taps)
-    return 2 * estimate_pass_bytes(pipeline.backbone._trace_shapes(), last, (pairs, *shape), 4, graph=False)
+    return 2 * estimate_pass_bytes(pipeline.backbone.stage_shapes(), last, (pairs, *shape), 4, graph=False)
 
 
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))

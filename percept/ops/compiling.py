@@ -82,7 +82,8 @@ def _import_compiler() -> None:
         return
     start = time.perf_counter()
     _import_cpp_extension_quietly()
-    # What torch.compile imports at its first call; imported here so that its time is known apart.
+    # What torch.compile imports at its first call (these modules are torch's own, not an API percept calls
+    # into: importing them changes nothing but when their import is paid), imported here to time it apart.
     import torch._dynamo
     import torch._inductor.compile_fx  # noqa: F401
 
@@ -129,7 +130,7 @@ def _no_duck_shapes():
     """Trace without duck shaping: by default, sizes equal at trace time (a square map's H and W) share one
     symbol and a guard, so the first non-square map would recompile."""
     try:
-        # torch's one private name percept reads, and only here: torch offers no public switch for duck shaping
+        # the one private name of torch that percept reads, and only here: torch has no public switch for duck shaping
         # (torch.compiler.config and torch.compile's options have none); without it, it stays on (a recompile).
         from torch.fx.experimental import _config
     except ImportError:  # pragma: no cover - older torch
