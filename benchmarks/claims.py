@@ -355,6 +355,14 @@ CLAIMS: dict[str, Claim] = {
             },
         ),
         _compare(
+            "bench-synthetic",
+            "benchmarks/bench_synthetic.py --backbones alexnet,resnet18,squeezenet1_1,mobilenet_v3_small "
+            "--triplets 300",
+            "docs/evaluation.md",
+            5,
+            "benchmarks/bench_synthetic.py --backbones alexnet --triplets 8",
+        ),
+        _compare(
             "bench-sizes",
             "benchmarks/bench_sizes.py --repeats 4",
             "docs/benchmarks.md",

@@ -1,6 +1,8 @@
 """Where percept's step goes: the share of CPU time in the distance (and its backward) and the input check.
 
-A profile is steadier than a difference of two noisy wall-clock times (``compare.py``'s floor):
+A profile is steadier than a difference of two noisy wall-clock times (``compare.py``'s floor). The steady state,
+as in ``compare.py``'s tables: the fused op compiles in the warm-up, so no compile falls in the profiled steps
+(by default it would compile once its eager calls had cost about a compile, possibly within them):
 
     python benchmarks/overhead.py [--case lpips-vgg] [--size 8x256] [--reps 3]
 """
@@ -26,6 +28,7 @@ def main() -> None:
     n, size = (int(v) for v in args.size.split("x"))
     loss = compare.build(args.case, "percept")
     x, y = compare.inputs(n, size, "cpu")
+    compare.warm_compiles()
     for _ in range(2):  # warm-up (and compile where the fused op compiles)
         compare.step(loss, x, y, True)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -33,7 +36,8 @@ def main() -> None:
             compare.step(loss, x, y, True)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    print(f"# {args.case}, {n} x {size}, forward+backward, {args.reps} steps: share of CPU time")
+    head = f"# {args.case}, {n} x {size}, forward+backward, {args.reps} steps"
+    print(head + " after a warm-up that compiled the fused op: share of CPU time")
     for e in events:
         if e.key.startswith("autograd::engine"):
             continue  # the engine's wrappers repeat the backward's own entry
