@@ -33,7 +33,7 @@ _variants: dict[tuple, Variant] = {}
 _compile_failed = False
 _last_compile_seconds: float | None = None
 _import_seconds: float | None = None
-_eager_seconds = 0.0  # every variant's eager calls in all, until the first compile of the process
+_eager_seconds = 0.0  # every variant's eager calls in all (the budget holds it until the first compile)
 _lock = threading.Lock()
 
 
@@ -130,7 +130,7 @@ def _no_duck_shapes():
     """Trace without duck shaping: by default, sizes equal at trace time (a square map's H and W) share one
     symbol and a guard, so the first non-square map would recompile."""
     try:
-        # the one private name of torch that percept reads, and only here: torch has no public switch for duck shaping
+        # the one torch setting percept changes through a private module: torch has no public switch for duck shaping
         # (torch.compiler.config and torch.compile's options have none); without it, it stays on (a recompile).
         from torch.fx.experimental import _config
     except ImportError:  # pragma: no cover - older torch
@@ -195,11 +195,12 @@ class Variant:
         out = fn(*args)
         spent = time.perf_counter() - start
         global _eager_seconds
-        with self._count_lock:
-            if shape is None:
+        if shape is None:
+            with _lock:  # the total is shared by every variant, so the module's lock, not this variant's
                 self.eager_seconds += spent
                 _eager_seconds += spent
-            else:
+        else:
+            with self._count_lock:
                 self.shape_seconds[shape] = self.shape_seconds.get(shape, 0.0) + spent
         return out
 

@@ -10,8 +10,8 @@ Backends:
   compile costs (before the first compile of a process, the calls of every function count together,
   since most of that compile is paid once for all), and is compiled then: a short job never waits
   for the compiler, a long one pays for one compile, and neither costs more than twice the better
-  choice. A shape whose calls keep coming
-  (a training loop's feature maps) then gets code specialised to its sizes by the same rule. Concurrent
+  choice. A shape whose calls keep coming (a training loop's feature maps) then gets code
+  specialised to its sizes by the same rule. Concurrent
   calls compile once. If compiling fails (no C++ compiler), it falls back to ``"eager"`` with one
   warning. The rule and its bookkeeping: :mod:`percept.ops.compiling`.
 * ``"eager"``: the same math in the fewest passes eager torch allows (:mod:`percept.ops.fused_eager`).
