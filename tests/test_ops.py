@@ -314,3 +314,24 @@ def test_lpips_and_builtin_distances_run_through_the_fused_op(monkeypatch):
     lpips(x, y)
     cosine(x, y)
     assert calls == ["sq"] * 5 + ["cos"]
+
+
+@pytest.mark.parametrize("kind", ["sq", "abs", "cos"])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("hw", [(1, 1), (4, 4), (16, 17)])  # plain reductions; the per-sample matrix products
+def test_eager_op_scores_a_sample_the_same_alone_and_in_a_batch(kind, weighted, hw):
+    """Bit for bit, forward and backward: a batched matrix product would round by the batch's size."""
+    torch.manual_seed(0)
+    x, y = torch.rand(5, 512, *hw), torch.rand(5, 512, *hw)
+    w = torch.rand(512) if weighted else None
+
+    def run(a, b):
+        a = a.clone().requires_grad_()
+        out = feature_distance(a, b, w, normalize=True, kind=kind, backend="eager")
+        out.sum().backward()
+        return out.detach(), a.grad
+
+    batched = run(x, y)
+    alone = [run(x[i : i + 1], y[i : i + 1]) for i in range(5)]
+    assert torch.equal(batched[0], torch.cat([o for o, _ in alone]))
+    assert torch.equal(batched[1], torch.cat([g for _, g in alone]))

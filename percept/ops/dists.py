@@ -101,6 +101,8 @@ class _DISTSTerms(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor, *_stat_grads):
         a, b, a_mean, b_mean, d, e, texture, structure = ctx.saved_tensors
+        if _recorded(a, b, g_texture, g_structure):  # create_graph or a torch.func transform: see _terms_vjp
+            return _terms_vjp(a, b, g_texture, g_structure, ctx.needs_input_grad[:2])
         n = a.shape[2] * a.shape[3]
         grads: list[torch.Tensor | None] = []
         for x, x_mean, other, other_mean, need in (
@@ -122,6 +124,33 @@ class _DISTSTerms(torch.autograd.Function):
                 grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None])
             grads.append(grad.to(x.dtype))
         return grads[0], grads[1]
+
+
+def _recorded(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records what is done with ``tensors`` (a backward whose result is differentiated again)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _terms_reference(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook expression of :func:`dists_terms` (same formulas, full-size temporaries), differentiable."""
+    acc = torch.promote_types(a.dtype, torch.float32)
+    a, b = a.to(acc), b.to(acc)
+    n = a.shape[2] * a.shape[3]
+    a_mean, b_mean = a.mean((2, 3), keepdim=True), b.mean((2, 3), keepdim=True)
+    ac, bc = a - a_mean, b - b_mean
+    a_mean, b_mean = a_mean.flatten(1), b_mean.flatten(1)
+    e = (ac.square().sum((2, 3)) + bc.square().sum((2, 3))) / n + C2
+    texture = (2 * a_mean * b_mean + C1) / (a_mean**2 + b_mean**2 + C1)
+    return texture, 1 - (ac - bc).square().sum((2, 3)) / n / e
+
+
+def _terms_vjp(a, b, g_texture, g_structure, needs):
+    """The backward as a differentiable function of its inputs (the vector-Jacobian product of
+    :func:`_terms_reference`), so that second derivatives are right: the hand-written backward treats the
+    per-channel statistics as constants, which is exact for the first derivative only."""
+    _, vjp = torch.func.vjp(_terms_reference, a, b)
+    ga, gb = vjp((g_texture, g_structure))
+    return (ga.to(a.dtype) if needs[0] else None), (gb.to(b.dtype) if needs[1] else None)
 
 
 def dists_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -190,9 +190,12 @@ class FeatureDistanceFunction(torch.autograd.Function):
             return None, None, None, None, None, None
         x, y, weight, *stats = ctx.saved_tensors
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], weight is not None and ctx.needs_input_grad[2])
-        gx, gy, gw = _run_bwd(
-            ctx.backend, grad.contiguous(), x, y, weight, tuple(stats), ctx.normalize, ctx.kind, needs
-        )
+        if _recorded(grad, x, y, weight):
+            gx, gy, gw = _differentiable_backward(grad, x, y, weight, ctx.normalize, ctx.kind, needs)
+        else:
+            gx, gy, gw = _run_bwd(
+                ctx.backend, grad.contiguous(), x, y, weight, tuple(stats), ctx.normalize, ctx.kind, needs
+            )
         if gw is not None:
             gw = gw.to(weight.dtype)
         return gx, gy, gw, None, None, None
@@ -213,6 +216,31 @@ class FeatureDistanceFunction(torch.autograd.Function):
             _fold(x, x_dim, size), _fold(y, y_dim, size), weight, normalize, kind, backend
         )
         return tuple(o.unflatten(0, (size, -1)) for o in out), (0,) * len(out)
+
+
+def _recorded(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd records what is done with ``tensors``: a backward with ``create_graph=True``, or one
+    inside a ``torch.func`` transform, whose result may be differentiated again."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _differentiable_backward(grad, x, y, weight, normalize: bool, kind: str, needs: tuple[bool, bool, bool]):
+    """The backward as a differentiable function of its inputs: the vector-Jacobian product of the reference
+    math, so that second derivatives (a gradient penalty, ``torch.func.hessian``) are right. The fused
+    backends compute gradients by hand, treating the per-pixel statistics as constants, which is exact for
+    the first derivative only."""
+    from percept.ops.reference import feature_distance_reference
+
+    def per_pixel(a, b, *w):
+        out = feature_distance_reference(a, b, w[0] if w else None, normalize=normalize, kind=kind, spatial=True)
+        return out.squeeze(1)
+
+    primals = (x, y) if weight is None else (x, y, weight)
+    _, vjp = torch.func.vjp(per_pixel, *primals)
+    grads = vjp(grad)
+    gx, gy = (g if need else None for g, need in zip(grads[:2], needs[:2], strict=True))
+    gw = grads[2] if weight is not None and needs[2] else None
+    return gx, gy, gw
 
 
 def _select(t: torch.Tensor, dim: int | None, i: int) -> torch.Tensor:
