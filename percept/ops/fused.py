@@ -238,7 +238,8 @@ def _differentiable_backward(grad, x, y, weight, normalize: bool, kind: str, nee
     primals = (x, y) if weight is None else (x, y, weight)
     _, vjp = torch.func.vjp(per_pixel, *primals)
     grads = vjp(grad)
-    gx, gy = (g if need else None for g, need in zip(grads[:2], needs[:2], strict=True))
+    gx = grads[0] if needs[0] else None
+    gy = grads[1] if needs[1] else None
     gw = grads[2] if weight is not None and needs[2] else None
     return gx, gy, gw
 

@@ -179,11 +179,11 @@ def _distance_backward(grad, x, y, weight, saved, normalize: bool, kind: str, ne
     along_x = _along(b, x, rx, s, scratch) if need_x else None
     along_y = _along(b, y, ry, s, scratch) if need_y else None
     gx = gy = None
-    if need_x:
+    if along_x is not None:
         factor = (s * rx).unsqueeze(1)
         gx = torch.mul(b, factor, out=scratch) if need_y else b.mul_(factor)
         gx.addcmul_(x, along_x, value=-1)
-    if need_y:
+    if along_y is not None:
         gy = b.mul_((s * ry).unsqueeze(1)).addcmul_(y, along_y, value=-1).neg_()
     return gx, gy, gw
 
