@@ -148,7 +148,7 @@ def _terms_vjp(a, b, g_texture, g_structure, needs):
     """The backward as a differentiable function of its inputs (the vector-Jacobian product of
     :func:`_terms_reference`), so that second derivatives are right: the hand-written backward treats the
     per-channel statistics as constants, which is exact for the first derivative only."""
-    _, vjp = torch.func.vjp(_terms_reference, a, b)
+    vjp = torch.func.vjp(_terms_reference, a, b)[1]
     ga, gb = vjp((g_texture, g_structure))[:2]
     return (ga.to(a.dtype) if needs[0] else None), (gb.to(b.dtype) if needs[1] else None)
 

@@ -236,7 +236,7 @@ def _differentiable_backward(grad, x, y, weight, normalize: bool, kind: str, nee
         return out.squeeze(1)
 
     primals = (x, y) if weight is None else (x, y, weight)
-    _, vjp = torch.func.vjp(per_pixel, *primals)
+    vjp = torch.func.vjp(per_pixel, *primals)[1]
     grads = vjp(grad)
     gx = grads[0] if needs[0] else None
     gy = grads[1] if needs[1] else None
