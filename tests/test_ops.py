@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from percept.ops import BACKENDS, choose_backend, feature_distance, feature_distance_reference
+from percept.ops import BACKENDS, choose_backend, feature_distance, feature_distance_reference, release_workspace
 from percept.ops.fused import FeatureDistanceFunction, triton_available
 
 KINDS = ("sq", "abs", "cos")
@@ -318,7 +318,7 @@ def test_lpips_and_builtin_distances_run_through_the_fused_op(monkeypatch):
 
 @pytest.mark.parametrize("kind", ["sq", "abs", "cos"])
 @pytest.mark.parametrize("weighted", [True, False])
-@pytest.mark.parametrize("hw", [(1, 1), (4, 4), (16, 17)])  # plain reductions; the per-sample matrix products
+@pytest.mark.parametrize("hw", [(1, 1), (4, 4), (64, 65)])  # plain reductions; the per-sample matrix products
 def test_eager_op_scores_a_sample_the_same_alone_and_in_a_batch(kind, weighted, hw):
     """Bit for bit, forward and backward: a batched matrix product would round by the batch's size."""
     torch.manual_seed(0)
@@ -335,3 +335,51 @@ def test_eager_op_scores_a_sample_the_same_alone_and_in_a_batch(kind, weighted, 
     alone = [run(x[i : i + 1], y[i : i + 1]) for i in range(5)]
     assert torch.equal(batched[0], torch.cat([o for o, _ in alone]))
     assert torch.equal(batched[1], torch.cat([g for _, g in alone]))
+
+
+def test_eager_workspace_is_kept_bounded_never_returned_and_released(monkeypatch):
+    """The eager form keeps its intermediate maps between calls (CPU), within WORKSPACE_BYTES per thread; what
+    it returns (values, statistics, gradients) is never one of them, so a later call cannot overwrite it."""
+    from percept.ops import fused_eager
+
+    release_workspace()
+    x, y, w = torch.rand(2, 16, 8, 8), torch.rand(2, 16, 8, 8), torch.rand(16)
+    a = x.clone().requires_grad_()
+    first = feature_distance(a, y, w, normalize=True, backend="eager", spatial=True)
+    first.sum().backward()
+    kept_values, kept_grad = first.detach().clone(), a.grad.clone()
+    pool = fused_eager._workspace.pool
+    held = {t.data_ptr() for t in pool.values()}
+    assert held and first.data_ptr() not in held and a.grad.data_ptr() not in held
+    b = torch.rand(2, 16, 8, 8).requires_grad_()  # a second call of the same shape reuses the buffers
+    feature_distance(b, torch.rand(2, 16, 8, 8), w, normalize=True, backend="eager").sum().backward()
+    assert {t.data_ptr() for t in pool.values()} == held
+    assert torch.equal(first.detach(), kept_values) and torch.equal(a.grad, kept_grad)  # untouched
+    per_buffer = x.numel() * x.element_size()
+    monkeypatch.setattr(fused_eager, "WORKSPACE_BYTES", 3 * per_buffer)
+    feature_distance(torch.rand(2, 16, 8, 9), torch.rand(2, 16, 8, 9), w, normalize=True, backend="eager")
+    assert sum(t.numel() * t.element_size() for t in pool.values()) <= 3 * per_buffer
+    assert release_workspace() > 0 and release_workspace() == 0
+
+
+def test_eager_workspace_is_per_thread():
+    import threading
+
+    from percept.ops import fused_eager
+
+    release_workspace()
+    x, y = torch.rand(2, 16, 8, 8), torch.rand(2, 16, 8, 8)
+    feature_distance(x, y, normalize=True, backend="eager")
+    mine = {t.data_ptr() for t in fused_eager._workspace.pool.values()}
+    theirs: list[set[int]] = []
+
+    def other() -> None:
+        feature_distance(x, y, normalize=True, backend="eager")
+        theirs.append({t.data_ptr() for t in fused_eager._workspace.pool.values()})
+        release_workspace()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert theirs and not (theirs[0] & mine)
+    release_workspace()

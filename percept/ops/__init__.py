@@ -20,6 +20,7 @@ from percept.ops.fused import (
     fused_feature_distance,
     fused_setting,
 )
+from percept.ops.fused_eager import release_workspace
 from percept.ops.reference import KINDS, feature_distance_reference, unit_normalize
 
 
@@ -81,5 +82,6 @@ __all__ = [
     "feature_distance",
     "feature_distance_reference",
     "fused_setting",
+    "release_workspace",
     "unit_normalize",
 ]

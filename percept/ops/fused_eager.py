@@ -6,9 +6,11 @@ one allocated. The functions here compute the same values, with the same outputs
 the way eager torch runs them fastest:
 
 * ``x^ - y^`` computed in place in the buffer of ``x^``, squared or made absolute in place;
-* the weighted channel sum as one matrix product ``w @ e`` over ``(N, C, H*W)`` (a single read, as LPIPS'
-  1x1 convolution does), the unweighted one as a plain sum;
-* in backward, at most two ``N x C x H x W`` buffers, updated in place.
+* channel sums as one matrix product per sample, ``w @ e`` over ``(C, H*W)`` (a single read, as LPIPS' 1x1
+  convolution does), on maps large enough for it to pay;
+* forward, two ``N x C x H x W`` buffers; backward, one besides the gradient it returns; updated in place;
+* those buffers kept between calls on the CPU (:func:`release_workspace`): freshly allocated memory
+  costs a page fault per 4 KiB at its first write, which on a CPU is often more than the arithmetic.
 
 They agree with :func:`percept.ops.reference.feature_distance_reference` to rounding (the tests compare
 every kind, flag and dtype, and gradcheck in float64). Notation as in :mod:`percept.ops.fused_torch`.
@@ -17,10 +19,57 @@ every kind, flag and dtype, and gradcheck in float64). Notation as in :mod:`perc
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import OrderedDict
 
 import torch
 
 from percept.ops.reference import EPS, accumulation_dtype
+
+WORKSPACE_BYTES = 64 << 20
+"""The most memory, per thread, that the eager form keeps between calls for its intermediate maps (CPU only;
+on CUDA torch's caching allocator already reuses memory). The maps of the shapes used last are kept; a map
+larger than this is allocated per call. ``0`` keeps none."""
+
+_workspace = threading.local()
+
+
+def release_workspace() -> int:
+    """Free the intermediate maps that the fused op's eager form keeps between calls in this thread (at most
+    :data:`WORKSPACE_BYTES`); returns how many bytes that released. The next call allocates again.
+
+    Example:
+        >>> release_workspace() >= 0
+        True
+    """
+    pool = getattr(_workspace, "pool", None)
+    if not pool:
+        return 0
+    freed = sum(b.numel() * b.element_size() for b in pool.values())
+    pool.clear()
+    return freed
+
+
+def _kept(like: torch.Tensor, slot: int) -> torch.Tensor:
+    """An uninitialised contiguous buffer shaped like ``like`` for intermediate results only (never returned,
+    never saved), the same one again for the next call of that shape in this thread (``slot`` tells apart
+    the buffers that one call uses at once)."""
+    size = like.numel() * like.element_size()
+    if like.device.type != "cpu" or not like.is_contiguous() or size > WORKSPACE_BYTES:
+        return torch.empty_like(like)
+    pool: OrderedDict | None = getattr(_workspace, "pool", None)
+    if pool is None:
+        pool = _workspace.pool = OrderedDict()
+    key = (tuple(like.shape), like.dtype, slot)
+    buffer = pool.pop(key, None)
+    if buffer is None:
+        held = sum(b.numel() * b.element_size() for b in pool.values())
+        while pool and held + size > WORKSPACE_BYTES:  # the least recently used go first
+            _, old = pool.popitem(last=False)
+            held -= old.numel() * old.element_size()
+        buffer = torch.empty_like(like)
+    pool[key] = buffer  # most recently used last
+    return buffer
 
 
 def _full_precision(device: torch.device):
@@ -34,7 +83,7 @@ def _scratch(like: torch.Tensor, *tensors: torch.Tensor | None) -> torch.Tensor 
     """A buffer shaped like ``like`` for intermediate products (``out=``), or ``None`` (each product then
     allocates its own) when autograd records these operations: ``out=`` cannot be differentiated, and under
     ``torch.func`` transforms, or a backward with ``create_graph``, it is."""
-    return None if _recorded(like, *tensors) else torch.empty_like(like)
+    return None if _recorded(like, *tensors) else _kept(like, 0)
 
 
 def _recorded(*tensors: torch.Tensor | None) -> bool:
@@ -48,35 +97,36 @@ def _inverse_norm(x: torch.Tensor, eps: float, scratch: torch.Tensor | None, wei
     return torch.rsqrt(_channel_sum(torch.mul(x, x, out=scratch), weight).add_(eps))
 
 
-BLAS_MIN_PIXELS = 256
+BLAS_MIN_PIXELS = 4096
 """Maps with at least this many pixels sum their channels by matrix products (see :func:`_channel_sum`)."""
 
 
 def _channel_sum(e: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """``sum_c w_c e_c`` per pixel (``w = 1`` where ``weight`` is ``None``), ``(N, H, W)``.
+    """``sum_c w_c e_c`` per pixel (``w = 1`` where ``weight`` is ``None``), ``(N, H, W)``. ``e`` is an
+    intermediate of the caller's, which this may scale in place.
 
     On maps of :data:`BLAS_MIN_PIXELS` pixels or more, one ``(1, C) @ (C, H*W)`` matrix product per sample:
-    a single read of ``e``, three times faster on the CPU than ``e.sum(1)`` (which strides across channels).
-    One product per sample, not one batched product: a batched product's rounding depends on the batch's
-    size (BLAS blocks by the sizes), and a sample's score must not depend on what it is batched with (the
-    ``1 - cos`` of nearly equal vectors turns a float32 unit into a large relative difference).
+    a single read of ``e``, two to three times faster on the CPU than ``e.sum(1)`` (which strides across
+    channels). One product per sample, not one batched product: a batched product's rounding depends on the
+    batch's size (BLAS blocks by the sizes), and a sample's score must not depend on what it is batched with
+    (the ``1 - cos`` of nearly equal vectors turns a float32 unit into a large relative difference).
     """
     n, c, h, w = e.shape
     if h * w < BLAS_MIN_PIXELS or not e.is_contiguous():  # small maps; or channels-last: a reshape would copy
-        return e.sum(1) if weight is None else (e * weight.to(e.dtype).view(1, -1, 1, 1)).sum(1)
+        return (e if weight is None else e.mul_(weight.to(e.dtype).view(1, -1, 1, 1))).sum(1)
     row = e.new_ones(1, c) if weight is None else weight.to(e.dtype).view(1, c)
     flat = e.reshape(n, c, h * w)
     return torch.cat([torch.mm(row, flat[i]) for i in range(n)]).view(n, h, w)
 
 
-def _difference(x, y, rx, ry, scratch: torch.Tensor | None) -> torch.Tensor:
-    """A new buffer ``x rx - y ry`` (``rx``, ``ry`` per pixel, or ``None`` for no normalisation); ``y ry`` goes
-    through ``scratch``, a buffer shaped like ``x``."""
+def _difference(x, y, rx, ry, scratch: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``x rx - y ry`` in ``out`` (``None``: a new buffer); ``rx``, ``ry`` per pixel, or ``None`` for no
+    normalisation; ``y ry`` goes through ``scratch``, a buffer shaped like ``x``."""
     if rx is None:
-        return torch.sub(x, y)
+        return torch.sub(x, y, out=out)
     # Two products, then the difference: a fused multiply-add (addcmul) would round x^ and y^ differently, and
     # an image's distance to itself would no longer be exactly 0.
-    return torch.mul(x, rx.unsqueeze(1)).sub_(torch.mul(y, ry.unsqueeze(1), out=scratch))
+    return torch.mul(x, rx.unsqueeze(1), out=out).sub_(torch.mul(y, ry.unsqueeze(1), out=scratch))
 
 
 def eager_forward(
@@ -100,11 +150,13 @@ def eager_forward(
     with _full_precision(x.device):
         if kind == "cos":
             return _cos_forward(x, y, weight, eps)
+        kept = not _recorded(x, y)  # the difference is an intermediate here (squared, then summed)
+        difference = _kept(x, 1) if kept else None
         if not normalize:
-            return _channel_sum(_error(torch.sub(x, y), kind), weight), ()
-        scratch = _scratch(x, y)  # the one buffer besides the difference: x^2, then y^2, then y ry
+            return _channel_sum(_error(torch.sub(x, y, out=difference), kind), weight), ()
+        scratch = _kept(x, 0) if kept else None  # x^2, then y^2, then y ry
         rx, ry = _inverse_norm(x, eps, scratch), _inverse_norm(y, eps, scratch)
-        return _channel_sum(_error(_difference(x, y, rx, ry, scratch), kind), weight), (rx, ry)
+        return _channel_sum(_error(_difference(x, y, rx, ry, scratch, difference), kind), weight), (rx, ry)
 
 
 def _error(d: torch.Tensor, kind: str) -> torch.Tensor:
@@ -153,9 +205,8 @@ def eager_backward(
 
 
 def _distance_backward(grad, x, y, weight, saved, normalize: bool, kind: str, needs):
-    """Two ``N x C x H x W`` buffers at most: the difference (becoming ``b``, then a gradient) and a scratch
-    buffer (``y ry``, then ``b x`` and ``b y`` for the sums through the norm, then ``x``'s gradient where
-    both are needed)."""
+    """Besides the gradients it returns, one ``N x C x H x W`` buffer (kept between calls): ``y ry``, then
+    ``b x`` and ``b y`` for the sums through the norm. The difference becomes ``b``, then a gradient."""
     need_x, need_y, need_w = needs
     rx, ry = saved if normalize else (None, None)
     scratch = _scratch(x, y, grad, weight) if normalize or need_w else None
@@ -181,7 +232,7 @@ def _distance_backward(grad, x, y, weight, saved, normalize: bool, kind: str, ne
     gx = gy = None
     if along_x is not None:
         factor = (s * rx).unsqueeze(1)
-        gx = torch.mul(b, factor, out=scratch) if need_y else b.mul_(factor)
+        gx = torch.mul(b, factor) if need_y else b.mul_(factor)
         gx.addcmul_(x, along_x, value=-1)
     if along_y is not None:
         gy = b.mul_((s * ry).unsqueeze(1)).addcmul_(y, along_y, value=-1).neg_()
