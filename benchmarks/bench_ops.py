@@ -50,7 +50,7 @@ def make_fn(impl: str, device: str = "cpu"):
     if impl == "unfused":
         return unfused
     # "fused": the default's fast path. On the CPU that is the compiled op, which by default compiles
-    # only once eager calls have cost about a compile (percept.ops.compiling.COMPILE_AFTER_SECONDS); named
+    # only once that would have paid (percept.ops.compiling.eager_budget); named
     # here, it compiles at the first call, so the warm-up below holds the compile and the timings none.
     fused = "compiled" if device == "cpu" else None
     backend = {"reference": "reference", "eager": "eager", "fused": fused}[impl]

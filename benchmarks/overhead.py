@@ -2,7 +2,7 @@
 
 A profile is steadier than a difference of two noisy wall-clock times (``compare.py``'s floor). The steady state,
 as in ``compare.py``'s tables: the fused op compiles in the warm-up, so no compile falls in the profiled steps
-(by default it would compile once its eager calls had cost about a compile, possibly within them):
+(by default it would compile once compiling had paid, possibly within them):
 
     python benchmarks/overhead.py [--case lpips-vgg] [--size 8x256] [--reps 3]
 """

@@ -63,7 +63,7 @@ def feature_distance(
         raise InputError(f"expected channel weights of shape ({x.shape[1]},), got {tuple(weight.shape)}")
     chosen = choose_backend(x, backend)
     if chosen == "compiled" and fused_setting(backend) != "compiled":
-        chosen = LAZY_COMPILED  # chosen, not named: compiled once eager calls have cost a compile (see fused)
+        chosen = LAZY_COMPILED  # chosen, not named: compiled once that has paid (see fused)
     if chosen == "reference":
         return feature_distance_reference(x, y, weight, normalize=normalize, kind=kind, spatial=spatial)
     if x.dim() == 2:

@@ -6,12 +6,12 @@ Backends:
 * ``"compiled"``: :mod:`percept.ops.fused_torch` through ``torch.compile`` (inductor fuses each
   function into single loops over memory), with dynamic shapes: each function is compiled once per
   set of flags, dtype and layout class, and that code serves every image size. Chosen by ``auto`` or
-  ``1`` rather than named, each function runs eagerly until eager calls have cost about what a
-  compile costs (before the first compile of a process, the calls of every function count together,
-  since most of that compile is paid once for all), and is compiled then: a short job never waits
-  for the compiler, a long one pays for one compile, and neither costs more than twice the better
-  choice. A shape whose calls keep coming (a training loop's feature maps) then gets code
-  specialised to its sizes by the same rule. Concurrent
+  ``1`` rather than named, each function runs eagerly until compiling would have saved, on the eager
+  calls so far, what a compile costs (before the first compile of a process, the calls of every
+  function count together, since most of that compile is paid once for all), and is compiled then: a
+  short job never waits for the compiler, a long one pays for one compile, and neither costs more than
+  twice the better choice. A shape whose calls keep coming (a training loop's feature maps) then gets
+  code specialised to its sizes by the same rule. Concurrent
   calls compile once. If compiling fails (no C++ compiler), it falls back to ``"eager"`` with one
   warning. The rule and its bookkeeping: :mod:`percept.ops.compiling`.
 * ``"eager"``: the same math in the fewest passes eager torch allows (:mod:`percept.ops.fused_eager`).
