@@ -32,7 +32,7 @@ import time
 import torch
 from _peak import fresh_runs, in_fresh_process, paired_speedup, peak_bytes, spread
 
-SHAPES = [(8, 64, 256, 256), (8, 256, 64, 64), (8, 512, 16, 16)]
+SHAPES = [(4, 64, 128, 128), (4, 256, 32, 32), (8, 64, 256, 256), (8, 256, 64, 64), (8, 512, 16, 16)]
 IMPLS = ["unfused", "reference", "eager", "fused"]
 
 
@@ -228,7 +228,7 @@ def main() -> None:
         choices=["float32", "float16", "bfloat16"],
         help="dtype of the bandwidth measurement",
     )
-    parser.add_argument("--shapes", nargs="+", help="N,C,H,W shapes (default: three LPIPS-like ones)")
+    parser.add_argument("--shapes", nargs="+", help="N,C,H,W shapes (default: five LPIPS-like ones)")
     parser.add_argument(
         "--run-seconds",
         type=float,

@@ -377,7 +377,7 @@ CLAIMS: dict[str, Claim] = {
             "bench-ops",
             "benchmarks/bench_ops.py",
             "docs/benchmarks.md",
-            8,
+            12,
             "benchmarks/bench_ops.py --shapes 1,8,16,16 --reps 1",
             labels=2,
         ),
