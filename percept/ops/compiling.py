@@ -27,10 +27,10 @@ COMPILE_AFTER_SECONDS = 5.0
 """What the first compile of a process is expected to cost before one has been timed: about what it costs
 on a CPU (5 to 25 s on 2 cores, less with torch's on-disk cache)."""
 COMPILED_SHARE = 0.6
-"""What a compiled call takes, as a share of the eager call it replaces: from 0.45 to 0.66, median 0.62, over
+"""What a compiled call takes, as a share of the eager call it replaces: from 0.48 to 0.66, median 0.60, over
 the five shapes of ``benchmarks/bench_ops.py`` (steady state, forward and backward, 2-core CPU; the ``fused``
-and ``eager`` rows of docs/benchmarks.md). Compiling saves the rest, so the eager calls pay for a compile once
-they have cost its price divided by ``1 - COMPILED_SHARE``."""
+and ``eager`` rows of its block in docs/benchmarks.md). Compiling saves the rest, so the eager calls pay for a
+compile once they have cost its price divided by ``1 - COMPILED_SHARE``."""
 STATIC_SHAPES = 8
 """At most this many shapes per variant get code specialised to their sizes (see :class:`Variant`)."""
 
