@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from percept.errors import InputError
+from percept.ops.reference import autograd_records
 
 C1 = C2 = 1e-6
 
@@ -101,7 +102,7 @@ class _DISTSTerms(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor, *_stat_grads):
         a, b, a_mean, b_mean, d, e, texture, structure = ctx.saved_tensors
-        if _recorded(a, b, g_texture, g_structure):  # create_graph or a torch.func transform: see _terms_vjp
+        if autograd_records(a, b, g_texture, g_structure):  # create_graph or a torch.func transform: see _terms_vjp
             return _terms_vjp(a, b, g_texture, g_structure, ctx.needs_input_grad[:2])
         n = a.shape[2] * a.shape[3]
         grads: list[torch.Tensor | None] = []
@@ -124,11 +125,6 @@ class _DISTSTerms(torch.autograd.Function):
                 grad.addcmul_(x.to(k_0.dtype), k_self[:, :, None, None])
             grads.append(grad.to(x.dtype))
         return grads[0], grads[1]
-
-
-def _recorded(*tensors: torch.Tensor) -> bool:
-    """Whether autograd records what is done with ``tensors`` (a backward whose result is differentiated again)."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _terms_reference(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

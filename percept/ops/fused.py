@@ -39,6 +39,7 @@ import torch
 from percept.errors import InputError
 from percept.ops.compiling import compile_failed, run_compiled
 from percept.ops.fused_eager import eager_backward, eager_forward
+from percept.ops.reference import autograd_records, feature_distance_reference
 
 BACKENDS = ("reference", "eager", "compiled", "triton")
 COMPILE_MIN_ELEMENTS = 1 << 18  # 256k elements (1 MiB of float32) per input
@@ -190,7 +191,7 @@ class FeatureDistanceFunction(torch.autograd.Function):
             return None, None, None, None, None, None
         x, y, weight, *stats = ctx.saved_tensors
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], weight is not None and ctx.needs_input_grad[2])
-        if _recorded(grad, x, y, weight):
+        if autograd_records(grad, x, y, weight):
             gx, gy, gw = _differentiable_backward(grad, x, y, weight, ctx.normalize, ctx.kind, needs)
         else:
             gx, gy, gw = _run_bwd(
@@ -218,18 +219,11 @@ class FeatureDistanceFunction(torch.autograd.Function):
         return tuple(o.unflatten(0, (size, -1)) for o in out), (0,) * len(out)
 
 
-def _recorded(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd records what is done with ``tensors``: a backward with ``create_graph=True``, or one
-    inside a ``torch.func`` transform, whose result may be differentiated again."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
 def _differentiable_backward(grad, x, y, weight, normalize: bool, kind: str, needs: tuple[bool, bool, bool]):
     """The backward as a differentiable function of its inputs: the vector-Jacobian product of the reference
     math, so that second derivatives (a gradient penalty, ``torch.func.hessian``) are right. The fused
     backends compute gradients by hand, treating the per-pixel statistics as constants, which is exact for
     the first derivative only."""
-    from percept.ops.reference import feature_distance_reference
 
     def per_pixel(a, b, *w):
         out = feature_distance_reference(a, b, w[0] if w else None, normalize=normalize, kind=kind, spatial=True)

@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 import torch
 
-from percept.ops.reference import EPS, accumulation_dtype
+from percept.ops.reference import EPS, accumulation_dtype, autograd_records
 
 WORKSPACE_BYTES = 64 << 20
 """The most memory, per thread, that the eager form keeps between calls for its intermediate maps (CPU only;
@@ -79,16 +79,11 @@ def _full_precision(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _scratch(like: torch.Tensor, *tensors: torch.Tensor | None) -> torch.Tensor | None:
-    """A buffer shaped like ``like`` for intermediate products (``out=``), or ``None`` (each product then
-    allocates its own) when autograd records these operations: ``out=`` cannot be differentiated, and under
-    ``torch.func`` transforms, or a backward with ``create_graph``, it is."""
-    return None if _recorded(like, *tensors) else _kept(like, 0)
-
-
-def _recorded(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd records operations on ``tensors``."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+def _scratch(like: torch.Tensor, *tensors: torch.Tensor | None, slot: int = 0) -> torch.Tensor | None:
+    """A kept buffer shaped like ``like`` for intermediate products (``out=``), or ``None`` (each product then
+    allocates its own) when autograd records operations on ``like`` and ``tensors``: ``out=`` cannot be
+    differentiated. ``slot`` tells apart the buffers that one call uses at once."""
+    return None if autograd_records(like, *tensors) else _kept(like, slot)
 
 
 def _inverse_norm(x: torch.Tensor, eps: float, scratch: torch.Tensor | None, weight: torch.Tensor | None = None):
@@ -150,11 +145,10 @@ def eager_forward(
     with _full_precision(x.device):
         if kind == "cos":
             return _cos_forward(x, y, weight, eps)
-        kept = not _recorded(x, y)  # the difference is an intermediate here (squared, then summed)
-        difference = _kept(x, 1) if kept else None
+        difference = _scratch(x, y, slot=1)  # an intermediate here (squared, then summed)
         if not normalize:
             return _channel_sum(_error(torch.sub(x, y, out=difference), kind), weight), ()
-        scratch = _kept(x, 0) if kept else None  # x^2, then y^2, then y ry
+        scratch = _scratch(x, y)  # x^2, then y^2, then y ry
         rx, ry = _inverse_norm(x, eps, scratch), _inverse_norm(y, eps, scratch)
         return _channel_sum(_error(_difference(x, y, rx, ry, scratch, difference), kind), weight), (rx, ry)
 
@@ -167,7 +161,7 @@ def _error(d: torch.Tensor, kind: str) -> torch.Tensor:
 def _cos_forward(x, y, weight, eps: float):
     xy = torch.mul(x, y)
     dot = _channel_sum(xy, weight)
-    scratch = None if _recorded(x, y) else xy
+    scratch = None if autograd_records(x, y) else xy
     rx, ry = _inverse_norm(x, eps, scratch, weight), _inverse_norm(y, eps, scratch, weight)
     value = (dot + eps).mul_(rx).mul_(ry)
     return torch.rsub(value, 1).clamp_(0.0, 2.0), (dot, rx, ry)

@@ -22,6 +22,13 @@ KINDS = ("sq", "abs", "cos")
 EPS = 1e-20
 
 
+def autograd_records(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd records operations on ``tensors``: inside a backward, one with ``create_graph=True``
+    or under a ``torch.func`` transform, whose result may be differentiated again (and where ``out=``, which
+    cannot be differentiated, is refused)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64 (for gradcheck); every other float type accumulates in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
